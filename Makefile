@@ -1,0 +1,50 @@
+# twin-stream: `make demo` runs the platform with a simulated fleet, `make test` runs the tests.
+# Both set up everything they need on a fresh machine: Debian packages, the Python venv and the
+# Apache Kafka jars (fetched once into .cache/, outside git).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_LIBS := .cache/kafka/libs
+# Real servers the tests and the demo start as local processes (see twin_stream/stack.py).
+DEB_PACKAGES := mosquitto mosquitto-clients victoria-metrics influxdb kcat
+
+.PHONY: test lint setup system-deps kafka-jars venv stack-up stack-down clean
+
+test: setup lint
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+setup: system-deps venv kafka-jars
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+system-deps:
+	@bash deploy/install-system-deps.sh $(DEB_PACKAGES)
+
+kafka-jars: $(KAFKA_LIBS)/.complete
+
+$(KAFKA_LIBS)/.complete: deploy/kafka/pom.xml
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies \
+		-DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	touch $@
+
+stack-up: setup
+	$(BIN)/twin-stream stack up
+
+stack-down: venv
+	$(BIN)/twin-stream stack down
+
+clean:
+	rm -rf $(VENV) .cache .twin-stream .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,52 @@
+"""InfluxQL on the real engine (Debian InfluxDB 1.x): points written with line protocol query back."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+def influxql(base_url: str, q: str, db: str | None = None) -> dict[str, Any]:
+    params = {"q": q, "epoch": "ms", **({"db": db} if db else {})}
+    data = urllib.parse.urlencode(params).encode()
+    with urllib.request.urlopen(f"{base_url}/query", data=data, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
+
+
+def write_lines(base_url: str, db: str, lines: list[str]) -> None:
+    request = urllib.request.Request(
+        f"{base_url}/write?db={db}&precision=ms", data="\n".join(lines).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+
+
+def test_influxql_returns_written_points(influxdb1_url: str, unique: str) -> None:
+    db = unique.replace("-", "_")
+    influxql(influxdb1_url, f'CREATE DATABASE "{db}"')
+    now_ms = int(time.time() * 1000)
+    write_lines(
+        influxdb1_url,
+        db,
+        [
+            f"anomaly,device_id=pump-0001,device_type=infusion_pump score={s} {now_ms - 3000 + i * 1000}"
+            for i, s in enumerate([0.1, 0.2, 0.9])
+        ]
+        + [f"anomaly,device_id=vent-0002,device_type=ventilator score=0.05 {now_ms - 1000}"],
+    )
+    result = influxql(
+        influxdb1_url,
+        'SELECT max("score") AS "max_score" FROM "anomaly" WHERE time > now() - 1h '
+        'GROUP BY "device_id"',
+        db,
+    )
+    series = result["results"][0]["series"]
+    by_device = {s["tags"]["device_id"]: s for s in series}
+    assert set(by_device) == {"pump-0001", "vent-0002"}
+    assert by_device["pump-0001"]["columns"] == ["time", "max_score"]
+    assert by_device["pump-0001"]["values"][0][1] == 0.9
+    assert by_device["vent-0002"]["values"][0][1] == 0.05

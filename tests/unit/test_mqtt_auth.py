@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount, acl_file, generate_accounts, password_file
+
+
+def test_password_file_holds_verifiable_salted_hashes_not_passwords() -> None:
+    accounts = generate_accounts(["pump-0001", "vent-0002"])
+    text = password_file(accounts)
+    assert [line.split(":")[0] for line in text.splitlines()] == ["pump-0001", "vent-0002", BRIDGE_USER]
+    for account, line in zip(accounts, text.splitlines(), strict=True):
+        assert account.password not in line
+        _, algo, iterations, salt, digest = line.split(":", 1)[1].split("$")
+        assert algo == "7"
+        expected = hashlib.pbkdf2_hmac(
+            "sha512", account.password.encode(), base64.b64decode(salt), int(iterations)
+        )
+        assert base64.b64decode(digest) == expected
+
+
+def test_accounts_get_distinct_passwords_and_never_print_them() -> None:
+    accounts = generate_accounts([f"dev-{i:04d}" for i in range(50)])
+    assert len({a.password for a in accounts}) == len(accounts)
+    assert accounts[0].password not in repr(accounts[0])
+
+
+def test_acl_gives_each_device_only_its_own_topics() -> None:
+    acl = acl_file([MqttAccount("pump-0001", "x", "device"), MqttAccount("vent-0002", "y", "device")])
+    pump_block = acl.split("user pump-0001")[1].split("user ")[0]
+    assert "vent-0002" not in pump_block
+    assert "+" not in pump_block and "#" not in pump_block
+    assert "topic read twin/v1/devices/pump-0001/desired" in pump_block

@@ -1,0 +1,1 @@
+"""The pure domain core: schemas, twin state, detectors and alert policy. No I/O happens here."""

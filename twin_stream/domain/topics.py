@@ -1,0 +1,78 @@
+"""Names of every MQTT topic and Kafka topic a message travels through.
+
+One place for them, so that the wire protocol (``docs/protocol.md``), the broker ACLs, the bridge
+and the workers cannot disagree.
+
+>>> mqtt_topic("pump-0001", "telemetry")
+'twin/v1/devices/pump-0001/telemetry'
+>>> device_id_from_mqtt_topic("twin/v1/devices/pump-0001/status")
+('pump-0001', 'status')
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+__all__ = [
+    "DEVICE_ID_PATTERN",
+    "DEVICE_TO_PLATFORM",
+    "KAFKA_TOPICS",
+    "MQTT_PREFIX",
+    "PLATFORM_TO_DEVICE",
+    "Channel",
+    "device_id_from_mqtt_topic",
+    "mqtt_topic",
+    "mqtt_wildcard",
+]
+
+MQTT_PREFIX: Final = "twin/v1/devices"
+
+Channel = Literal["telemetry", "status", "reported", "ack", "desired"]
+
+#: Channels a device publishes on (upstream).
+DEVICE_TO_PLATFORM: Final[tuple[Channel, ...]] = ("telemetry", "status", "reported", "ack")
+#: Channels the platform publishes on and the device subscribes to (downstream).
+PLATFORM_TO_DEVICE: Final[tuple[Channel, ...]] = ("desired",)
+
+#: A device id is also an MQTT user name and a topic level, so it must not contain MQTT
+#: wildcards, separators or anything a shell or a URL would mangle.
+DEVICE_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{1,62}$"
+_DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
+
+#: Kafka topics, all keyed by device_id.
+KAFKA_TOPICS: Final = {
+    "telemetry": "twin.telemetry",
+    "status": "twin.status",
+    "reported": "twin.reported",
+    "ack": "twin.acks",
+    "commands": "twin.commands",
+    "scores": "twin.scores",
+    "predictions": "twin.predictions",
+    "alerts": "twin.alerts",
+    "twins": "twin.twins",
+    "dlq": "twin.dlq",
+}
+
+
+def mqtt_topic(device_id: str, channel: Channel) -> str:
+    """The MQTT topic of one device's channel."""
+    if not _DEVICE_ID_RE.match(device_id):
+        raise ValueError(f"device_id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+    return f"{MQTT_PREFIX}/{device_id}/{channel}"
+
+
+def mqtt_wildcard(channel: Channel) -> str:
+    """The subscription that matches one channel of every device."""
+    return f"{MQTT_PREFIX}/+/{channel}"
+
+
+def device_id_from_mqtt_topic(topic: str) -> tuple[str, str]:
+    """Split a device topic into ``(device_id, channel)``; ValueError if it is not one."""
+    prefix = MQTT_PREFIX + "/"
+    if not topic.startswith(prefix):
+        raise ValueError(f"topic {topic!r} is not under {MQTT_PREFIX}/")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 2 or not _DEVICE_ID_RE.match(parts[0]):
+        raise ValueError(f"topic {topic!r} is not {MQTT_PREFIX}/<device_id>/<channel>")
+    return parts[0], parts[1]
