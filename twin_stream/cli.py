@@ -104,8 +104,13 @@ def stack_status(root: DirOption = None, as_json: JsonOption = False) -> None:
     else:
         table = Table("service", "url", "pid", "running", "port")
         for name, row in report.items():
-            table.add_row(name, row["url"], str(row["pid"]), str(row["running"]),
-                          "open" if row["port_open"] else "closed")
+            table.add_row(
+                name,
+                row["url"],
+                str(row["pid"]),
+                str(row["running"]),
+                "open" if row["port_open"] else "closed",
+            )
         Console().print(table)
     if not all(row["running"] and row["port_open"] for row in report.values()):
         raise typer.Exit(code=3)

@@ -83,8 +83,10 @@ def _hash_password(password: str, salt: bytes) -> str:
 
 def password_file(accounts: Sequence[MqttAccount]) -> str:
     """The contents of a Mosquitto ``password_file`` for these accounts (salted hashes only)."""
-    lines = [f"{a.username}:{_hash_password(a.password, secrets.token_bytes(_SALT_BYTES))}"
-             for a in accounts]
+    lines = [
+        f"{a.username}:{_hash_password(a.password, secrets.token_bytes(_SALT_BYTES))}"
+        for a in accounts
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -217,7 +217,9 @@ class _Service(ABC):
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise ServiceNotReady(self.name, f"exited with code {code}", _log_tail(self.log_path))
+                raise ServiceNotReady(
+                    self.name, f"exited with code {code}", _log_tail(self.log_path)
+                )
             try:
                 if self.is_ready():
                     return
@@ -262,7 +264,9 @@ class _Mosquitto(_Service):
         acl.write_text(acl_file(self.accounts))
         credentials = self.data_dir / CREDENTIALS_FILE
         credentials.write_text(
-            json.dumps({a.username: {"password": a.password, "role": a.role} for a in self.accounts})
+            json.dumps(
+                {a.username: {"password": a.password, "role": a.role} for a in self.accounts}
+            )
         )
         for secret_file in (passwd, credentials):
             secret_file.chmod(0o600)
@@ -463,11 +467,11 @@ class _InfluxDB1(_Service):
 bind-address = "127.0.0.1:{self.rpc_port}"
 
 [meta]
-  dir = "{d / 'meta'}"
+  dir = "{d / "meta"}"
 
 [data]
-  dir = "{d / 'data'}"
-  wal-dir = "{d / 'wal'}"
+  dir = "{d / "data"}"
+  wal-dir = "{d / "wal"}"
   query-log-enabled = false
 
 [http]
@@ -501,9 +505,10 @@ def mqtt_login_accepted(
 ) -> bool:
     """Whether the broker on ``127.0.0.1:port`` accepts this login (None: anonymous)."""
     import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
 
     answers: list[Any] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
     if username is not None:
         client.username_pw_set(username, password)
     client.on_connect = lambda _c, _u, _f, reason_code, _p: answers.append(reason_code)
@@ -515,6 +520,9 @@ def mqtt_login_accepted(
                 break
     finally:
         client.disconnect()
+        sock = client.socket()  # a refused login leaves paho's socket open
+        if sock is not None:
+            sock.close()
     if not answers:
         raise TimeoutError("no CONNACK from the broker")
     return not answers[0].is_failure
@@ -574,6 +582,8 @@ class Stack:
         self.kafka_libs = kafka_libs or find_kafka_libs()
         self.kafka_partitions = kafka_partitions
         self.state: StackState | None = None
+        # The started processes' handles, kept until down() so that they are reaped here.
+        self._running: list[_Service] = []
 
     @property
     def state_file(self) -> Path:
@@ -616,6 +626,7 @@ class Stack:
                 if service.process is not None:
                     _stop_process_group(service.process.pid, timeout=10)
             raise
+        self._running = started
         self.state = StackState(str(self.root), {s.name: s.info() for s in started})
         self.state_file.write_text(json.dumps(self.state.to_json(), indent=2))
         return self.state
@@ -634,6 +645,10 @@ class Stack:
         if state is None:
             return
         stop(state, timeout=timeout)
+        for service in self._running:
+            if service.process is not None:
+                service.process.wait(timeout=1)
+        self._running = []
         self.state = None
 
 

@@ -1,4 +1,4 @@
-"""influxdb-client writes to a real /api/v2/write server (VictoriaMetrics) and the points read back."""
+"""influxdb-client writes to a real /api/v2/write server (VictoriaMetrics); points read back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import pytest
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
@@ -47,5 +48,8 @@ def test_points_read_back_with_tags_fields_and_timestamps(
     for s in series.values():
         assert s["metric"]["device_type"] == "infusion_pump"
         assert s["timestamps"] == [start_ms + i * 1000 for i in range(5)]
-    assert series["telemetry_motor_current"]["values"] == [0.40 + i / 100 for i in range(5)]
+    # VictoriaMetrics stores floats as decimals: 0.41 may come back as the nearest double.
+    assert series["telemetry_motor_current"]["values"] == pytest.approx(
+        [0.40 + i / 100 for i in range(5)], rel=1e-12
+    )
     assert series["telemetry_line_pressure"]["values"] == [100.0 + i for i in range(5)]

@@ -1,4 +1,4 @@
-"""InfluxQL on the real engine (Debian InfluxDB 1.x): points written with line protocol query back."""
+"""InfluxQL on the real engine (Debian InfluxDB 1.x) returns points written as line protocol."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def test_influxql_returns_written_points(influxdb1_url: str, unique: str) -> Non
         influxdb1_url,
         db,
         [
-            f"anomaly,device_id=pump-0001,device_type=infusion_pump score={s} {now_ms - 3000 + i * 1000}"
-            for i, s in enumerate([0.1, 0.2, 0.9])
+            f"anomaly,device_id=pump-0001,device_type=infusion_pump score={s} {t}"
+            for t, s in zip(range(now_ms - 3000, now_ms, 1000), [0.1, 0.2, 0.9], strict=True)
         ]
         + [f"anomaly,device_id=vent-0002,device_type=ventilator score=0.05 {now_ms - 1000}"],
     )

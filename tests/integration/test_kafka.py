@@ -1,4 +1,4 @@
-"""Apache Kafka (KRaft, from the official jars): produce with kafka-python, consume with aiokafka."""
+"""Apache Kafka (KRaft, official jars): produce with kafka-python, consume with aiokafka."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ def test_keyed_messages_keep_their_order_per_key(kafka_bootstrap: str, unique: s
 
     async def consume() -> tuple[dict[str, list[int]], dict[str, set[int]]]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
         )
         await consumer.start()
         seen: dict[str, list[int]] = defaultdict(list)

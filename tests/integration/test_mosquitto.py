@@ -12,8 +12,9 @@ from twin_stream.stack import mqtt_login_accepted
 
 def test_device_publishes_and_bridge_receives_with_credentials(mosquitto: MqttBroker) -> None:
     device = mosquitto.account("pump-0001")
-    bridge_client, bridge_got = connect(mosquitto.port, mosquitto.bridge.username,
-                                        mosquitto.bridge.password)
+    bridge_client, bridge_got = connect(
+        mosquitto.port, mosquitto.bridge.username, mosquitto.bridge.password
+    )
     bridge_client.subscribe(mqtt_wildcard("telemetry"), qos=1)
     assert wait_until(lambda: bridge_got.suback_codes)
     device_client, _ = connect(mosquitto.port, device.username, device.password)
@@ -38,8 +39,9 @@ def test_anonymous_and_wrong_password_are_refused(mosquitto: MqttBroker) -> None
 
 def test_device_cannot_publish_under_another_devices_topic(mosquitto: MqttBroker) -> None:
     pump = mosquitto.account("pump-0001")
-    bridge_client, bridge_got = connect(mosquitto.port, mosquitto.bridge.username,
-                                        mosquitto.bridge.password)
+    bridge_client, bridge_got = connect(
+        mosquitto.port, mosquitto.bridge.username, mosquitto.bridge.password
+    )
     bridge_client.subscribe(mqtt_wildcard("telemetry"), qos=1)
     assert wait_until(lambda: bridge_got.suback_codes)
     pump_client, pump_got = connect(mosquitto.port, pump.username, pump.password)
@@ -64,13 +66,14 @@ def test_device_reads_only_its_own_desired_state(mosquitto: MqttBroker) -> None:
     pump, vent = mosquitto.account("pump-0001"), mosquitto.account("vent-0002")
     pump_client, pump_got = connect(mosquitto.port, pump.username, pump.password)
     vent_client, vent_got = connect(mosquitto.port, vent.username, vent.password)
-    bridge_client, _ = connect(mosquitto.port, mosquitto.bridge.username,
-                               mosquitto.bridge.password)
+    bridge_client, _ = connect(mosquitto.port, mosquitto.bridge.username, mosquitto.bridge.password)
     try:
         pump_client.subscribe(mqtt_topic("vent-0002", "desired"), qos=1)  # not its own
         vent_client.subscribe(mqtt_topic("vent-0002", "desired"), qos=1)
         assert wait_until(lambda: pump_got.suback_codes and vent_got.suback_codes)
-        bridge_client.publish(mqtt_topic("vent-0002", "desired"), b'{"v": 1}', qos=1).wait_for_publish(5)
+        bridge_client.publish(
+            mqtt_topic("vent-0002", "desired"), b'{"v": 1}', qos=1
+        ).wait_for_publish(5)
         assert wait_until(lambda: len(vent_got.messages) == 1)
         time.sleep(0.3)
         assert pump_got.messages == []

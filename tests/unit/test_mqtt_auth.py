@@ -3,13 +3,23 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount, acl_file, generate_accounts, password_file
+from twin_stream.mqtt_auth import (
+    BRIDGE_USER,
+    MqttAccount,
+    acl_file,
+    generate_accounts,
+    password_file,
+)
 
 
 def test_password_file_holds_verifiable_salted_hashes_not_passwords() -> None:
     accounts = generate_accounts(["pump-0001", "vent-0002"])
     text = password_file(accounts)
-    assert [line.split(":")[0] for line in text.splitlines()] == ["pump-0001", "vent-0002", BRIDGE_USER]
+    assert [line.split(":")[0] for line in text.splitlines()] == [
+        "pump-0001",
+        "vent-0002",
+        BRIDGE_USER,
+    ]
     for account, line in zip(accounts, text.splitlines(), strict=True):
         assert account.password not in line
         _, algo, iterations, salt, digest = line.split(":", 1)[1].split("$")
@@ -27,7 +37,9 @@ def test_accounts_get_distinct_passwords_and_never_print_them() -> None:
 
 
 def test_acl_gives_each_device_only_its_own_topics() -> None:
-    acl = acl_file([MqttAccount("pump-0001", "x", "device"), MqttAccount("vent-0002", "y", "device")])
+    acl = acl_file(
+        [MqttAccount("pump-0001", "x", "device"), MqttAccount("vent-0002", "y", "device")]
+    )
     pump_block = acl.split("user pump-0001")[1].split("user ")[0]
     assert "vent-0002" not in pump_block
     assert "+" not in pump_block and "#" not in pump_block
