@@ -400,7 +400,10 @@ class _Kafka(_Service):
         return [*jvm, "kafka.Kafka", str(props)]
 
     def is_ready(self) -> bool:
-        # Ready when a metadata request lists this broker.
+        # Ready when a metadata request lists this broker. Knock first: kafka-python leaks a
+        # socket for every refused connection, and the JVM takes seconds to open its port.
+        if not port_is_open(self.port):
+            return False
         from kafka import KafkaAdminClient
 
         admin = KafkaAdminClient(
