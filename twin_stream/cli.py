@@ -13,6 +13,7 @@ from rich.table import Table
 
 from twin_stream import stack as local_stack
 from twin_stream.config import Settings
+from twin_stream.domain.devices import fleet_device
 from twin_stream.errors import TwinStreamError
 
 app = typer.Typer(
@@ -51,7 +52,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 @stack_app.command("up")
 def stack_up(
     root: DirOption = None,
-    devices: Annotated[int, typer.Option(help="Device accounts to create (dev-0001...)")] = 20,
+    devices: Annotated[int, typer.Option(help="Device accounts to create (pump-0001...)")] = 20,
     service: Annotated[
         list[str] | None, typer.Option("--service", help="Only these services (repeatable)")
     ] = None,
@@ -63,7 +64,7 @@ def stack_up(
     stack = local_stack.Stack(
         root or settings.stack.dir,
         services=service or local_stack.ALL_SERVICES,
-        device_ids=[f"dev-{i:04d}" for i in range(1, devices + 1)],
+        device_ids=[fleet_device(i)[0] for i in range(1, devices + 1)],
         kafka_libs=settings.stack.kafka_libs,
     )
     with console.status("starting services..."):

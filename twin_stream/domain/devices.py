@@ -26,6 +26,7 @@ __all__ = [
     "METRIC_MODELS",
     "DeviceType",
     "MetricSpec",
+    "fleet_device",
     "metric_spec",
 ]
 
@@ -77,8 +78,9 @@ def _specs(*specs: MetricSpec) -> dict[str, MetricSpec]:
 METRICS_BY_TYPE: Final[dict[str, dict[str, MetricSpec]]] = {
     DeviceType.INFUSION_PUMP: _specs(
         MetricSpec("flow_rate", "mL/h", 0, 1200, "delivered flow rate"),
-        MetricSpec("line_pressure", "mmHg", -100, 1500, "downstream line pressure",
-                   failure_above=600),
+        MetricSpec(
+            "line_pressure", "mmHg", -100, 1500, "downstream line pressure", failure_above=600
+        ),
         MetricSpec("motor_current", "A", 0, 3, "pumping motor current", failure_above=0.8),
         MetricSpec("battery", "%", 0, 100, "battery state of charge", failure_below=10),
     ),
@@ -86,38 +88,46 @@ METRICS_BY_TYPE: Final[dict[str, dict[str, MetricSpec]]] = {
         MetricSpec("tidal_volume", "mL", 0, 2500, "delivered tidal volume"),
         MetricSpec("airway_pressure", "cmH2O", -20, 120, "peak airway pressure"),
         MetricSpec("o2_percent", "%", 0, 100, "measured O2 concentration", failure_below=25),
-        MetricSpec("turbine_temp", "degC", 0, 150, "blower turbine temperature",
-                   failure_above=85),
-        MetricSpec("filter_dp", "Pa", 0, 2000, "inlet filter differential pressure",
-                   failure_above=600),
+        MetricSpec("turbine_temp", "degC", 0, 150, "blower turbine temperature", failure_above=85),
+        MetricSpec(
+            "filter_dp", "Pa", 0, 2000, "inlet filter differential pressure", failure_above=600
+        ),
     ),
     DeviceType.PATIENT_MONITOR: _specs(
         MetricSpec("battery", "%", 0, 100, "battery state of charge", failure_below=10),
         MetricSpec("board_temp", "degC", 0, 100, "main board temperature", failure_above=70),
-        MetricSpec("sensor_dropout_rate", "1", 0, 1, "fraction of sensor samples lost",
-                   failure_above=0.3),
-        MetricSpec("signal_quality", "%", 0, 100, "sensor signal quality index",
-                   failure_below=40),
+        MetricSpec(
+            "sensor_dropout_rate", "1", 0, 1, "fraction of sensor samples lost", failure_above=0.3
+        ),
+        MetricSpec("signal_quality", "%", 0, 100, "sensor signal quality index", failure_below=40),
     ),
     DeviceType.DIALYSIS_MACHINE: _specs(
-        MetricSpec("blood_pump_speed", "mL/min", 0, 600, "blood pump flow",
-                   failure_below=180),
+        MetricSpec("blood_pump_speed", "mL/min", 0, 600, "blood pump flow", failure_below=180),
         MetricSpec("tmp", "mmHg", -100, 600, "transmembrane pressure"),
-        MetricSpec("conductivity", "mS/cm", 0, 25, "dialysate conductivity",
-                   failure_above=15.5),
-        MetricSpec("dialysate_temp", "degC", 20, 45, "dialysate temperature",
-                   failure_above=39),
+        MetricSpec("conductivity", "mS/cm", 0, 25, "dialysate conductivity", failure_above=15.5),
+        MetricSpec("dialysate_temp", "degC", 20, 45, "dialysate temperature", failure_above=39),
     ),
     DeviceType.MRI_CHILLER: _specs(
         MetricSpec("helium_level", "%", 0, 100, "magnet helium fill level", failure_below=40),
-        MetricSpec("compressor_temp", "degC", 0, 120, "helium compressor temperature",
-                   failure_above=90),
-        MetricSpec("coldhead_temp", "K", 0, 80, "cold-head second stage temperature",
-                   failure_above=6),
-        MetricSpec("cooling_water_flow", "L/min", 0, 60, "chilled water flow",
-                   failure_below=8),
+        MetricSpec(
+            "compressor_temp", "degC", 0, 120, "helium compressor temperature", failure_above=90
+        ),
+        MetricSpec(
+            "coldhead_temp", "K", 0, 80, "cold-head second stage temperature", failure_above=6
+        ),
+        MetricSpec("cooling_water_flow", "L/min", 0, 60, "chilled water flow", failure_below=8),
     ),
 }
+
+
+def fleet_device(index: int) -> tuple[str, DeviceType]:
+    """The id and type of the ``index``-th device (from 1) of a fleet: types take turns.
+
+    >>> [fleet_device(i)[0] for i in range(1, 7)]
+    ['pump-0001', 'vent-0002', 'mon-0003', 'dial-0004', 'mri-0005', 'pump-0006']
+    """
+    device_type = list(DeviceType)[(index - 1) % len(DeviceType)]
+    return f"{DEVICE_ID_PREFIX[device_type]}-{index:04d}", device_type
 
 
 def metric_spec(device_type: str, metric: str) -> MetricSpec:
@@ -131,8 +141,13 @@ def _metric_model(device_type: str, specs: dict[str, MetricSpec]) -> type[BaseMo
     fields: dict[str, Any] = {
         name: (
             float | None,
-            Field(default=None, ge=s.low, le=s.high, description=f"{s.description} [{s.unit}]",
-                  json_schema_extra={"unit": s.unit}),
+            Field(
+                default=None,
+                ge=s.low,
+                le=s.high,
+                description=f"{s.description} [{s.unit}]",
+                json_schema_extra={"unit": s.unit},
+            ),
         )
         for name, s in specs.items()
     }

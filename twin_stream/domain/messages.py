@@ -52,6 +52,7 @@ __all__ = [
     "Telemetry",
     "parse_payload",
     "parse_telemetry",
+    "telemetry_model",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -115,6 +116,13 @@ _TELEMETRY_MODELS: Final = {t: _telemetry_model(t) for t in DeviceType}
 
 #: A telemetry reading of any device type; ``metrics`` has that type's schema.
 Telemetry = _TelemetryBase
+
+
+def telemetry_model(device_type: str) -> type[Telemetry]:
+    """The telemetry schema of one device type (KeyError for an unknown type)."""
+    return _TELEMETRY_MODELS[DeviceType(device_type)]
+
+
 _TELEMETRY_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(
     Annotated[
         Union[tuple(_TELEMETRY_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
@@ -226,7 +234,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_payload(
-    model: type[M], raw: bytes, *, now: datetime | None = None,
+    model: type[M],
+    raw: bytes,
+    *,
+    now: datetime | None = None,
     expected_device_id: str | None = None,
 ) -> M:
     """Validate a status, reported, desired or ack payload against ``model``."""

@@ -136,8 +136,12 @@ class Twin(BaseModel):
             outcome: ReadingOutcome = "stale"
         else:
             outcome = self.accept_seq(reading.seq)
-        counter = {"accepted": None, "reordered": "reordered", "duplicate": "duplicates",
-                   "stale": "stale"}[outcome]
+        counter = {
+            "accepted": None,
+            "reordered": "reordered",
+            "duplicate": "duplicates",
+            "stale": "stale",
+        }[outcome]
         if counter is not None:
             setattr(self.quality, counter, getattr(self.quality, counter) + 1)
         if outcome in ("duplicate", "stale"):

@@ -1,0 +1,170 @@
+"""Events the platform produces about devices: commands, anomaly scores, predictions, alerts.
+
+These travel on internal Kafka topics (``twin.commands``, ``twin.scores``, ``twin.predictions``,
+``twin.alerts``). Each score and alert carries the seq range of the readings behind it and the
+detector's version, so that an alert can be traced back to its data and its model.
+
+>>> from datetime import datetime, timezone
+>>> now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+>>> cmd = Command.create("pump-0001", "set_rate", 120.0, now=now, command_id="cmd-00000001")
+>>> cmd.desired.as_dict(), cmd.expires_at.isoformat()
+({'rate': 120.0}, '2026-11-25T12:00:00+00:00')
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from twin_stream.domain.messages import DesiredSettings
+from twin_stream.domain.topics import DEVICE_ID_PATTERN
+
+__all__ = [
+    "COMMAND_TTL",
+    "Alert",
+    "AlertKind",
+    "AnomalyScore",
+    "Command",
+    "CommandKind",
+    "Contribution",
+    "Prediction",
+    "Severity",
+]
+
+#: A command not applied within this time is dropped by the device (it acks 'expired').
+COMMAND_TTL: Final = timedelta(hours=24)
+
+CommandKind = Literal["set_rate", "set_sample_interval", "maintenance_done", "set_desired"]
+Severity = Literal["info", "warning", "critical"]
+AlertKind = Literal["anomaly", "predicted_failure", "offline", "data_quality"]
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+_EVENT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Command(BaseModel):
+    """A change of desired state for one device, as issued by the twin API or an operator."""
+
+    model_config = _EVENT
+
+    command_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")]
+    device_id: DeviceId
+    kind: CommandKind
+    desired: DesiredSettings
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _expires_after_issue(self) -> Command:
+        if self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must be after issued_at")
+        return self
+
+    @classmethod
+    def create(
+        cls,
+        device_id: str,
+        kind: CommandKind,
+        value: float | None = None,
+        *,
+        now: datetime,
+        maintenance_epoch: int = 0,
+        desired: DesiredSettings | None = None,
+        command_id: str | None = None,
+        ttl: timedelta = COMMAND_TTL,
+    ) -> Command:
+        """Build a command from an operator's verb.
+
+        ``maintenance_done`` needs the device's current ``maintenance_epoch`` and asks for the
+        next one; ``set_desired`` takes a full ``desired``.
+        """
+        if kind == "set_rate":
+            desired = DesiredSettings(rate=value)
+        elif kind == "set_sample_interval":
+            desired = DesiredSettings(sample_interval_s=value)
+        elif kind == "maintenance_done":
+            desired = DesiredSettings(maintenance_epoch=maintenance_epoch + 1)
+        elif desired is None:
+            raise ValueError("set_desired needs desired settings")
+        return cls(
+            command_id=command_id or uuid.uuid4().hex,
+            device_id=device_id,
+            kind=kind,
+            desired=desired,
+            issued_at=now,
+            expires_at=now + ttl,
+        )
+
+
+class AnomalyScore(BaseModel):
+    """How unusual one reading of one device is, in [0, 1], and why."""
+
+    model_config = _EVENT
+
+    device_id: DeviceId
+    device_type: str
+    ts: AwareDatetime
+    seq_first: int
+    seq_last: int
+    score: Score
+    #: per signal: how far it is from the device's own baseline (robust z-score)
+    contributions: dict[str, float] = Field(default_factory=dict)
+    detector_version: str
+    warming_up: bool = False
+
+
+class Prediction(BaseModel):
+    """When one degrading signal of one device is expected to cross its failure limit."""
+
+    model_config = _EVENT
+
+    device_id: DeviceId
+    device_type: str
+    metric: str
+    ts: AwareDatetime
+    value: float
+    limit: float
+    trend_per_h: float
+    #: None when the trend points away from the limit.
+    time_to_failure_h: Annotated[float, Field(ge=0)] | None
+    lower_h: Annotated[float, Field(ge=0)] | None = None  # uncertainty band
+    upper_h: Annotated[float, Field(ge=0)] | None = None
+    detector_version: str
+
+
+class Contribution(BaseModel):
+    """One signal behind an alert, against the device's own baseline."""
+
+    model_config = _EVENT
+
+    metric: str
+    value: float
+    baseline: float
+    deviation: float  # in robust standard deviations
+
+
+class Alert(BaseModel):
+    """An alert's raise or resolve event. One open alert per device and kind."""
+
+    model_config = _EVENT
+
+    alert_id: str
+    device_id: DeviceId
+    device_type: str
+    kind: AlertKind
+    severity: Severity
+    state: Literal["open", "resolved"]
+    opened_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    ts: AwareDatetime
+    summary: str
+    contributions: list[Contribution] = Field(default_factory=list)
+    prediction: Prediction | None = None
+    seq_first: int | None = None
+    seq_last: int | None = None
+    detector_version: str
+    details: dict[str, Any] = Field(default_factory=dict)
