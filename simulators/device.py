@@ -23,6 +23,7 @@ from simulators.devices import MODELS, DeviceModel
 from simulators.faults import Fault
 from twin_stream.domain.devices import METRICS_BY_TYPE
 from twin_stream.domain.messages import (
+    AckStatus,
     CommandAck,
     DesiredMessage,
     DeviceSettings,
@@ -150,14 +151,14 @@ class SimulatedDevice:
     def apply_desired(self, message: DesiredMessage, *, t_s: float, wall: datetime) -> CommandAck:
         """Apply a desired-state message (idempotent for a command already applied)."""
 
-        def ack(status: str, reason: str | None = None) -> CommandAck:
+        def ack(status: AckStatus, reason: str | None = None) -> CommandAck:
             return CommandAck(
                 device_id=self.device_id,
                 command_id=message.command_id,
                 status=status,
                 reason=reason,
                 ts=wall,
-            )  # type: ignore[arg-type]
+            )
 
         if message.command_id in self.applied_commands:
             return ack("applied")

@@ -77,9 +77,9 @@ class _Connection:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         self.client = client
-        self._set_will()
+        self.set_will()
 
-    def _set_will(self) -> None:
+    def set_will(self) -> None:
         will = self.device.will(self.fleet.wall()).model_dump_json().encode()
         self.client.will_set(mqtt_topic(self.device.device_id, "status"), will, qos=1, retain=True)
 
@@ -111,7 +111,7 @@ class _Connection:
         self.fleet.stats.desired_received += 1
         wall = self.fleet.wall()
         try:
-            desired = parse_payload(DesiredMessage, message.payload)
+            desired = parse_payload(DesiredMessage, bytes(message.payload))
         except PayloadRejected as e:
             log.warning("device %s ignores bad desired state: %s", self.device.device_id, e)
             return
@@ -266,7 +266,7 @@ class MqttFleet:
 
     def _reconnect(self, conn: _Connection) -> None:
         try:
-            conn._set_will()
+            conn.set_will()
             conn.client.reconnect()
             self.stats.reconnects += 1
         except OSError as e:

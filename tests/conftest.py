@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from twin_stream.domain.devices import fleet_device
 from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount
 from twin_stream.stack import Stack, StackState
 
-TEST_DEVICES = ["pump-0001", "vent-0002", "mon-0003", "dial-0004", "mri-0005"]
+TEST_DEVICES = [fleet_device(i)[0] for i in range(1, 21)]  # pump-0001, vent-0002, ...
 
 
 @dataclass(frozen=True)

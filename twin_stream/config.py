@@ -9,11 +9,12 @@ Every variable has the prefix ``TWIN_``; nested groups use ``__`` (``TWIN_STACK_
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "StackSettings"]
+__all__ = ["MqttSettings", "Settings", "StackSettings", "parse_mqtt_url"]
 
 
 class StackSettings(BaseModel):
@@ -25,9 +26,38 @@ class StackSettings(BaseModel):
     kafka_libs: Path | None = None  # default: .cache/kafka/libs found from the working dir
 
 
+class MqttSettings(BaseModel):
+    """The MQTT broker devices talk to, and how the platform logs in to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None  # mqtt://host:1883 or mqtts://host:8883; default: the local stack's
+    username: str = "bridge"
+    password: SecretStr | None = None  # default: from the local stack's credentials file
+    ca_file: Path | None = None  # CA bundle for mqtts:// (default: the system's)
+    #: Per-device passwords for simulated devices (JSON: {device_id: {"password": ...}}).
+    credentials_file: Path | None = None
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    """``(host, port, tls)`` of an MQTT URL.
+
+    >>> parse_mqtt_url("mqtts://broker.example.org")
+    ('broker.example.org', 8883, True)
+    >>> parse_mqtt_url("mqtt://127.0.0.1:1884")
+    ('127.0.0.1', 1884, False)
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"not an MQTT URL (mqtt://host:port or mqtts://host:port): {url!r}")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
 class Settings(BaseSettings):
     """All of twin-stream's settings."""
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", env_nested_delimiter="__", frozen=True)
 
     stack: StackSettings = StackSettings()
+    mqtt: MqttSettings = MqttSettings()

@@ -11,10 +11,11 @@ with an error that names the field and the rule (see ``docs/protocol.md``).
 >>> reading = parse_telemetry(raw, now=now)
 >>> reading.seq, reading.metrics.motor_current
 (7, 0.31)
->>> parse_telemetry(raw.replace(b"0.31", b"31.0"), now=now)
-Traceback (most recent call last):
-...
-twin_stream.errors.PayloadRejected: metrics.motor_current: Input should be less than or equal to 3 [less_than_equal]
+>>> try:
+...     parse_telemetry(raw.replace(b"0.31", b"31.0"), now=now)
+... except PayloadRejected as rejected:
+...     print(rejected.reason)
+metrics.motor_current: Input should be less than or equal to 3 [less_than_equal]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from twin_stream.domain.topics import DEVICE_ID_PATTERN
 from twin_stream.errors import PayloadRejected
 
 __all__ = [
+    "AckStatus",
     "MAX_PAYLOAD_BYTES",
     "MAX_TS_AGE",
     "MAX_TS_SKEW",
@@ -69,6 +71,8 @@ FirmwareVersion = Annotated[
     str, Field(pattern=r"^\d{1,4}\.\d{1,4}\.\d{1,6}([-+][0-9A-Za-z.-]{1,32})?$")
 ]
 CommandId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")]
+
+AckStatus = Literal["applied", "rejected", "expired"]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
@@ -104,15 +108,16 @@ class _TelemetryBase(_Timestamped):
 
 def _telemetry_model(device_type: str) -> type[_TelemetryBase]:
     name = "".join(p.title() for p in device_type.split("_")) + "Telemetry"
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    tag: Any = Literal[device_type]  # built at run time: one literal per device type
+    return create_model(
         name,
         __base__=_TelemetryBase,
-        device_type=(Literal[device_type], ...),  # type: ignore[valid-type]
+        device_type=(tag, ...),
         metrics=(METRIC_MODELS[device_type], ...),
     )
 
 
-_TELEMETRY_MODELS: Final = {t: _telemetry_model(t) for t in DeviceType}
+_TELEMETRY_MODELS: Final = {t: _telemetry_model(t.value) for t in DeviceType}
 
 #: A telemetry reading of any device type; ``metrics`` has that type's schema.
 Telemetry = _TelemetryBase
@@ -123,11 +128,9 @@ def telemetry_model(device_type: str) -> type[Telemetry]:
     return _TELEMETRY_MODELS[DeviceType(device_type)]
 
 
+_ANY_TELEMETRY: Any = Union[tuple(_TELEMETRY_MODELS.values())]  # noqa: UP007
 _TELEMETRY_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(
-    Annotated[
-        Union[tuple(_TELEMETRY_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
-        Field(discriminator="device_type"),
-    ]
+    Annotated[_ANY_TELEMETRY, Field(discriminator="device_type")]
 )
 
 
@@ -193,12 +196,19 @@ class CommandAck(_Timestamped):
 
     device_id: DeviceId
     command_id: CommandId
-    status: Literal["applied", "rejected", "expired"]
+    status: AckStatus
     reason: Annotated[str, Field(max_length=200)] | None = None
 
 
 def _describe(error: ValidationError) -> PayloadRejected:
     first = error.errors()[0]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        known = ", ".join(t.value for t in DeviceType)
+        given = first["input"].get("device_type") if isinstance(first["input"], dict) else None
+        return PayloadRejected(
+            f"device_type: {given!r} is not one of {known} [unknown_device_type]",
+            field="device_type",
+        )
     loc = [str(p) for p in first["loc"]]
     # Drop the discriminator's tag that pydantic puts in front ('infusion_pump.metrics.x').
     if loc and loc[0] in _TELEMETRY_MODELS:
