@@ -51,7 +51,7 @@ class FleetStats:
     desired_received: int = 0
     acks_sent: int = 0
     reconnects: int = 0
-    published_seqs: dict[str, list[int]] = field(default_factory=dict)
+    published_seqs: dict[str, list[int]] = field(default_factory=dict)  # if record_seqs
     command_results: Counter[str] = field(default_factory=Counter)
 
 
@@ -94,6 +94,7 @@ class _Connection:
             log.error("device %s refused by broker: %s", self.device.device_id, reason)
             return
         self.connected = True
+        self.fleet.sockets_changed = True
         wall = self.fleet.wall()
         client.publish(self.topic("status"), self.device.birth(wall).model_dump_json(), 1, True)
         client.subscribe(self.topic("desired"), qos=1)
@@ -101,6 +102,7 @@ class _Connection:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected = False
+        self.fleet.sockets_changed = True
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
         if mid in self.pending:
@@ -132,7 +134,8 @@ class _Connection:
             return
         self.pending.add(info.mid)
         self.fleet.stats.published += 1
-        self.fleet.stats.published_seqs.setdefault(self.device.device_id, []).append(seq)
+        if self.fleet.record_seqs:
+            self.fleet.stats.published_seqs.setdefault(self.device.device_id, []).append(seq)
 
     def drop_connection(self) -> None:
         """Lose the network: close the socket without DISCONNECT, so the will is published."""
@@ -140,6 +143,7 @@ class _Connection:
         if sock is not None:
             sock.close()  # paho notices on its next read and reports a disconnect
         self.connected = False
+        self.fleet.sockets_changed = True
 
 
 class MqttFleet:
@@ -161,11 +165,13 @@ class MqttFleet:
         speed: float = 1.0,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_seqs: bool = False,
     ) -> None:
         self.plan = plan
         self.host, self.port, self.tls = host, port, tls
         self.rate_hz, self.speed = rate_hz, speed
         self.clock = clock
+        self.record_seqs = record_seqs  # keep every published seq (tests; memory grows)
         self.stats = FleetStats()
         self._started = clock()
         self._due: list[tuple[float, int]] = []
@@ -178,6 +184,8 @@ class MqttFleet:
             )
         self.connections = [_Connection(self, d, passwords[d.device_id]) for d in plan.devices]
         self._last_t: dict[int, float] = {}
+        #: Set when a socket opens or closes: the selector's registrations must be refreshed.
+        self.sockets_changed = True
 
     def wall(self) -> datetime:
         return datetime.now(UTC)
@@ -205,10 +213,13 @@ class MqttFleet:
                 now = self.clock()
                 if now >= end:
                     break
-                self._sync_registrations(selector, registered)
+                if self.sockets_changed:
+                    self._sync_registrations(selector, registered)
+                touched: list[_Connection] = []
                 while self._due and self._due[0][0] <= now:
                     _, i = heapq.heappop(self._due)
                     self._tick(self.connections[i], i, now)
+                    touched.append(self.connections[i])
                 timeout = max(0.0, min((self._due[0][0] if self._due else end), end) - now)
                 for key, events in selector.select(timeout=min(timeout, 0.05)):
                     conn = key.data
@@ -216,7 +227,7 @@ class MqttFleet:
                         conn.client.loop_read()
                     if events & selectors.EVENT_WRITE:
                         conn.client.loop_write()
-                for conn in self.connections:
+                for conn in touched:  # paho writes inline; this flushes what did not fit
                     if conn.client.want_write():
                         conn.client.loop_write()
                 if now - last_misc >= 1.0:
@@ -273,7 +284,10 @@ class MqttFleet:
             log.warning("device %s cannot reconnect yet: %s", conn.device.device_id, e)
 
     def _misc(self) -> None:
+        self.sockets_changed = True  # also catches sockets paho replaced on its own
         for conn in self.connections:
+            if conn.client.want_write():
+                conn.client.loop_write()
             conn.client.loop_misc()
             if conn.online_wanted and not conn.connected and conn.client.socket() is None:
                 self._reconnect(conn)
@@ -281,6 +295,7 @@ class MqttFleet:
     def _sync_registrations(
         self, selector: selectors.BaseSelector, registered: dict[int, _Connection]
     ) -> None:
+        self.sockets_changed = False
         live = {}
         for conn in self.connections:
             sock = conn.client.socket()

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_stream import stack as local_stack
+from twin_stream.cli_bench import bench_app
 from twin_stream.cli_simulate import simulate
 from twin_stream.config import Settings
 from twin_stream.domain.devices import fleet_device
@@ -23,6 +24,7 @@ app = typer.Typer(
 stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, VictoriaMetrics, InfluxDB).")
 app.add_typer(stack_app, name="stack")
 app.command("simulate")(simulate)
+app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 

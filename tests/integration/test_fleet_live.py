@@ -16,7 +16,7 @@ from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import device_id_from_mqtt_topic, mqtt_topic, mqtt_wildcard
 
 
-def fleet_for(broker: MqttBroker, plan: FleetPlan, **kwargs: float) -> MqttFleet:
+def fleet_for(broker: MqttBroker, plan: FleetPlan, **kwargs: float | bool) -> MqttFleet:
     passwords = {d.device_id: broker.account(d.device_id).password for d in plan.devices}
     return MqttFleet(plan, host=broker.host, port=broker.port, passwords=passwords, **kwargs)
 
@@ -27,7 +27,7 @@ def test_ten_devices_every_seq_arrives_exactly_once(mosquitto: MqttBroker) -> No
     bridge.subscribe(mqtt_wildcard("telemetry"), qos=1)
     assert wait_until(lambda: got.suback_codes)
     try:
-        stats = fleet_for(mosquitto, plan, rate_hz=5.0).run(4.0)
+        stats = fleet_for(mosquitto, plan, rate_hz=5.0, record_seqs=True).run(4.0)
         assert stats.published > 10 * 5 * 3
         assert stats.acked == stats.published and stats.dropped == 0
         assert wait_until(lambda: len(got.messages) >= stats.published, timeout=15)

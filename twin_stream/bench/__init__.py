@@ -1,0 +1,1 @@
+"""Benchmarks behind ``twin-stream bench``: each measures against a peer in the same run."""

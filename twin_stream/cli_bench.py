@@ -1,0 +1,47 @@
+"""``twin-stream bench``: benchmarks, each side by side with a peer in one run."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twin_stream.bench.simulate import bench_simulate
+from twin_stream.cli_simulate import progress_bar
+
+bench_app = typer.Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _show(title: str, figures: dict[str, object]) -> None:
+    table = Table("figure", "value", title=title)
+    for key, value in figures.items():
+        if key != "machine":
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+@bench_app.command("simulate")
+def simulate(
+    devices: Annotated[int, typer.Option(help="Simulated devices (one MQTT client each)")] = 50,
+    rate: Annotated[float, typer.Option(help="Readings/s each device tries to send")] = 400.0,
+    duration: Annotated[float, typer.Option(help="Seconds of publishing")] = 10.0,
+    peer_count: Annotated[int, typer.Option(help="Messages for the mosquitto_pub peer")] = 50_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Readings/s one simulator process publishes into Mosquitto, vs mosquitto_pub."""
+    with progress_bar(f"{devices} devices publishing for {duration:g} s") as bar:
+        figures = bench_simulate(
+            devices=devices,
+            rate_hz=rate,
+            duration_s=duration,
+            peer_count=peer_count,
+            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+        )
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        _show("bench simulate", figures)
