@@ -10,7 +10,17 @@ KAFKA_LIBS := .cache/kafka/libs
 # Real servers the tests and the demo start as local processes (see twin_stream/stack.py).
 DEB_PACKAGES := mosquitto mosquitto-clients victoria-metrics influxdb kcat
 
-.PHONY: test lint setup system-deps kafka-jars venv stack-up stack-down clean
+.PHONY: demo test lint setup system-deps kafka-jars venv stack-up stack-down clean
+
+# The main job, until `twin-stream demo` lands (issue 7): the local stack and a simulated fleet
+# with faults publishing into it for DEMO_SECONDS, then everything is stopped again.
+DEMO_SECONDS ?= 120
+demo: setup
+	export TWIN_STACK__DIR=.twin-stream/demo; \
+	trap '$(BIN)/twin-stream stack down' EXIT; \
+	$(BIN)/twin-stream stack up --devices 20 && \
+	$(BIN)/twin-stream simulate --devices 20 --rate 2 --fault-fraction 0.3 --speed 60 \
+		--duration $(DEMO_SECONDS)
 
 test: setup lint
 	$(BIN)/pytest
