@@ -1,0 +1,1 @@
+"""Online anomaly detection and failure prediction (pure, no I/O)."""
