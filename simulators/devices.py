@@ -134,9 +134,8 @@ class VentilatorModel(DeviceModel):
             if ventilating
             else 0.0,
             "airway_pressure": 18.0 + self.noise(1.5) if ventilating else max(self.noise(0.3), 0),
-            "o2_percent": self.o2_setpoint + self.noise(0.4)
-            if ventilating
-            else 21.0 + self.noise(0.2),
+            # No gas is delivered on standby: there is no O2 concentration to report.
+            "o2_percent": self.o2_setpoint + self.noise(0.4) if ventilating else None,
             "turbine_temp": turbine,
             "filter_dp": filter_dp if ventilating else 0.25 * filter_dp,
         }

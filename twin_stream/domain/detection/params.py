@@ -7,10 +7,9 @@ per file or per device. Changing a value changes ``DETECTOR_VERSION``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Final
 
-__all__ = ["DETECTOR_VERSION", "DetectorParams", "PredictorParams"]
+__all__ = ["DETECTOR_VERSION", "DetectorParams"]
 
 DETECTOR_VERSION: Final = "ts-detector/1"
 
@@ -45,21 +44,3 @@ class DetectorParams:
     onset_leave: float = 0.9
     onset_quiet: int = 30
     onset_gap: int = 100
-
-
-@dataclass(frozen=True)
-class PredictorParams:
-    """Failure prediction: trends of degrading signals towards their failure limits."""
-
-    #: Readings are summarised per bucket (a quantile), so duty cycles and noise do not
-    #: masquerade as trends; the trend is estimated over buckets.
-    bucket: timedelta = timedelta(minutes=10)
-    #: Holt's linear method (Holt 1957): smoothing of the level and of the trend per bucket.
-    level_alpha: float = 0.5
-    trend_beta: float = 0.15
-    #: Buckets before any prediction: a trend needs some history.
-    min_buckets: int = 6
-    #: A trend counts only when it is this many of its own standard deviations from zero.
-    min_trend_z: float = 2.0
-    #: Alert when the predicted failure falls within this horizon.
-    horizon: timedelta = timedelta(hours=24)

@@ -1,12 +1,12 @@
 """Failure prediction: when will a degrading signal cross its failure limit?
 
 For each signal with a failure limit (``twin_stream.domain.devices``), readings are summarised
-per bucket of ``bucket_readings`` readings by a quantile on the failing side (the 90th
+per bucket of ``BUCKET_READINGS`` readings by a quantile on the failing side (the 90th
 percentile for a limit above, the 10th for a limit below), so that pauses and duty cycles do not
-look like trends. Holt's linear method (level + trend, Holt 1957) runs over the bucket
-summaries with the real time between buckets; the spread of the bucket-to-bucket slopes gives
-the trend's uncertainty. The predicted time to failure is ``(limit - level) / trend`` when the
-trend points at the limit and is significant, with a band from ``trend ± 2σ``.
+look like trends. A least-squares line through the last ``WINDOW_BUCKETS`` summaries, on their
+real timestamps, gives the trend and its standard error. The predicted time to failure is
+``(limit - level) / trend`` when the trend points at the limit and is significant (more than
+``MIN_TREND_Z`` standard errors from zero), with a band from ``trend ± 2 s.e.``.
 
 A prediction is only made once the signal has left its own long-run baseline by a noticeable
 part of the way to the limit (``min_progress``), so a daily swing is not extrapolated into a
@@ -38,12 +38,16 @@ __all__ = ["SignalTrend", "TrendPredictor", "TrendReport"]
 
 #: Buckets of this many readings summarise a signal.
 BUCKET_READINGS = 10
-LEVEL_ALPHA = 0.5
-TREND_BETA = 0.15
+#: The trend is a least-squares line through this many most recent buckets.
+WINDOW_BUCKETS = 24
 MIN_BUCKETS = 6
 MIN_TREND_Z = 2.0
 #: Share of the way from baseline to limit a signal must have gone before any prediction.
 MIN_PROGRESS = 0.2
+#: Memory of the normal spread, in buckets (~200: more than a day of daily ups and downs).
+SPREAD_FADING = 0.005
+#: How many of its normal standard deviations a level must be from the baseline.
+NORMAL_SPREAD_Z = 3.0
 #: Memory of the long-run baseline, in buckets; frozen while the signal is degrading.
 BASELINE_FADING = 0.02
 
@@ -66,23 +70,26 @@ class TrendReport:
 
 @dataclass
 class SignalTrend:
-    """Holt's level and trend over bucket summaries of one signal."""
+    """A least-squares line through the last bucket summaries of one signal."""
 
     spec: MetricSpec
     quantile: float
     bucket: list[float] = field(default_factory=list)
     bucket_ts: list[datetime] = field(default_factory=list)
-    level: float | None = None
-    trend_per_s: float = 0.0
-    last_ts: datetime | None = None
+    #: (seconds since the first bucket, summary) of the last WINDOW_BUCKETS buckets
+    points: list[tuple[float, float]] = field(default_factory=list)
+    origin: datetime | None = None
     buckets: int = 0
-    slope_var: stats.EWVar = field(default_factory=lambda: stats.EWVar(fading_factor=0.1))
     baseline: stats.EWMean = field(default_factory=lambda: stats.EWMean(BASELINE_FADING))
+    spread: stats.EWVar = field(default_factory=lambda: stats.EWVar(SPREAD_FADING))
 
     @property
     def limit(self) -> float:
-        limit = self.spec.failure_above if self.spec.failure_above is not None else (
-            self.spec.failure_below)
+        limit = (
+            self.spec.failure_above
+            if self.spec.failure_above is not None
+            else (self.spec.failure_below)
+        )
         assert limit is not None
         return limit
 
@@ -102,44 +109,52 @@ class SignalTrend:
         self.bucket_ts.clear()
         return self._close_bucket(mid, summary)
 
+    def _fit(self) -> tuple[float, float, float]:
+        """Least squares over the window: (level at the last point, slope/s, slope's s.e.)."""
+        n = len(self.points)
+        mean_t = sum(t for t, _ in self.points) / n
+        mean_y = sum(y for _, y in self.points) / n
+        sxx = sum((t - mean_t) ** 2 for t, _ in self.points)
+        slope = sum((t - mean_t) * (y - mean_y) for t, y in self.points) / sxx if sxx else 0.0
+        intercept = mean_y - slope * mean_t
+        residual = sum((y - intercept - slope * t) ** 2 for t, y in self.points)
+        sigma2 = residual / (n - 2) if n > 2 else 0.0
+        se = math.sqrt(sigma2 / sxx) if sxx else math.inf
+        return intercept + slope * self.points[-1][0], slope, se
+
     def _close_bucket(self, ts: datetime, summary: float) -> TrendReport | None:
         self.buckets += 1
-        if self.level is None or self.last_ts is None:
-            self.level, self.last_ts = summary, ts
-            self.baseline.update(summary)
-            return None
-        dt = max((ts - self.last_ts).total_seconds(), 1e-6)
-        predicted = self.level + self.trend_per_s * dt
-        level = LEVEL_ALPHA * summary + (1 - LEVEL_ALPHA) * predicted
-        slope = (level - self.level) / dt
-        self.slope_var.update(slope)
-        self.trend_per_s = TREND_BETA * slope + (1 - TREND_BETA) * self.trend_per_s
-        self.level, self.last_ts = level, ts
-
-        baseline = float(self.baseline.get())
+        if self.origin is None:
+            self.origin = ts
+        self.points.append(((ts - self.origin).total_seconds(), summary))
+        del self.points[:-WINDOW_BUCKETS]
+        baseline = float(self.baseline.get()) if self.buckets > 1 else summary
         span = self.limit - baseline
+        if len(self.points) < MIN_BUCKETS:
+            self.baseline.update(summary)
+            self.spread.update(summary)
+            return None
+        level, slope, se = self._fit()
         progress = (level - baseline) / span if span else 0.0
         if progress < 0.1:  # the baseline follows normal life, not a degradation
             self.baseline.update(summary)
-        if self.buckets < MIN_BUCKETS:
-            return None
-        trend_h = self.trend_per_s * 3600.0
-        # Std. dev. of an exponentially weighted mean of the slopes.
-        sigma_h = math.sqrt(max(self.slope_var.get(), 0.0) * TREND_BETA / (2 - TREND_BETA))
-        sigma_h *= 3600.0
+            self.spread.update(summary)
+        # Beyond normal life: further from the baseline than its own daily ups and downs.
+        unusual = abs(level - baseline) > NORMAL_SPREAD_Z * math.sqrt(max(self.spread.get(), 0))
+        trend_h, se_h = slope * 3600.0, se * 3600.0
         remaining = self.limit - level
-        heading = trend_h * self.direction > 0 and abs(trend_h) > MIN_TREND_Z * sigma_h
+        heading = trend_h * self.direction > 0 and abs(trend_h) > MIN_TREND_Z * se_h
         ttf = lower = upper = None
         if remaining * self.direction <= 0:
             ttf = lower = upper = 0.0  # already past the limit
-        elif heading and progress >= MIN_PROGRESS:
-            ttf = remaining / trend_h
-            fast = abs(trend_h) + 2 * sigma_h
-            slow = abs(trend_h) - 2 * sigma_h
-            lower = abs(remaining) / fast
+        elif heading and progress >= MIN_PROGRESS and unusual:
+            ttf = abs(remaining / trend_h)
+            lower = abs(remaining) / (abs(trend_h) + 2 * se_h)
+            slow = abs(trend_h) - 2 * se_h
             upper = abs(remaining) / slow if slow > 0 else None
-        return TrendReport(self.spec.name, ts, level, self.limit, baseline, trend_h, ttf, lower,
-                           upper, progress)
+        return TrendReport(
+            self.spec.name, ts, level, self.limit, baseline, trend_h, ttf, lower, upper, progress
+        )
 
 
 class TrendPredictor:
