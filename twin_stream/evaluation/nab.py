@@ -99,7 +99,7 @@ def _write_results(out: Path, nab_file: NabFile, scores: list[float]) -> None:
     category, filename = nab_file.key.split("/", 1)
     target = out / DETECTOR_NAME / category / f"{DETECTOR_NAME}_{filename}"
     target.parent.mkdir(parents=True, exist_ok=True)
-    in_window = set()
+    in_window: set[int] = set()
     for first, last in nab_file.windows:
         in_window.update(range(first, last + 1))
     with open(target, "w", newline="") as f:

@@ -23,9 +23,8 @@ import pickle
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any
-
-import river
 
 from twin_stream.domain.detection.anomaly import AnomalyDetector
 from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
@@ -35,6 +34,8 @@ from twin_stream.domain.events import AnomalyScore, Contribution, Prediction
 __all__ = ["DetectorOutput", "DeviceDetector", "StateVersionMismatch"]
 
 _MAGIC = b"TSD1"
+#: Pickles of River models do not load across River versions: the state records it.
+_RIVER = version("river")
 
 
 class StateVersionMismatch(ValueError):
@@ -105,7 +106,7 @@ class DeviceDetector:
 
     def dumps(self) -> bytes:
         """The whole state, compressed, with a version header."""
-        header = f"{self.version}|river-{river.__version__}".encode()
+        header = f"{self.version}|river-{_RIVER}".encode()
         body = zlib.compress(pickle.dumps(self.__dict__, protocol=5), 6)
         return _MAGIC + len(header).to_bytes(2, "big") + header + body
 
@@ -116,7 +117,7 @@ class DeviceDetector:
             raise StateVersionMismatch("not detector state")
         size = int.from_bytes(data[4:6], "big")
         header = data[6 : 6 + size].decode()
-        expected = f"{DETECTOR_VERSION}|river-{river.__version__}"
+        expected = f"{DETECTOR_VERSION}|river-{_RIVER}"
         if header != expected:
             raise StateVersionMismatch(f"state is {header}, this is {expected}")
         detector = cls.__new__(cls)
