@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MqttSettings", "Settings", "StackSettings", "parse_mqtt_url"]
+__all__ = [
+    "BridgeSettings",
+    "KafkaSettings",
+    "MqttSettings",
+    "Settings",
+    "StackSettings",
+    "parse_mqtt_url",
+]
 
 
 class StackSettings(BaseModel):
@@ -54,6 +61,44 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+class KafkaSettings(BaseModel):
+    """Kafka bootstrap and client security; ``options`` pass through to the clients as-is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str | None = None  # host:port[,host:port]; default: the local stack's
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    partitions: int = 6
+
+    def client_options(self) -> dict[str, object]:
+        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
+        options: dict[str, object] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+
+class BridgeSettings(BaseModel):
+    """MQTT -> Kafka bridge tuning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: Bridges with the same group split the devices' messages (MQTT shared subscription).
+    share_group: str = "twin-bridge"
+    client_id: str = "twin-bridge-1"
+    #: Messages received but not yet acknowledged to MQTT; the broker holds the rest back.
+    max_unacked: int = 1000
+
+
 class Settings(BaseSettings):
     """All of twin-stream's settings."""
 
@@ -61,3 +106,5 @@ class Settings(BaseSettings):
 
     stack: StackSettings = StackSettings()
     mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    bridge: BridgeSettings = BridgeSettings()

@@ -57,6 +57,7 @@ class Command(BaseModel):
     desired: DesiredSettings
     issued_at: AwareDatetime
     expires_at: AwareDatetime
+    twin_version: Annotated[int, Field(ge=0)] = 0  # the twin version this command creates
 
     @model_validator(mode="after")
     def _expires_after_issue(self) -> Command:

@@ -22,6 +22,7 @@ __all__ = [
     "PLATFORM_TO_DEVICE",
     "Channel",
     "device_id_from_mqtt_topic",
+    "kafka_topics",
     "mqtt_topic",
     "mqtt_wildcard",
 ]
@@ -40,19 +41,32 @@ PLATFORM_TO_DEVICE: Final[tuple[Channel, ...]] = ("desired",)
 DEVICE_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{1,62}$"
 _DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
 
-#: Kafka topics, all keyed by device_id.
-KAFKA_TOPICS: Final = {
-    "telemetry": "twin.telemetry",
-    "status": "twin.status",
-    "reported": "twin.reported",
-    "ack": "twin.acks",
-    "commands": "twin.commands",
-    "scores": "twin.scores",
-    "predictions": "twin.predictions",
-    "alerts": "twin.alerts",
-    "twins": "twin.twins",
-    "dlq": "twin.dlq",
-}
+
+def kafka_topics(prefix: str = "twin") -> dict[str, str]:
+    """The Kafka topics, all keyed by device_id; a prefix separates deployments (and tests).
+
+    >>> kafka_topics()["dlq"], kafka_topics("test-42")["telemetry"]
+    ('twin.dlq', 'test-42.telemetry')
+    """
+    names = {"ack": "acks"}
+    return {
+        kind: f"{prefix}.{names.get(kind, kind)}"
+        for kind in (
+            "telemetry",
+            "status",
+            "reported",
+            "ack",
+            "commands",
+            "scores",
+            "predictions",
+            "alerts",
+            "twins",
+            "dlq",
+        )
+    }
+
+
+KAFKA_TOPICS: Final = kafka_topics()
 
 
 def mqtt_topic(device_id: str, channel: Channel) -> str:

@@ -1,0 +1,90 @@
+"""Where an MQTT message goes in Kafka, or why it goes to the dead-letter topic. Pure.
+
+>>> from datetime import datetime, timezone
+>>> now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+>>> raw = (b'{"v":1,"device_id":"pump-0001","device_type":"infusion_pump","seq":7,'
+...        b'"ts":"2026-11-24T11:59:59Z","fw":"2.4.1","metrics":{"motor_current":0.31}}')
+>>> route("twin/v1/devices/pump-0001/telemetry", raw, now=now).kafka_topic
+'twin.telemetry'
+>>> bad = route("twin/v1/devices/pump-0002/telemetry", raw, now=now)
+>>> bad.kafka_topic, bad.reason.split(":")[0], bad.reason.endswith("[device_mismatch]")
+('twin.dlq', 'device_id', True)
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from pydantic import BaseModel
+
+from twin_stream.domain.messages import (
+    CommandAck,
+    ReportedState,
+    StatusMessage,
+    parse_payload,
+    parse_telemetry,
+)
+from twin_stream.domain.topics import KAFKA_TOPICS, device_id_from_mqtt_topic
+from twin_stream.errors import PayloadRejected
+
+__all__ = ["Routed", "dead_letter", "route"]
+
+_SCHEMAS: dict[str, type[BaseModel]] = {
+    "status": StatusMessage,
+    "reported": ReportedState,
+    "ack": CommandAck,
+}
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A Kafka record to produce: topic, key (device_id) and value."""
+
+    kafka_topic: str
+    key: bytes | None
+    value: bytes
+    reason: str | None = None  # set for a dead letter
+
+
+def dead_letter(
+    mqtt_topic: str,
+    payload: bytes,
+    reason: str,
+    now: datetime,
+    device_id: str | None = None,
+    topics: dict[str, str] = KAFKA_TOPICS,
+) -> Routed:
+    """A dead-letter record: the original bytes, where they came from, why and when."""
+    record = {
+        "mqtt_topic": mqtt_topic,
+        "device_id": device_id,
+        "reason": reason,
+        "received_at": now.isoformat(),
+        "payload_base64": base64.b64encode(payload).decode(),
+    }
+    key = device_id.encode() if device_id else None
+    return Routed(topics["dlq"], key, orjson.dumps(record), reason)
+
+
+def route(
+    mqtt_topic: str, payload: bytes, *, now: datetime, topics: dict[str, str] = KAFKA_TOPICS
+) -> Routed:
+    """Validate one MQTT message and say where it goes. Never raises for bad input."""
+    try:
+        device_id, channel = device_id_from_mqtt_topic(mqtt_topic)
+    except ValueError as e:
+        return dead_letter(mqtt_topic, payload, f"(topic): {e} [bad_topic]", now, None, topics)
+    try:
+        if channel == "telemetry":
+            model: BaseModel = parse_telemetry(payload, now=now, expected_device_id=device_id)
+        elif channel in _SCHEMAS:
+            model = parse_payload(_SCHEMAS[channel], payload, now=now, expected_device_id=device_id)
+        else:
+            raise PayloadRejected(f"(topic): no channel {channel!r} [bad_topic]")
+    except PayloadRejected as rejected:
+        return dead_letter(mqtt_topic, payload, rejected.reason, now, device_id, topics)
+    # Forward the validated model's canonical JSON, keyed by device: one device, one partition.
+    return Routed(topics[channel], device_id.encode(), model.model_dump_json().encode())
