@@ -634,6 +634,28 @@ class Stack:
         self.state_file.write_text(json.dumps(self.state.to_json(), indent=2))
         return self.state
 
+    def _running_service(self, name: str) -> _Service:
+        for service in self._running:
+            if service.name == name:
+                return service
+        raise ServiceError(name, "not started by this stack")
+
+    def stop_service(self, name: str, *, timeout: float = 20.0) -> None:
+        """Stop one service, keeping its port and data, to start it again later (outages)."""
+        service = self._running_service(name)
+        assert service.process is not None
+        _stop_process_group(service.process.pid, timeout=timeout)
+        service.process.wait(timeout=1)
+
+    def start_service(self, name: str, *, timeout: float = 120.0) -> None:
+        """Start a service stopped by :meth:`stop_service` again, on the same port and data."""
+        service = self._running_service(name)
+        service.start(tie_to_parent=True)
+        service.wait_ready(time.monotonic() + timeout)
+        assert self.state is not None
+        self.state.services[name] = service.info()
+        self.state_file.write_text(json.dumps(self.state.to_json(), indent=2))
+
     @classmethod
     def load(cls, root: str | os.PathLike[str]) -> StackState:
         """The state of a stack started earlier under ``root``."""
