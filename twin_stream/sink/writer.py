@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write.point import Point
@@ -113,9 +114,9 @@ class Sink:
         paused = False
         while True:
             try:
-                self.write_api.write(
-                    bucket=self.target.bucket, record=batch, write_precision=WritePrecision.MS
-                )  # type: ignore[arg-type]
+                precision: Any = WritePrecision.MS  # a str enum its stubs do not know
+                self.write_api.write(bucket=self.target.bucket, record=batch,
+                                     write_precision=precision)
                 break
             except Exception as e:  # influxdb-client raises urllib3 and ApiException errors
                 self.stats.write_failures += 1
