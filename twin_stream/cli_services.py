@@ -86,3 +86,40 @@ def bridge(
         f"bridge stopped: {stats.received} received, {stats.forwarded} forwarded, "
         f"{stats.dead_lettered} dead-lettered"
     )
+
+
+def worker(
+    web_port: Annotated[int, typer.Option(help="Port of this worker's twin API")] = 6066,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="This worker's table store (default .twin-stream/worker-PORT)"),
+    ] = None,
+    topic_prefix: Annotated[str, typer.Option(help="Kafka topic prefix")] = "twin",
+    checkpoint_every: Annotated[int, typer.Option(help="Save models every K events")] = 200,
+    checkpoint_interval: Annotated[float, typer.Option(help="...or every T seconds")] = 30.0,
+) -> None:
+    """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
+    import faust
+
+    from twin_stream.bridge import ensure_topics
+    from twin_stream.worker.app import WorkerConfig, create_app
+
+    settings = Settings()
+    try:
+        bootstrap = kafka_bootstrap(settings)
+    except TwinStreamError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(1) from e
+    topics = kafka_topics(topic_prefix)
+    ensure_topics(bootstrap, settings.kafka.partitions, settings.kafka.client_options(), topics)
+    config = WorkerConfig(
+        bootstrap=bootstrap,
+        data_dir=data_dir or Path(f".twin-stream/worker-{web_port}"),
+        web_port=web_port,
+        topic_prefix=topic_prefix,
+        partitions=settings.kafka.partitions,
+        checkpoint_every=checkpoint_every,
+        checkpoint_interval_s=checkpoint_interval,
+    )
+    app = create_app(config)
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()

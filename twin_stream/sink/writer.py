@@ -115,8 +115,9 @@ class Sink:
         while True:
             try:
                 precision: Any = WritePrecision.MS  # a str enum its stubs do not know
-                self.write_api.write(bucket=self.target.bucket, record=batch,
-                                     write_precision=precision)
+                self.write_api.write(
+                    bucket=self.target.bucket, record=batch, write_precision=precision
+                )
                 break
             except Exception as e:  # influxdb-client raises urllib3 and ApiException errors
                 self.stats.write_failures += 1
