@@ -180,7 +180,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                 out = state.on_dead_letter()
                 save(device_id, state, out)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_cached_devices(app: Any, revoked: Any = None, **_: Any) -> None:
         # Partitions may move: whoever owns a device after the rebalance loads it from the
         # tables (its last checkpoint), so a stale copy is never used. (Faust tables can only
