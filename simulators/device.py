@@ -79,9 +79,10 @@ class SimulatedDevice:
         seed: int,
         faults: list[Fault] | None = None,
         sample_interval_s: float = 1.0,
+        start_hour: float = 0.0,
     ) -> SimulatedDevice:
         rng = device_rng(seed, device_id)
-        model = MODELS[device_type](rng)
+        model = MODELS[device_type](rng, start_hour=start_hour)
         settings = DeviceSettings(rate=model.rate, sample_interval_s=sample_interval_s)
         return cls(device_id, device_type, model, rng, faults or [], settings)
 

@@ -42,10 +42,14 @@ class DeviceModel(ABC):
     #: Operating rates the device may start with (None: the device has no rate).
     rates: ClassVar[tuple[float, ...] | None] = None
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
         self.rng = rng
         self.rate = rate if rate is not None or self.rates is None else rng.choice(self.rates)
-        self.start_hour = rng.uniform(0, 24)
+        #: Local time of day when the run starts: the whole fleet shares one clock, so every
+        #: MRI scanner's working day starts at the same hour.
+        self.start_hour = start_hour
 
     def hour(self, t_s: float) -> float:
         return hour_of_day(t_s, self.start_hour)
@@ -79,14 +83,16 @@ class InfusionPumpModel(DeviceModel):
     device_type = DeviceType.INFUSION_PUMP
     rates = (25.0, 50.0, 80.0, 125.0, 200.0)
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
-        super().__init__(rng, rate)
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
+        super().__init__(rng, rate, start_hour)
         self.modes = ModeSchedule(
             {"infusing": (2, 8, 6), "paused": (0.1, 1, 3), "transport": (0.2, 0.8, 1)},
             rng,
             "infusing",
         )
-        self.pressure = Lagged(40.0, tau_s=20.0)
+        self.pressure = Lagged(tau_s=20.0)
         self.battery = _Battery(rng)
         self.nominal = {"line_pressure": 60.0, "motor_current": 0.25, "battery": 97.0}
 
@@ -112,14 +118,16 @@ class VentilatorModel(DeviceModel):
     device_type = DeviceType.VENTILATOR
     rates = (12.0, 14.0, 16.0, 18.0, 20.0)  # breaths per minute
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
-        super().__init__(rng, rate)
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
+        super().__init__(rng, rate, start_hour)
         self.modes = ModeSchedule(
             {"ventilating": (6, 48, 5), "standby": (0.5, 4, 1)}, rng, "ventilating"
         )
         self.o2_setpoint = rng.choice((30.0, 35.0, 40.0, 50.0))
         self.tidal_setpoint = rng.uniform(380, 520)
-        self.turbine = Lagged(45.0, tau_s=900.0)
+        self.turbine = Lagged(tau_s=900.0)
         self.filter_age_h = rng.uniform(0, 500)
         self.nominal = {"o2_percent": self.o2_setpoint, "turbine_temp": 50.0, "filter_dp": 170.0}
 
@@ -146,10 +154,12 @@ class PatientMonitorModel(DeviceModel):
 
     device_type = DeviceType.PATIENT_MONITOR
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
-        super().__init__(rng, rate)
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
+        super().__init__(rng, rate, start_hour)
         self.modes = ModeSchedule({"bedside": (4, 24, 5), "transport": (0.2, 1, 1)}, rng, "bedside")
-        self.board = Lagged(38.0, tau_s=600.0)
+        self.board = Lagged(tau_s=600.0)
         self.battery = _Battery(rng)
         self.nominal = {
             "battery": 97.0,
@@ -179,10 +189,12 @@ class DialysisMachineModel(DeviceModel):
     device_type = DeviceType.DIALYSIS_MACHINE
     rates = (200.0, 250.0, 300.0)  # blood flow mL/min
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
-        super().__init__(rng, rate)
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
+        super().__init__(rng, rate, start_hour)
         self.filter_hours = rng.uniform(0, 60)  # filters are changed every ~72 h
-        self.temp = Lagged(36.8, tau_s=300.0)
+        self.temp = Lagged(tau_s=300.0)
         self.nominal = {
             "blood_pump_speed": self.rate or 250.0,
             "conductivity": 14.0,
@@ -208,13 +220,15 @@ class MriChillerModel(DeviceModel):
     device_type = DeviceType.MRI_CHILLER
     rates = (18.0, 20.0, 22.0)  # chilled water flow L/min
 
-    def __init__(self, rng: random.Random, rate: float | None = None) -> None:
-        super().__init__(rng, rate)
-        self.compressor = Lagged(60.0, tau_s=1200.0)
+    def __init__(
+        self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
+    ) -> None:
+        super().__init__(rng, rate, start_hour)
+        self.compressor = Lagged(tau_s=1200.0)
         self.helium = rng.uniform(70, 80)
         self.nominal = {
             "helium_level": self.helium,
-            "compressor_temp": 64.0,
+            "compressor_temp": 58.0,
             "coldhead_temp": 4.2,
             "cooling_water_flow": self.rate or 20.0,
         }

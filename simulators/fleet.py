@@ -65,7 +65,9 @@ class FleetPlan:
         fault_fraction: float,
         seed: int,
         sample_interval_s: float = 1.0,
+        start_hour: float = 0.0,
     ) -> FleetPlan:
+        """A fleet of ``devices``; ``start_hour`` is the local time of day the run starts at."""
         if not 0.0 <= fault_fraction <= 1.0:
             raise ValueError("fault_fraction must be within [0, 1]")
         rng = random.Random(seed)
@@ -88,6 +90,7 @@ class FleetPlan:
                     seed=seed,
                     faults=faults,
                     sample_interval_s=sample_interval_s,
+                    start_hour=start_hour,
                 )
             )
         return cls(fleet, hours, seed)

@@ -29,12 +29,18 @@ def daily(hours: float, amplitude: float, peak_hour: float) -> float:
 
 @dataclass
 class Lagged:
-    """A first-order lag: a temperature or pressure that follows its target with inertia."""
+    """A first-order lag: a temperature or pressure that follows its target with inertia.
 
-    value: float
-    tau_s: float
+    Without a starting ``value`` it starts at its first target: a device that has been running
+    for a while, not one warming up from cold at the start of every simulation.
+    """
+
+    value: float | None = None
+    tau_s: float = 60.0
 
     def step(self, target: float, dt: float) -> float:
+        if self.value is None:
+            self.value = target
         self.value += (target - self.value) * (1.0 - math.exp(-dt / self.tau_s))
         return self.value
 

@@ -6,6 +6,7 @@ import json
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -117,8 +118,13 @@ def simulate(
         console.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(1) from e
     # The live run's simulated clock covers duration x speed seconds.
+    now = datetime.now(UTC)  # the fleet's simulated day starts at the current time of day
     plan = FleetPlan.generate(
-        devices, hours=duration * speed / 3600.0, fault_fraction=fault_fraction, seed=seed
+        devices,
+        hours=duration * speed / 3600.0,
+        fault_fraction=fault_fraction,
+        seed=seed,
+        start_hour=now.hour + now.minute / 60,
     )
     context = ssl.create_default_context(cafile=ca_file) if tls else None
     fleet = MqttFleet(

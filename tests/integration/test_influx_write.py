@@ -15,9 +15,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from tests.mqtt_helpers import wait_until
 
 
-def export(base_url: str, selector: str) -> list[dict[str, Any]]:
-    """Every raw sample of the series that match a selector, from VictoriaMetrics' export API."""
-    query = urllib.parse.urlencode({"match[]": selector})
+def export(base_url: str, selector: str, start: float | None = None) -> list[dict[str, Any]]:
+    """Every raw sample of the series that match a selector (from ``start``, unix seconds),
+    from VictoriaMetrics' export API."""
+    params = {"match[]": selector, **({"start": f"{start:.3f}"} if start is not None else {})}
+    query = urllib.parse.urlencode(params)
     with urllib.request.urlopen(f"{base_url}/api/v1/export?{query}", timeout=10) as response:
         return [json.loads(line) for line in response.read().decode().splitlines() if line]
 

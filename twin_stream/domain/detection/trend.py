@@ -40,7 +40,7 @@ __all__ = ["SignalTrend", "TrendPredictor", "TrendReport"]
 BUCKET_READINGS = 10
 #: The trend is a least-squares line through this many most recent buckets.
 WINDOW_BUCKETS = 24
-MIN_BUCKETS = 6
+MIN_BUCKETS = 36
 MIN_TREND_Z = 2.0
 #: Share of the way from baseline to limit a signal must have gone before any prediction.
 MIN_PROGRESS = 0.2
@@ -130,7 +130,7 @@ class SignalTrend:
         del self.points[:-WINDOW_BUCKETS]
         baseline = float(self.baseline.get()) if self.buckets > 1 else summary
         span = self.limit - baseline
-        if len(self.points) < MIN_BUCKETS:
+        if self.buckets < MIN_BUCKETS:
             self.baseline.update(summary)
             self.spread.update(summary)
             return None
