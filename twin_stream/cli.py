@@ -14,7 +14,7 @@ from rich.table import Table
 from twin_stream import stack as local_stack
 from twin_stream.cli_bench import bench_app
 from twin_stream.cli_eval import eval_app
-from twin_stream.cli_services import bridge, worker
+from twin_stream.cli_services import bridge, sink, worker
 from twin_stream.cli_simulate import simulate
 from twin_stream.config import Settings
 from twin_stream.domain.devices import fleet_device
@@ -30,6 +30,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
 app.command("bridge")(bridge)
 app.command("worker")(worker)
+app.command("sink")(sink)
 
 console = Console(stderr=True)
 

@@ -123,3 +123,33 @@ def worker(
     )
     app = create_app(config)
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def sink(
+    topic_prefix: Annotated[str, typer.Option(help="Kafka topic prefix")] = "twin",
+) -> None:
+    """Write telemetry, scores, predictions, alerts and twins to InfluxDB (v2 write API)."""
+    from twin_stream.sink import InfluxTarget, make_sink
+
+    settings = Settings()
+    try:
+        bootstrap = kafka_bootstrap(settings)
+        url = settings.influx.url or _stack_state(settings).url("victoriametrics")
+    except TwinStreamError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(1) from e
+    target = InfluxTarget(
+        url, settings.influx.token.get_secret_value(), settings.influx.org, settings.influx.bucket
+    )
+    writer = make_sink(
+        bootstrap,
+        target,
+        group_id=settings.sink.group_id,
+        topics=kafka_topics(topic_prefix),
+        kafka_options=settings.kafka.client_options(),
+        batch_size=settings.sink.batch_size,
+        flush_interval_s=settings.sink.flush_interval_s,
+    )
+    console.print(f"sink: kafka {bootstrap} -> {url} (bucket {target.bucket})")
+    stats = writer.run(_stop_on_signals())
+    console.print(f"sink stopped: {stats.records} records, {stats.points} points written")

@@ -16,9 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "BridgeSettings",
+    "InfluxSettings",
     "KafkaSettings",
     "MqttSettings",
     "Settings",
+    "SinkSettings",
     "StackSettings",
     "parse_mqtt_url",
 ]
@@ -99,6 +101,27 @@ class BridgeSettings(BaseModel):
     max_unacked: int = 1000
 
 
+class InfluxSettings(BaseModel):
+    """The time-series store: anything serving the InfluxDB v2 write API (/api/v2/write)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None  # default: the local stack's VictoriaMetrics
+    token: SecretStr = SecretStr("")
+    org: str = "twin"
+    bucket: str = "twin"
+
+
+class SinkSettings(BaseModel):
+    """Sink tuning: points per write and the longest wait before a partial batch goes out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batch_size: int = 5000
+    flush_interval_s: float = 1.0
+    group_id: str = "twin-sink"
+
+
 class Settings(BaseSettings):
     """All of twin-stream's settings."""
 
@@ -108,3 +131,5 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     kafka: KafkaSettings = KafkaSettings()
     bridge: BridgeSettings = BridgeSettings()
+    influx: InfluxSettings = InfluxSettings()
+    sink: SinkSettings = SinkSettings()
