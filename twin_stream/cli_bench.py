@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from twin_stream.bench.bridge import bench_bridge
 from twin_stream.bench.simulate import bench_simulate
 from twin_stream.cli_simulate import progress_bar
 
@@ -45,3 +46,18 @@ def simulate(
         typer.echo(json.dumps(figures))
     else:
         _show("bench simulate", figures)
+
+
+@bench_app.command("bridge")
+def bridge(
+    devices: Annotated[int, typer.Option(help="Devices whose backlog is drained")] = 10,
+    per_device: Annotated[int, typer.Option(help="Queued readings per device")] = 5000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Bridge msgs/s MQTT -> Kafka, vs mosquitto_sub | kcat -P on the same broker."""
+    with console.status("draining the same backlog through the bridge and the C pipeline..."):
+        figures = bench_bridge(devices=devices, per_device=per_device)
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        _show("bench bridge", figures)

@@ -92,7 +92,8 @@ class Uplink:
         self.clock = clock
         self.stats = BridgeStats()
         self.inbox: queue.Queue[tuple[int, int, str, bytes]] = queue.Queue()
-        self.pending: deque[_Pending] = deque()
+        self.pending: deque[_Pending] = deque()  # in receive order, until acked
+        self.unsent: deque[_Pending] = deque()  # pending items whose record must be (re)sent
         self.connected = threading.Event()
         self._stop = threading.Event()
         self.client = self._client()
@@ -178,7 +179,9 @@ class Uplink:
             if record.reason is not None:
                 self.stats.dead_lettered += 1
                 log.info("dead letter from %s: %s", topic, record.reason)
-            self.pending.append(_Pending(mid, qos, record))
+            item = _Pending(mid, qos, record)
+            self.pending.append(item)
+            self.unsent.append(item)
         self._advance()
 
     def _send(self, item: _Pending) -> None:
@@ -195,9 +198,12 @@ class Uplink:
 
     def _advance(self) -> None:
         now = time.monotonic()
-        for item in self.pending:
-            if item.future is None and now >= item.next_try:
-                self._send(item)
+        while self.unsent and now >= self.unsent[0].next_try:
+            item = self.unsent.popleft()
+            self._send(item)
+            if item.future is None:  # Kafka refused it for now: try again after the backoff
+                self.unsent.appendleft(item)
+                break
         # Ack the head of the line while Kafka has confirmed it: acks stay in receive order.
         while self.pending:
             head = self.pending[0]
@@ -212,6 +218,7 @@ class Uplink:
                 self.stats.retries += 1
                 head.future = None
                 head.next_try = now + min(5.0, 0.1 * 2 ** min(head.attempts, 6))
+                self.unsent.appendleft(head)
                 break
             self.pending.popleft()
             self.client.ack(head.mid, head.qos)
