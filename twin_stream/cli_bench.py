@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_stream.bench.bridge import bench_bridge
+from twin_stream.bench.pipeline import bench_e2e, bench_worker
 from twin_stream.bench.simulate import bench_simulate
 from twin_stream.cli_simulate import progress_bar
 
@@ -61,3 +62,35 @@ def bridge(
         typer.echo(json.dumps(figures))
     else:
         _show("bench bridge", figures)
+
+
+@bench_app.command("worker")
+def worker(
+    devices: Annotated[int, typer.Option(help="Devices in the backlog")] = 50,
+    per_device: Annotated[int, typer.Option(help="Readings per device")] = 400,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Worker events/s vs a bare aiokafka loop running the same domain code."""
+    with console.status("draining the same backlog through the Faust worker and the bare loop"):
+        figures = bench_worker(devices=devices, per_device=per_device)
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        _show("bench worker", figures)
+
+
+@bench_app.command("e2e")
+def e2e(
+    rate: Annotated[list[int] | None, typer.Option(help="Total msgs/s (repeatable)")] = None,
+    duration: Annotated[float, typer.Option(help="Seconds per rate")] = 30.0,
+    devices: Annotated[int, typer.Option(help="Simulated devices")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """End-to-end latency publish -> score (p50, p99) through the whole pipeline."""
+    with console.status("running the pipeline..."):
+        figures = bench_e2e(rates=tuple(rate or [1000, 5000]), duration_s=duration, devices=devices)
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        for run in figures["runs"]:
+            _show(f"bench e2e at {run['rate']} msgs/s", run)

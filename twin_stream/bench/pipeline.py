@@ -1,0 +1,286 @@
+"""``twin-stream bench worker`` and ``twin-stream bench e2e``.
+
+worker: the Faust worker against a bare aiokafka consumer loop that runs the same domain code
+(:class:`~twin_stream.worker.processing.DeviceState`) and produces the same scores, both
+draining the same telemetry backlog from Kafka, one after the other in one run.
+
+e2e: the whole pipeline as separate processes (bridge, worker, sink) on a local stack, fed by
+the simulated fleet at a given rate; latency is publish (the reading's device timestamp) to its
+anomaly score arriving on ``twin.scores``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+
+from simulators.fast_forward import readings
+from simulators.fleet import FleetPlan
+from simulators.mqtt_fleet import MqttFleet
+from twin_stream.bench.machine import machine_info
+from twin_stream.bridge import ensure_topics
+from twin_stream.domain.topics import kafka_topics
+from twin_stream.stack import Stack, free_port
+
+__all__ = ["bench_e2e", "bench_worker"]
+
+
+@contextmanager
+def _service(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "twin_stream", *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def _drain_count(bootstrap: str, topic: str, expected: int, timeout: float) -> tuple[int, float]:
+    """Wait until ``expected`` records are on ``topic``; (count, seconds until the last one)."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    started = time.perf_counter()
+    seen = 0
+    try:
+        while seen < expected and time.perf_counter() - started < timeout:
+            seen += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
+    finally:
+        consumer.close()
+    return seen, time.perf_counter() - started
+
+
+def _load_backlog(bootstrap: str, topic: str, devices: int, per_device: int) -> int:
+    plan = FleetPlan.generate(devices, hours=per_device / 3600.0, fault_fraction=0.3, seed=7)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    start = datetime.now(UTC) - timedelta(seconds=per_device)
+    count = 0
+    for reading in readings(plan, interval_s=1.0, start=start):
+        producer.send(
+            topic,
+            key=reading.device_id.encode(),
+            value=reading.model_dump_json(exclude_none=True).encode(),
+        )
+        count += 1
+    producer.flush(120)
+    producer.close()
+    return count
+
+
+async def _bare_loop(bootstrap: str, source: str, sink: str, total: int) -> float:
+    """The peer: aiokafka consumer -> the same domain code -> aiokafka producer."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from twin_stream.worker.processing import DeviceState
+
+    consumer = AIOKafkaConsumer(
+        source, bootstrap_servers=bootstrap, group_id="bench-peer", auto_offset_reset="earliest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    states: dict[str, DeviceState] = {}
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < total:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    device_id = record.key.decode()
+                    state = states.setdefault(device_id, DeviceState.new(device_id))
+                    out = state.on_telemetry(record.value, now=datetime.now(UTC))
+                    for score in out.scores:
+                        await producer.send(
+                            sink, key=record.key, value=score.model_dump_json().encode()
+                        )
+                    done += 1
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
+        root = Path(tmp)
+        stack = Stack(root / "stack", services=["kafka"])
+        state = stack.up()
+        try:
+            bootstrap = state.url("kafka")
+            ours_topics, peer_topics = kafka_topics("benchw"), kafka_topics("benchp")
+            ensure_topics(bootstrap, 6, {}, ours_topics)
+            ensure_topics(bootstrap, 6, {}, peer_topics)
+            total = _load_backlog(bootstrap, ours_topics["telemetry"], devices, per_device)
+            _load_backlog(bootstrap, peer_topics["telemetry"], devices, per_device)
+            port = free_port()
+            started = time.perf_counter()
+            with _service(
+                [
+                    "worker",
+                    "--web-port",
+                    str(port),
+                    "--data-dir",
+                    str(root / "w"),
+                    "--topic-prefix",
+                    "benchw",
+                ],
+                {"TWIN_KAFKA__BOOTSTRAP": bootstrap},
+                root / "worker.log",
+            ):
+                processed, _ = _drain_count(bootstrap, ours_topics["scores"], total, 600)
+                ours_s = time.perf_counter() - started
+            peer_s = asyncio.run(
+                _bare_loop(bootstrap, peer_topics["telemetry"], peer_topics["scores"], total)
+            )
+        finally:
+            stack.down()
+    ours, peer = processed / ours_s, total / peer_s
+    return {
+        "events_per_s": round(ours, 1),
+        "peer_events_per_s": round(peer, 1),
+        "ratio": round(ours / peer, 3),
+        "events": total,
+        "processed": processed,
+        "note": "ours includes the Faust worker's start-up and first rebalance",
+        "peer": "aiokafka consumer loop + the same DeviceState code + aiokafka producer",
+        "machine": machine_info(),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_e2e(
+    *, rates: tuple[int, ...] = (1000, 5000), duration_s: float = 30.0, devices: int = 50
+) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
+        root = Path(tmp)
+        plan_ids = FleetPlan.generate(devices, hours=1, fault_fraction=0, seed=1).devices
+        stack = Stack(
+            root / "stack",
+            services=["mosquitto", "kafka", "victoriametrics"],
+            device_ids=[d.device_id for d in plan_ids],
+        )
+        state = stack.up()
+        env = {"TWIN_STACK__DIR": str(root / "stack")}
+        try:
+            bootstrap = state.url("kafka")
+            topics = kafka_topics("twin")
+            ensure_topics(bootstrap, 6, {}, topics)
+            passwords = {a.username: a.password for a in stack.accounts}
+            with (
+                _service(["bridge"], env, root / "bridge.log"),
+                _service(
+                    ["worker", "--web-port", str(free_port()), "--data-dir", str(root / "w")],
+                    env,
+                    root / "worker.log",
+                ),
+                _service(["sink"], env, root / "sink.log"),
+            ):
+                time.sleep(20)  # the Faust worker's start-up and first rebalance
+                for rate in rates:
+                    results.append(
+                        _measure(
+                            bootstrap,
+                            state.url("victoriametrics"),
+                            topics,
+                            state.services["mosquitto"].port,
+                            passwords,
+                            rate,
+                            duration_s,
+                            devices,
+                        )
+                    )
+        finally:
+            stack.down()
+    return {"runs": results, "machine": machine_info()}
+
+
+def _measure(
+    bootstrap: str,
+    vm_url: str,
+    topics: dict[str, str],
+    port: int,
+    passwords: dict[str, str],
+    rate: int,
+    duration_s: float,
+    devices: int,
+) -> dict[str, Any]:
+    from twin_stream.bench.vm import count_points
+
+    plan = FleetPlan.generate(devices, hours=1, fault_fraction=0.0, seed=rate)
+    fleet = MqttFleet(
+        plan, host="127.0.0.1", port=port, passwords=passwords, rate_hz=rate / devices
+    )
+    latencies: list[float] = []
+    stop = threading.Event()
+    since = time.time()
+
+    def collect() -> None:
+        consumer = KafkaConsumer(
+            topics["scores"], bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+        )
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=200).values():
+                arrived = time.time()
+                for record in records:
+                    ts = datetime.fromisoformat(orjson.loads(record.value)["ts"])
+                    if ts.timestamp() >= since:
+                        latencies.append((arrived - ts.timestamp()) * 1000)
+        consumer.close()
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    time.sleep(2)
+    stats = fleet.run(duration_s)
+    deadline = time.monotonic() + 120
+    while len(latencies) < stats.published and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stop.set()
+    collector.join()
+    stored = count_points(vm_url, since)
+    return {
+        "rate": rate,
+        "published": stats.published,
+        "scored": len(latencies),
+        "stored": stored,
+        "achieved_publish_rate": round(stats.published / duration_s, 1),
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
+    }
