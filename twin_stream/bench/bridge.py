@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
-
 from simulators.device import SimulatedDevice
 from twin_stream.bench.machine import machine_info
+from twin_stream.bench.readback import count_records
 from twin_stream.bridge import ensure_topics, make_producer
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.domain.devices import fleet_device
@@ -83,21 +82,6 @@ def _backlog(port: int, passwords: dict[str, str], per_device: int) -> None:
             raise RuntimeError(f"mosquitto_pub failed: {err}")
 
 
-def _count(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> int:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    seen, deadline = 0, time.monotonic() + timeout
-    try:
-        while seen < expected and time.monotonic() < deadline:
-            seen += sum(len(r) for r in consumer.poll(timeout_ms=500).values())
-    finally:
-        consumer.close()
-    return seen
 
 
 def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]:
@@ -135,7 +119,7 @@ def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]
             runner.join()
             uplink.stop()
             producer.close()
-            forwarded = _count(bootstrap, topics["telemetry"], total)
+            forwarded = count_records(bootstrap, topics["telemetry"], total)
 
             # peer: mosquitto_sub | kcat -P, same kind of backlog on its own persistent session
             sub = _binary("mosquitto_sub", "mosquitto-clients")
@@ -172,7 +156,7 @@ def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]
             )
             subscriber.wait(timeout=60)
             peer_s = time.perf_counter() - started
-            peer_forwarded = _count(bootstrap, peer_topic, total)
+            peer_forwarded = count_records(bootstrap, peer_topic, total)
         finally:
             stack.down()
     ours = forwarded / ours_s

@@ -62,23 +62,6 @@ def _service(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
                 proc.wait(10)
 
 
-def _drain_count(bootstrap: str, topic: str, expected: int, timeout: float) -> tuple[int, float]:
-    """Wait until ``expected`` records are on ``topic``; (count, seconds until the last one)."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    started = time.perf_counter()
-    seen = 0
-    try:
-        while seen < expected and time.perf_counter() - started < timeout:
-            seen += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
-    finally:
-        consumer.close()
-    return seen, time.perf_counter() - started
 
 
 def _load_backlog(bootstrap: str, topic: str, devices: int, per_device: int) -> int:
@@ -160,7 +143,7 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
                 {"TWIN_KAFKA__BOOTSTRAP": bootstrap},
                 root / "worker.log",
             ):
-                processed, _ = _drain_count(bootstrap, ours_topics["scores"], total, 600)
+                processed = count_records(bootstrap, ours_topics["scores"], total, 600)
                 ours_s = time.perf_counter() - started
             peer_s = asyncio.run(
                 _bare_loop(bootstrap, peer_topics["telemetry"], peer_topics["scores"], total)
@@ -242,7 +225,7 @@ def _measure(
     duration_s: float,
     devices: int,
 ) -> dict[str, Any]:
-    from twin_stream.bench.vm import count_points
+    from twin_stream.bench.readback import count_points
 
     plan = FleetPlan.generate(devices, hours=1, fault_fraction=0.0, seed=rate)
     fleet = MqttFleet(
