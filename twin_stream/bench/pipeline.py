@@ -33,6 +33,7 @@ from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.bench.machine import machine_info
+from twin_stream.bench.readback import count_records
 from twin_stream.bridge import ensure_topics
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.stack import Stack, free_port
