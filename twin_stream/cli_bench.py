@@ -90,7 +90,9 @@ def e2e(
     with console.status("running the pipeline..."):
         figures = bench_e2e(rates=tuple(rate or [1000, 5000]), duration_s=duration, devices=devices)
     if as_json:
-        typer.echo(json.dumps(figures))
+        # one rate: one object with the documented keys; several: a list of them
+        runs = [{**run, "machine": figures["machine"]} for run in figures["runs"]]
+        typer.echo(json.dumps(runs[0] if len(runs) == 1 else runs))
     else:
         for run in figures["runs"]:
             _show(f"bench e2e at {run['rate']} msgs/s", run)
