@@ -292,11 +292,14 @@ def test_bad_payloads_go_to_the_dlq_and_the_twin_counts_them(pipeline: Pipeline)
     assert {base64.b64decode(x["payload_base64"]) for x in letters} >= set(bad)
     assert all(x["reason"] for x in letters)
 
+    seen: list[Any] = []
+
     def invalid_counted() -> bool:
         status, twin = http("GET", f"{pipeline.api(0)}/twins/pump-0001")
+        seen.append((status, twin and twin.get("quality")))
         return status == 200 and twin["quality"]["invalid"] >= 3
 
-    assert wait_until(invalid_counted, timeout=30, interval=1.0)
+    assert wait_until(invalid_counted, timeout=60, interval=1.0), seen[-3:]
 
 
 def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
