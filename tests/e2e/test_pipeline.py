@@ -209,28 +209,42 @@ def faulty_fleet() -> FleetPlan:
 
 def test_a_failing_device_is_alerted_and_healthy_ones_are_not(pipeline: Pipeline) -> None:
     # 5 readings/s, clock 120x: 150 s of test are 5 simulated hours and 750 readings/device;
-    # failure prediction needs 360 readings of history, so the pump is flagged after ~75 s.
+    # failure prediction needs 360 readings of history, so the pump is flagged after ~75 s of
+    # data. On a loaded 2-core machine the workers may lag behind the fleet: the test waits for
+    # them to catch up after the fleet stops. Offline alerts of the fleet's own shutdown do not
+    # count: the claim is about detection.
     fleet = pipeline.fleet(faulty_fleet(), rate_hz=5.0, speed=120.0)
     runner = threading.Thread(target=fleet.run, args=(150.0,))
     runner.start()
+
+    def detection_alerts(worker: int) -> list[dict[str, Any]]:
+        status, alerts = http("GET", f"{pipeline.api(worker)}/alerts?state=open")
+        assert status == 200, alerts
+        return [
+            a for a in alerts if a["severity"] in ("warning", "critical") and a["kind"] != "offline"
+        ]
+
     try:
-
-        def pump_alerted() -> bool:
-            status, alerts = http("GET", f"{pipeline.api(0)}/alerts?state=open")
-            return status == 200 and any(
-                a["device_id"] == "pump-0001" and a["severity"] != "info" for a in alerts
-            )
-
-        assert wait_until(pump_alerted, timeout=145, interval=2.0)
-        status, alerts = http("GET", f"{pipeline.api(1)}/alerts?state=open")
-        assert status == 200
-        notifying = [a for a in alerts if a["severity"] in ("warning", "critical")]
-        assert {a["device_id"] for a in notifying} == {"pump-0001"}, notifying
-        pump_alert = next(a for a in notifying if a["device_id"] == "pump-0001")
-        assert "motor_current" in pump_alert["summary"]
-        assert pump_alert["seq_last"] is not None and pump_alert["detector_version"]
+        alerted = wait_until(
+            lambda: any(a["device_id"] == "pump-0001" for a in detection_alerts(0)),
+            timeout=150,
+            interval=2.0,
+        )
     finally:
         runner.join()
+    if not alerted:
+        alerted = wait_until(
+            lambda: any(a["device_id"] == "pump-0001" for a in detection_alerts(0)),
+            timeout=120,
+            interval=2.0,
+        )
+    status, pump = http("GET", f"{pipeline.api(0)}/twins/pump-0001")
+    assert alerted, ("no alert for the failing pump", status, pump and pump.get("quality"))
+    notifying = detection_alerts(1)
+    assert {a["device_id"] for a in notifying} == {"pump-0001"}, notifying
+    pump_alert = next(a for a in notifying if a["device_id"] == "pump-0001")
+    assert "motor_current" in pump_alert["summary"]
+    assert pump_alert["seq_last"] is not None and pump_alert["detector_version"]
     assert fleet.stats.dropped == 0
 
 
