@@ -82,8 +82,6 @@ def _backlog(port: int, passwords: dict[str, str], per_device: int) -> None:
             raise RuntimeError(f"mosquitto_pub failed: {err}")
 
 
-
-
 def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]:
     total = devices * per_device
     ids = [fleet_device(i)[0] for i in range(1, devices + 1)]

@@ -63,8 +63,6 @@ def _service(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
                 proc.wait(10)
 
 
-
-
 def _load_backlog(bootstrap: str, topic: str, devices: int, per_device: int) -> int:
     plan = FleetPlan.generate(devices, hours=per_device / 3600.0, fault_fraction=0.3, seed=7)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)

@@ -14,8 +14,13 @@ __all__ = ["count_points", "count_records"]
 
 def count_records(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> int:
     """Read ``topic`` from the start until ``expected`` records were seen (or ``timeout``)."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     seen, deadline = 0, time.monotonic() + timeout
     try:
         while seen < expected and time.monotonic() < deadline:

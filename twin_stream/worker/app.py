@@ -87,6 +87,23 @@ def create_app(config: WorkerConfig) -> faust.App:
     cache: dict[str, DeviceState] = {}
     last_checkpoint: dict[str, float] = {}
 
+    def peek(device_id: str) -> DeviceState:
+        """The state for a read-only view: never cached, so a worker that does not own the
+        device cannot keep a stale copy of it."""
+        state = cache.get(device_id)
+        if state is not None:
+            return state
+        from twin_stream.domain.twin import Twin
+
+        stored = twins.get(device_id.encode())
+        state = (
+            DeviceState(Twin.model_validate_json(stored))
+            if stored
+            else (DeviceState.new(device_id))
+        )
+        state.restore_models(models.get(device_id.encode()))
+        return state
+
     def load(device_id: str) -> DeviceState:
         state = cache.get(device_id)
         if state is None:
@@ -180,6 +197,10 @@ def create_app(config: WorkerConfig) -> faust.App:
                 out = state.on_dead_letter()
                 save(device_id, state, out)
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def forget_on_assignment(app: Any, assigned: Any = None, **_: Any) -> None:
+        cache.clear()  # what this worker owns now is loaded afresh from the tables
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_cached_devices(app: Any, revoked: Any = None, **_: Any) -> None:
         # Partitions may move: whoever owns a device after the rebalance loads it from the
@@ -197,7 +218,7 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     from twin_stream.worker.views import register_views
 
-    register_views(app, config, twins, topics["commands"], load)
+    register_views(app, config, twins, topics["commands"], peek)
     app.twin_cache = cache  # type: ignore[attr-defined]
     return app
 
