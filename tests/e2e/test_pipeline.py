@@ -121,6 +121,26 @@ class Pipeline:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait(10)
 
+    def settled(self) -> bool:
+        """Both workers answer, and for every device the same twin, whichever is asked."""
+        answers = [http("GET", f"{self.api(i)}/twins") for i in sorted(self.ports)]
+        if any(status != 200 for status, _ in answers):
+            return False
+        views = [{t["device_id"]: (t["version"], t["quality"]) for t in b} for _, b in answers]
+        return all(v == views[0] for v in views[1:])
+
+    def diagnostics(self) -> str:
+        """Each worker's own twins' quality counters of pump-0001 and the tail of its log."""
+        lines = []
+        for i in sorted(self.ports):
+            status, local = http("GET", f"{self.api(i)}/twins?scope=local")
+            mine = [t for t in local or [] if t["device_id"] == "pump-0001"]
+            here = mine[0]["quality"] if mine else None
+            lines.append(f"worker {i}: HTTP {status}, pump-0001 here: {here}")
+            log = (self.root / f"worker-{i}.log").read_text(errors="replace")
+            lines.append(log[-2500:])
+        return "\n".join(lines)
+
     def fleet(self, plan: FleetPlan, **kwargs: Any) -> MqttFleet:
         passwords = {d.device_id: self.broker.account(d.device_id).password for d in plan.devices}
         return MqttFleet(
@@ -282,6 +302,8 @@ def test_every_reading_reaches_the_tsdb_once_through_a_worker_kill_and_a_tsdb_ou
     # The killed worker's devices resumed: every twin is known and saw this run's readings.
     status, twins = http("GET", f"{pipeline.api(1)}/twins")
     assert status == 200 and len(twins) == DEVICES
+    # And the group settled after the restart: both workers serve the same twins again.
+    assert wait_until(pipeline.settled, timeout=120, interval=2.0), pipeline.diagnostics()
 
 
 def test_bad_payloads_go_to_the_dlq_and_the_twin_counts_them(pipeline: Pipeline) -> None:
@@ -314,7 +336,10 @@ def test_bad_payloads_go_to_the_dlq_and_the_twin_counts_them(pipeline: Pipeline)
         seen.append((status, twin and twin.get("quality")))
         return status == 200 and twin["quality"]["invalid"] >= 3
 
-    assert wait_until(invalid_counted, timeout=60, interval=1.0), seen[-3:]
+    assert wait_until(invalid_counted, timeout=120, interval=1.0), (
+        seen[-3:],
+        pipeline.diagnostics(),
+    )
 
 
 def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
