@@ -11,6 +11,7 @@ Every point is tagged ``device_id`` and ``device_type`` and timestamped by the e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -97,7 +98,33 @@ def _twin(body: dict[str, object]) -> list[Point]:
     )
     for key, value in quality.items():
         point.field(f"quality_{key}", int(value))
+    # Numeric settings side by side, for "reported vs desired" (strings stay in the twin API).
+    for side in ("reported", "desired"):
+        settings: dict[str, object] = body.get(side) or {}  # type: ignore[assignment]
+        for key, setting in settings.items():
+            if isinstance(setting, int | float) and not isinstance(setting, bool):
+                point.field(f"{side}_{key}", float(setting))
     return [point]
+
+
+_RULE = re.compile(r"\[([a-z_]+)\]$")
+
+
+def _dead_letter(body: dict[str, object]) -> list[Point]:
+    """One point per dead letter, at its receive time in microseconds (distinct letters of
+    one device and rule do not overwrite each other; the same letter twice lands on itself)."""
+    reason = str(body["reason"])
+    rule = _RULE.search(reason)
+    received = datetime.fromisoformat(str(body["received_at"]).replace("Z", "+00:00"))
+    return [
+        Point("dead_letter")
+        .tag("device_id", body.get("device_id") or "unknown")
+        .tag("rule", rule.group(1) if rule else "unknown")
+        .field("count", 1)
+        .field("reason", reason)
+        .field("mqtt_topic", str(body.get("mqtt_topic")))
+        .time(int(received.timestamp() * 1_000_000), WritePrecision.US)
+    ]
 
 
 #: The measurement written for each kind of Kafka topic.
@@ -107,6 +134,7 @@ MEASUREMENTS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
     "predictions": _prediction,
     "alerts": _alert,
     "twins": _twin,
+    "dlq": _dead_letter,
 }
 
 
