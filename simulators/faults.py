@@ -97,6 +97,7 @@ class Fault:
     exponent: float = 1.5
     repaired_at_s: float | None = None
     stuck_value: float | None = None
+    drift_scale: float | None = None
 
     def progress(self, t_s: float) -> float:
         """0 before onset, 1 at the failure time; keeps rising a little after it."""
@@ -143,7 +144,11 @@ class Fault:
                 self.stuck_value = value
             metrics[self.metric] = self.stuck_value
         elif self.kind == "sensor_drift":
-            metrics[self.metric] = value + 0.25 * (abs(nominal[self.metric]) + 1.0) * p
+            # Signals without a fixed nominal (set by the operating mode) drift relative to
+            # where they were when the drift began.
+            if self.drift_scale is None:
+                self.drift_scale = abs(nominal.get(self.metric, value)) + 1.0
+            metrics[self.metric] = value + 0.25 * self.drift_scale * p
         elif self.kind == "dropouts" and rng.random() < 0.4:
             metrics[self.metric] = None
 

@@ -186,3 +186,25 @@ def test_models_report_exactly_their_types_metrics() -> None:
         for kind in DEGRADATIONS[device_type].values():
             assert kind.metric in device.model.nominal
             assert metric_spec(device_type, kind.metric).degrades
+
+
+def test_every_fault_kind_applies_to_every_metric_of_every_type() -> None:
+    """A sensor drift or stuck sensor can hit a signal that has no fixed nominal value."""
+    import random
+
+    from simulators.devices import MODELS
+    from simulators.faults import Fault
+    from twin_stream.domain.devices import METRICS_BY_TYPE
+
+    for device_type, specs in METRICS_BY_TYPE.items():
+        for metric in specs:
+            for kind in ("sensor_drift", "stuck_sensor", "dropouts"):
+                model = MODELS[device_type](random.Random(1))
+                fault = Fault(kind, "sensor", metric=metric, onset_s=0.0, duration_s=100.0)
+                healthy, faulty = [], []
+                for t in range(10, 100, 10):
+                    metrics = model.sample(float(t), 10.0)
+                    healthy.append(metrics[metric])
+                    fault.apply(metrics, float(t), device_type, model.nominal, random.Random(t))
+                    faulty.append(metrics[metric])
+                assert faulty != healthy, (device_type, metric, kind)
