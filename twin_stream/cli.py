@@ -14,6 +14,7 @@ from rich.table import Table
 from twin_stream import stack as local_stack
 from twin_stream.cli_bench import bench_app
 from twin_stream.cli_eval import eval_app
+from twin_stream.cli_grafana import grafana_app
 from twin_stream.cli_services import bridge, sink, worker
 from twin_stream.cli_simulate import simulate
 from twin_stream.config import Settings
@@ -28,6 +29,7 @@ app.add_typer(stack_app, name="stack")
 app.command("simulate")(simulate)
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
+app.add_typer(grafana_app, name="grafana")
 app.command("bridge")(bridge)
 app.command("worker")(worker)
 app.command("sink")(sink)

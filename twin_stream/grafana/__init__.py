@@ -1,0 +1,9 @@
+"""Grafana as code: what maintenance engineers and ops teams see.
+
+* ``model``: typed Grafana objects (panels, dashboards, alert rules, contact point, policy);
+* ``queries``: every InfluxQL query, with the columns it must return;
+* ``dashboards``: fleet overview, device detail, alerts;
+* ``alert_rules``: anomaly, predicted failure, offline and dead-letter rules, and routing;
+* ``provisioning``: the files Grafana reads at start-up (``twin-stream grafana export``);
+* ``push``: the same objects over the HTTP API (``twin-stream grafana push``).
+"""
