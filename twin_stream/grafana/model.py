@@ -106,6 +106,22 @@ class Annotation(GrafanaModel):
     enable: bool = True
     icon_color: str = "red"
 
+    def to_grafana(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "datasource": self.datasource.to_grafana(),
+            "enable": self.enable,
+            "iconColor": self.icon_color,
+            "target": {
+                "refId": "Anno",
+                "query": self.query,
+                "rawQuery": True,
+                "fromAnnotations": True,
+                "textColumn": self.text_column,
+                "tagsColumn": self.tags_column,
+            },
+        }
+
 
 class Dashboard(GrafanaModel):
     uid: str

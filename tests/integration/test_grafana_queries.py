@@ -1,0 +1,211 @@
+"""Every dashboard and alert query on the real InfluxQL engine (Debian InfluxDB 1.x).
+
+The data is what the sink writes for a short simulated run: six devices for five hours, one
+infusion pump whose motor wears out, run through the worker's own domain code
+(``DeviceState``) and the sink's own ``to_points``. One ventilator also sends a burst of bad
+payloads (dead letters), one patient monitor goes offline at the end, and the pump has a
+desired setting it has not applied yet.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from simulators.fast_forward import readings
+from simulators.faults import Fault
+from simulators.fleet import FleetPlan
+from tests.integration.test_influxql import influxql
+from twin_stream.bridge.routing import route
+from twin_stream.domain.events import Command
+from twin_stream.domain.messages import DesiredSettings
+from twin_stream.domain.topics import mqtt_topic
+from twin_stream.grafana import queries as q
+from twin_stream.grafana.alert_rules import rule_group, rule_query
+from twin_stream.grafana.dashboards import all_dashboards
+from twin_stream.sink.points import to_points
+from twin_stream.worker.processing import DeviceState, twin_view
+
+FAULTY = "pump-0001"
+NOISY = "vent-0002"  # sends the bad payloads
+GONE = "mon-0003"  # goes offline at the end
+HOURS = 5.0
+
+
+def _records(now: datetime) -> Iterator[tuple[str, bytes]]:
+    """(topic kind, record) as the bridge and the workers would put them on Kafka."""
+    plan = FleetPlan.generate(6, hours=HOURS, fault_fraction=0.0, seed=61, start_hour=12.0)
+    pump = next(d for d in plan.devices if d.device_id == FAULTY)
+    pump.model.rate = 100.0
+    pump.faults.append(
+        Fault("motor_wear", "degradation", "motor_current", onset_s=1800, duration_s=4.5 * 3600)
+    )
+    start = now - timedelta(hours=HOURS)
+    states = {d.device_id: DeviceState.new(d.device_id) for d in plan.devices}
+
+    def twin(state: DeviceState, at: datetime) -> tuple[str, bytes]:
+        return "twins", orjson.dumps(twin_view(state.twin, state.open_alerts(), at))
+
+    for device in plan.devices:
+        state = states[device.device_id]
+        report = {
+            "device_id": device.device_id,
+            "ts": start.isoformat(),
+            "seq": 0,
+            "settings": {"rate": device.model.rate, "sample_interval_s": 10.0},
+        }
+        state.on_reported(orjson.dumps(report), now=start)
+    desired_at = now - timedelta(hours=1)
+    desired = Command.create(
+        FAULTY, "set_desired", desired=DesiredSettings(rate=80.0), now=desired_at
+    )
+    desired_applied = False
+    for reading in readings(plan, interval_s=10.0, start=start):
+        raw = reading.model_dump_json(exclude_none=True).encode()
+        yield "telemetry", raw
+        state = states[reading.device_id]
+        if reading.device_id == FAULTY and not desired_applied and reading.ts >= desired_at:
+            state.on_command(desired.model_dump_json().encode(), now=reading.ts)
+            desired_applied = True
+            yield twin(state, reading.ts)
+        out = state.on_telemetry(raw, now=reading.ts)
+        for score in out.scores:
+            yield "scores", score.model_dump_json().encode()
+        for prediction in out.predictions:
+            yield "predictions", prediction.model_dump_json().encode()
+        for alert in out.alerts:
+            yield "alerts", alert.model_dump_json().encode()
+        if out.alerts or reading.seq % 30 == 0:
+            yield twin(state, reading.ts)
+    for i in range(30):  # a burst of bad payloads from one device in the last two minutes
+        at = now - timedelta(seconds=120 - 3 * i)
+        letter = route(mqtt_topic(NOISY, "telemetry"), b'{"v": 1, "seq": -1}', now=at)
+        yield "dlq", letter.value
+    offline = {
+        "device_id": GONE,
+        "ts": (now - timedelta(minutes=1)).isoformat(),
+        "state": "offline",
+        "reason": "will",
+        "fw": "1.0.0",
+    }
+    states[GONE].on_status(orjson.dumps(offline), now=now - timedelta(minutes=1))
+    yield twin(states[GONE], now - timedelta(minutes=1))
+
+
+def _write(base_url: str, db: str, lines: list[str], precision: str) -> None:
+    for i in range(0, len(lines), 5000):
+        request = urllib.request.Request(
+            f"{base_url}/write?db={db}&precision={precision}",
+            data="\n".join(lines[i : i + 5000]).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 204
+
+
+@pytest.fixture(scope="module")
+def db(influxdb1_url: str) -> str:
+    """A database holding the run, written as the sink's line protocol."""
+    name = f"grafana_{int(datetime.now(UTC).timestamp())}"
+    influxql(influxdb1_url, f'CREATE DATABASE "{name}"')
+    by_precision: dict[str, list[str]] = {"ms": [], "u": []}
+    kinds: set[str] = set()
+    for kind, record in _records(datetime.now(UTC)):
+        kinds.add(kind)
+        for point in to_points(kind, record):
+            precision = "u" if point.write_precision == "us" else "ms"
+            by_precision[precision].append(point.to_line_protocol())
+    assert kinds == {"telemetry", "scores", "predictions", "alerts", "twins", "dlq"}
+    for precision, lines in by_precision.items():
+        _write(influxdb1_url, name, lines, precision)
+    return name
+
+
+def run(base_url: str, db: str, query: q.Query) -> list[dict[str, Any]]:
+    text = q.render(query.influxql, since=f"{int(HOURS) + 1}h", interval="5m", device_id=FAULTY)
+    result = influxql(base_url, text, db)["results"][0]
+    assert "error" not in result, (query.name, text, result["error"])
+    series: list[dict[str, Any]] = result.get("series", [])
+    return series
+
+
+def panel_queries() -> list[q.Query]:
+    """Every query a dashboard sends: panel targets, variables and annotations."""
+    by_text = {query.influxql: query for query in q.ALL_QUERIES}
+    texts = []
+    for dashboard in all_dashboards():
+        body = dashboard.to_grafana()
+        texts += [t["query"] for p in body["panels"] for t in p["targets"]]
+        texts += [v["query"] for v in body["templating"]["list"]]
+        texts += [a["target"]["query"] for a in body["annotations"]["list"]]
+    unknown = [t for t in texts if t not in by_text]
+    assert not unknown, f"dashboard queries not in queries.ALL_QUERIES (so unchecked): {unknown}"
+    return list({by_text[t].name: by_text[t] for t in texts}.values())
+
+
+@pytest.mark.parametrize("query", panel_queries(), ids=lambda query: query.name)
+def test_every_panel_query_returns_rows_with_the_columns_its_panel_expects(
+    influxdb1_url: str, db: str, query: q.Query
+) -> None:
+    series = run(influxdb1_url, db, query)
+    assert series, f"{query.name} returned no series"
+    for s in series:
+        assert not query.expects(s["columns"]), (query.name, s["columns"])
+        assert set(query.tags) <= set(s.get("tags") or {}), (query.name, s.get("tags"))
+    values = [v for s in series for row in s["values"] for v in row[1:]]
+    assert any(v is not None for v in values), f"{query.name}: only empty rows"
+
+
+def test_the_fleet_panels_see_the_offline_monitor_the_failing_pump_and_the_dead_letters(
+    influxdb1_url: str, db: str
+) -> None:
+    online = {
+        s["tags"]["device_type"]: dict(zip(s["columns"], s["values"][0], strict=True))
+        for s in run(influxdb1_url, db, q.ONLINE_BY_TYPE)
+    }
+    assert online["patient_monitor"]["offline"] == 1
+    predicted = {s["tags"]["device_id"] for s in run(influxdb1_url, db, q.PREDICTED_FAILURES)}
+    assert FAULTY in predicted
+    letters = run(influxdb1_url, db, q.DEAD_LETTER_RATE)
+    assert sum(row[1] for s in letters for row in s["values"]) == 30
+
+
+def _evaluate(series: list[dict[str, Any]], rule: Any) -> dict[str, bool]:
+    """Grafana's reduce + threshold steps, applied to each series (one alert instance each)."""
+    reducer = rule.query("B").model["reducer"]
+    evaluator = rule.query("C").model["conditions"][0]["evaluator"]
+    firing = {}
+    for s in series:
+        values = [row[1] for row in s["values"] if row[1] is not None]
+        reduced = {"last": values[-1], "max": max(values), "min": min(values)}[reducer]
+        limit = evaluator["params"][0]
+        instance = ",".join(f"{k}={v}" for k, v in sorted(s["tags"].items()))
+        firing[instance] = reduced > limit if evaluator["type"] == "gt" else reduced < limit
+    return firing
+
+
+@pytest.mark.parametrize("rule", rule_group().rules, ids=lambda rule: rule.uid)
+def test_every_alert_query_runs_and_fires_for_the_device_it_should(
+    influxdb1_url: str, db: str, rule: Any
+) -> None:
+    query = rule_query(rule)
+    series = run(influxdb1_url, db, query)
+    assert series, f"{rule.uid}: no series"
+    for s in series:
+        assert not query.expects(s["columns"]) and set(query.tags) <= set(s["tags"])
+    firing = _evaluate(series, rule)
+    firing_devices = {i.split("device_id=")[1].split(",")[0] for i, on in firing.items() if on}
+    expected = {
+        "twin-predicted-failure": {FAULTY},
+        "twin-offline": {GONE},
+        "twin-dead-letters": {NOISY},
+    }
+    if rule.uid in expected:
+        assert firing_devices == expected[rule.uid], firing
+    else:  # the anomaly rule: healthy devices stay quiet
+        assert not firing_devices - {FAULTY}, firing
