@@ -10,7 +10,7 @@ KAFKA_LIBS := .cache/kafka/libs
 # Real servers the tests and the demo start as local processes (see twin_stream/stack.py).
 DEB_PACKAGES := mosquitto mosquitto-clients victoria-metrics influxdb kcat
 
-.PHONY: demo test lint setup system-deps kafka-jars venv stack-up stack-down clean
+.PHONY: demo test lint setup system-deps kafka-jars compose-schema venv stack-up stack-down clean
 
 # The main job, until `twin-stream demo` lands (issue 7): the local stack and a simulated fleet
 # with faults publishing into it for DEMO_SECONDS, then everything is stopped again.
@@ -29,7 +29,20 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-setup: system-deps venv kafka-jars
+setup: system-deps venv kafka-jars compose-schema
+
+# The Compose file schema the tests validate docker-compose.yml against, taken from the last
+# docker-compose release on PyPI that bundles it (no Docker needed).
+COMPOSE_SCHEMA := .cache/compose-spec/compose_spec.json
+compose-schema: $(COMPOSE_SCHEMA)
+
+$(COMPOSE_SCHEMA): | venv
+	rm -rf .cache/compose-spec && mkdir -p .cache/compose-spec
+	$(BIN)/pip download -q --disable-pip-version-check --no-deps docker-compose==1.29.2 \
+		-d .cache/compose-spec
+	cd .cache/compose-spec && $(abspath $(BIN))/python -c "import zipfile, glob; \
+		zipfile.ZipFile(glob.glob('*.whl')[0]).extract('compose/config/compose_spec.json')"
+	mv .cache/compose-spec/compose/config/compose_spec.json $@
 
 venv: $(VENV)/.installed
 

@@ -127,3 +127,21 @@ def stack_status(root: DirOption = None, as_json: JsonOption = False) -> None:
         Console().print(table)
     if not all(row["running"] and row["port_open"] for row in report.values()):
         raise typer.Exit(code=3)
+
+
+@app.command("mqtt-auth")
+def mqtt_auth(
+    directory: Annotated[Path, typer.Argument(help="Where to write passwd, acl and credentials")],
+    devices: Annotated[int, typer.Option(help="Devices of the simulated fleet")] = 20,
+    replace: Annotated[bool, typer.Option(help="Write new passwords even if files exist")] = False,
+) -> None:
+    """Write a Mosquitto password file and ACL (and the plain credentials the bridge and the
+    simulated devices log in with) for the bridge and a fleet of devices."""
+    from twin_stream.mqtt_auth import generate_accounts, write_auth_files
+
+    if (directory / "passwd").exists() and not replace:
+        typer.echo(f"{directory}: credentials exist, kept (--replace to renew them)")
+        return
+    accounts = generate_accounts(fleet_device(i)[0] for i in range(1, devices + 1))
+    for path in write_auth_files(directory, accounts).values():
+        typer.echo(path)

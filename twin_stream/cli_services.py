@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -43,7 +44,9 @@ def bridge_endpoint(settings: Settings, client_id: str) -> MqttEndpoint:
     host, port, tls = parse_mqtt_url(url)
     password = settings.mqtt.password.get_secret_value() if settings.mqtt.password else None
     if password is None:
-        creds = Path(_stack_state(settings).services["mosquitto"].extra["credentials_file"])
+        creds = settings.mqtt.credentials_file or Path(
+            _stack_state(settings).services["mosquitto"].extra["credentials_file"]
+        )
         password = json.loads(creds.read_text())[settings.mqtt.username]["password"]
     context = ssl.create_default_context(cafile=settings.mqtt.ca_file) if tls else None
     return MqttEndpoint(host, port, settings.mqtt.username, password, client_id, context)
@@ -90,6 +93,13 @@ def bridge(
 
 def worker(
     web_port: Annotated[int, typer.Option(help="Port of this worker's twin API")] = 6066,
+    web_host: Annotated[
+        str,
+        typer.Option(
+            envvar="TWIN_WORKER_WEB_HOST",
+            help="Host name other workers reach this one's API at ('hostname': this machine's)",
+        ),
+    ] = "127.0.0.1",
     data_dir: Annotated[
         Path | None,
         typer.Option(help="This worker's table store (default .twin-stream/worker-PORT)"),
@@ -116,6 +126,7 @@ def worker(
         bootstrap=bootstrap,
         data_dir=data_dir or Path(f".twin-stream/worker-{web_port}"),
         web_port=web_port,
+        web_host=socket.gethostname() if web_host == "hostname" else web_host,
         topic_prefix=topic_prefix,
         partitions=settings.kafka.partitions,
         checkpoint_every=checkpoint_every,

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from twin_stream.domain.topics import (
@@ -103,3 +105,22 @@ def acl_file(accounts: Sequence[MqttAccount]) -> str:
             lines += [f"topic write {mqtt_wildcard(c)}" for c in PLATFORM_TO_DEVICE]
         blocks.append("\n".join(lines) + "\n")
     return blocks[0] + "\n" + "\n".join(blocks[1:])
+
+
+def write_auth_files(directory: Path, accounts: Sequence[MqttAccount]) -> dict[str, Path]:
+    """Write ``passwd``, ``acl`` and ``mqtt-credentials.json`` (plain passwords, for the
+    bridge and simulated devices) under ``directory``; secrets are readable by the owner only."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "passwd": directory / "passwd",
+        "acl": directory / "acl",
+        "credentials": directory / "mqtt-credentials.json",
+    }
+    paths["passwd"].write_text(password_file(accounts))
+    paths["acl"].write_text(acl_file(accounts))
+    paths["credentials"].write_text(
+        json.dumps({a.username: {"password": a.password, "role": a.role} for a in accounts})
+    )
+    for secret in (paths["passwd"], paths["credentials"]):
+        secret.chmod(0o600)
+    return paths

@@ -48,9 +48,8 @@ from twin_stream.errors import ServiceBinaryMissing, ServiceError, ServiceNotRea
 from twin_stream.mqtt_auth import (
     BRIDGE_USER,
     MqttAccount,
-    acl_file,
     generate_accounts,
-    password_file,
+    write_auth_files,
 )
 
 __all__ = [
@@ -258,18 +257,8 @@ class _Mosquitto(_Service):
         return f"mqtt://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        passwd = self.data_dir / "passwd"
-        acl = self.data_dir / "acl"
-        passwd.write_text(password_file(self.accounts))
-        acl.write_text(acl_file(self.accounts))
-        credentials = self.data_dir / CREDENTIALS_FILE
-        credentials.write_text(
-            json.dumps(
-                {a.username: {"password": a.password, "role": a.role} for a in self.accounts}
-            )
-        )
-        for secret_file in (passwd, credentials):
-            secret_file.chmod(0o600)
+        paths = write_auth_files(self.data_dir, self.accounts)
+        passwd, acl = paths["passwd"], paths["acl"]
         (self.data_dir / "persistence").mkdir(exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(

@@ -44,3 +44,21 @@ def test_acl_gives_each_device_only_its_own_topics() -> None:
     assert "vent-0002" not in pump_block
     assert "+" not in pump_block and "#" not in pump_block
     assert "topic read twin/v1/devices/pump-0001/desired" in pump_block
+
+
+def test_the_mqtt_auth_command_writes_files_once_and_keeps_them(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin_stream.cli import app
+
+    first = CliRunner().invoke(app, ["mqtt-auth", str(tmp_path), "--devices", "3"])
+    assert first.exit_code == 0, first.output
+    credentials = json.loads((tmp_path / "mqtt-credentials.json").read_text())
+    assert set(credentials) == {"pump-0001", "vent-0002", "mon-0003", "bridge"}
+    assert (tmp_path / "passwd").stat().st_mode & 0o077 == 0  # owner only
+    assert "user vent-0002" in (tmp_path / "acl").read_text()
+    again = CliRunner().invoke(app, ["mqtt-auth", str(tmp_path), "--devices", "3"])
+    assert again.exit_code == 0 and "kept" in again.output
+    assert json.loads((tmp_path / "mqtt-credentials.json").read_text()) == credentials

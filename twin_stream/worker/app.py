@@ -61,6 +61,9 @@ def create_app(config: WorkerConfig) -> faust.App:
         datadir=str(config.data_dir),
         web_port=config.web_port,
         web_host=config.web_host,
+        # A worker reachable only on loopback stays there; one advertised by name (compose,
+        # several machines) listens on every interface.
+        web_bind=config.web_host if config.web_host in ("127.0.0.1", "localhost") else "0.0.0.0",
         canonical_url=f"http://{config.web_host}:{config.web_port}",
         topic_partitions=config.partitions,
         topic_replication_factor=1,
