@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 from twin_stream.mqtt_auth import (
     BRIDGE_USER,
