@@ -30,6 +30,32 @@ def count_records(bootstrap: str, topic: str, expected: int, timeout: float = 30
     return seen
 
 
+def output_span(
+    bootstrap: str, topic: str, expected: int, timeout: float = 300
+) -> tuple[int, float]:
+    """(records seen, seconds from the first record's broker timestamp to the last one's): the
+    steady-state pace of whatever produced ``topic``, start-up excluded."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    seen, first, last = 0, None, None
+    deadline = time.monotonic() + timeout
+    try:
+        while seen < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                seen += len(records)
+                stamps = [r.timestamp for r in records]
+                first = min(stamps + ([first] if first is not None else []))
+                last = max(stamps + ([last] if last is not None else []))
+    finally:
+        consumer.close()
+    return seen, ((last - first) / 1000.0 if first is not None and last is not None else 0.0)
+
+
 def count_points(base_url: str, since: float, metric: str = "telemetry_seq") -> int:
     """How many samples of ``metric`` are stored from ``since`` (unix seconds) on."""
     query = urllib.parse.urlencode({"match[]": f'{{__name__="{metric}"}}', "start": f"{since}"})

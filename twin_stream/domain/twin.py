@@ -130,6 +130,14 @@ class Twin(BaseModel):
         self.seen_mask |= 1 << behind
         return "reordered"
 
+    def resume_before(self, seq: int) -> None:
+        """Count every seq before ``seq`` as seen: the twin was restored from a checkpoint and
+        the readings since then may have been handled before (so they are neither gaps nor
+        new). Redeliveries of older seqs are still recognised as duplicates."""
+        if self.last_seq is not None and seq > self.last_seq + 1:
+            self.last_seq = seq - 1
+            self.seen_mask = (1 << REORDER_WINDOW) - 1
+
     def apply_reading(self, reading: Telemetry, *, now: datetime) -> ReadingOutcome:
         """Fold one telemetry reading into the twin; say whether it was new."""
         if self.metrics_ts is not None and reading.ts < self.metrics_ts - STALE_AFTER:

@@ -70,6 +70,9 @@ def create_app(config: WorkerConfig) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        # Every reading makes a score: let the producer gather them into batches (Faust's
+        # default of 0 sends one produce request per record).
+        producer_linger=0.01,
         autodiscover=False,
         web_in_thread=False,
     )
@@ -96,41 +99,37 @@ def create_app(config: WorkerConfig) -> faust.App:
         state = cache.get(device_id)
         if state is not None:
             return state
-        from twin_stream.domain.twin import Twin
-
-        stored = twins.get(device_id.encode())
-        state = (
-            DeviceState(Twin.model_validate_json(stored))
-            if stored
-            else (DeviceState.new(device_id))
-        )
-        state.restore_models(models.get(device_id.encode()))
-        return state
+        key = device_id.encode()
+        return DeviceState.restore(device_id, twins.get(key), models.get(key))
 
     def load(device_id: str) -> DeviceState:
+        """The state to update: cached while this worker owns the device."""
         state = cache.get(device_id)
         if state is None:
-            from twin_stream.domain.twin import Twin
-
-            stored = twins.get(device_id.encode())
-            state = (
-                DeviceState(Twin.model_validate_json(stored))
-                if stored
-                else (DeviceState.new(device_id))
-            )
-            state.restore_models(models.get(device_id.encode()))
-            cache[device_id] = state
+            state = cache[device_id] = peek(device_id)
         return state
 
-    def save(device_id: str, state: DeviceState, out: Outputs, force: bool = False) -> None:
-        if out.twin_changed:
-            twins[device_id.encode()] = state.twin.model_dump_json().encode()
+    saved_version: dict[str, int] = {}
+
+    def save(device_id: str, state: DeviceState, out: Outputs, *, reading: bool) -> None:
+        """Write the twin and the models to their tables (and so to their changelogs).
+
+        A reading changes only the twin's latest values and counters: the twin is written
+        with the models, at checkpoints. Anything else (connectivity, settings, desired
+        state, dead letters) and any version change is written at once.
+        """
+        key = device_id.encode()
         now = time.monotonic()
-        due = now - last_checkpoint.get(device_id, 0.0) >= config.checkpoint_interval_s
-        if state.detector is not None and (
-            force or state.events_since_checkpoint >= config.checkpoint_every or due
-        ):
-            models[device_id.encode()] = state.models_bytes()
+        due = (
+            state.events_since_checkpoint >= config.checkpoint_every
+            or now - last_checkpoint.get(device_id, 0.0) >= config.checkpoint_interval_s
+        )
+        changed_version = saved_version.get(device_id) != state.twin.version
+        if out.twin_changed and (not reading or changed_version or due):
+            twins[key] = state.twin.model_dump_json().encode()
+            saved_version[device_id] = state.twin.version
+        if reading and state.detector is not None and due:
+            models[key] = state.models_bytes()
             state.events_since_checkpoint = 0
             last_checkpoint[device_id] = now
 
@@ -182,7 +181,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                         e,
                     )
                     continue
-                save(device_id, state, out)
+                save(device_id, state, out, reading=kind == "telemetry")
                 await publish(device_id, state, out)
 
         agent.__name__ = f"{kind}_agent"
@@ -198,11 +197,12 @@ def create_app(config: WorkerConfig) -> faust.App:
                 device_id = event.key.decode()
                 state = load(device_id)
                 out = state.on_dead_letter()
-                save(device_id, state, out)
+                save(device_id, state, out, reading=False)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_on_assignment(app: Any, assigned: Any = None, **_: Any) -> None:
         cache.clear()  # what this worker owns now is loaded afresh from the tables
+        saved_version.clear()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_cached_devices(app: Any, revoked: Any = None, **_: Any) -> None:

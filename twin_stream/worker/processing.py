@@ -62,12 +62,25 @@ class DeviceState:
     detector: DeviceDetector | None = None
     policy: AlertPolicy | None = None
     events_since_checkpoint: int = 0
+    #: Restored from a checkpoint: readings after it may have been handled by the previous
+    #: owner, so a jump in seq on the first reading is not counted as a gap.
+    resumed: bool = False
 
     @classmethod
     def new(cls, device_id: str) -> DeviceState:
         return cls(Twin(device_id=device_id))
 
-    # -- persistence: the twin on every change, the models at checkpoints -------------------
+    @classmethod
+    def restore(cls, device_id: str, twin: bytes | None, models: bytes | None) -> DeviceState:
+        """A device's state from its last checkpoint in the tables (or a new one)."""
+        if not twin:
+            state = cls.new(device_id)
+        else:
+            state = cls(Twin.model_validate_json(twin), resumed=True)
+        state.restore_models(models)
+        return state
+
+    # -- persistence: the twin and the models at checkpoints ---------------------------------
 
     def models_bytes(self) -> bytes:
         assert self.detector is not None and self.policy is not None
@@ -89,6 +102,9 @@ class DeviceState:
     def on_telemetry(self, raw: bytes, *, now: datetime) -> Outputs:
         device_type = self._peek_type(raw)
         reading = telemetry_model(device_type).model_validate_json(raw)
+        if self.resumed:
+            self.twin.resume_before(reading.seq)
+            self.resumed = False
         outcome = self.twin.apply_reading(reading, now=now)
         out = Outputs(outcome=outcome, twin_changed=True)
         if outcome in ("duplicate", "stale"):
