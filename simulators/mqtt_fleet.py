@@ -16,6 +16,7 @@ import heapq
 import logging
 import selectors
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -174,6 +175,7 @@ class MqttFleet:
         self.record_seqs = record_seqs  # keep every published seq (tests; memory grows)
         self.stats = FleetStats()
         self._started = clock()
+        self._stop = threading.Event()
         self._due: list[tuple[float, int]] = []
         missing = [d.device_id for d in plan.devices if d.device_id not in passwords]
         if missing:
@@ -211,7 +213,7 @@ class MqttFleet:
         try:
             while True:
                 now = self.clock()
-                if now >= end:
+                if now >= end or self._stop.is_set():
                     break
                 if self.sockets_changed:
                     self._sync_registrations(selector, registered)
@@ -254,6 +256,10 @@ class MqttFleet:
         if progress is not None:
             progress(1.0)
         return self.stats
+
+    def stop(self) -> None:
+        """End :meth:`run` early (from another thread); devices still disconnect cleanly."""
+        self._stop.set()
 
     def _tick(self, conn: _Connection, i: int, now: float) -> None:
         t_s = (now - self._started) * self.speed

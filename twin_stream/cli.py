@@ -13,6 +13,7 @@ from rich.table import Table
 
 from twin_stream import stack as local_stack
 from twin_stream.cli_bench import bench_app
+from twin_stream.cli_demo import demo
 from twin_stream.cli_eval import eval_app
 from twin_stream.cli_grafana import grafana_app
 from twin_stream.cli_services import bridge, sink, worker
@@ -25,6 +26,7 @@ app = typer.Typer(
     help="twin-stream: digital twins of medical devices, streamed.", no_args_is_help=True
 )
 stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, VictoriaMetrics, InfluxDB).")
+app.command("demo")(demo)
 app.add_typer(stack_app, name="stack")
 app.command("simulate")(simulate)
 app.add_typer(bench_app, name="bench")

@@ -12,16 +12,10 @@ anomaly score arriving on ``twin.scores``.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,31 +30,10 @@ from twin_stream.bench.machine import machine_info
 from twin_stream.bench.readback import output_span
 from twin_stream.bridge import ensure_topics
 from twin_stream.domain.topics import kafka_topics
+from twin_stream.processes import subcommand
 from twin_stream.stack import Stack, free_port
 
 __all__ = ["bench_e2e", "bench_worker"]
-
-
-@contextmanager
-def _service(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "twin_stream", *args],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 def _load_backlog(bootstrap: str, topic: str, devices: int, per_device: int) -> int:
@@ -129,7 +102,7 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
             _load_backlog(bootstrap, peer_topics["telemetry"], devices, per_device)
             port = free_port()
             started = time.perf_counter()
-            with _service(
+            with subcommand(
                 [
                     "worker",
                     "--web-port",
@@ -190,13 +163,13 @@ def bench_e2e(
             ensure_topics(bootstrap, 6, {}, topics)
             passwords = {a.username: a.password for a in stack.accounts}
             with (
-                _service(["bridge"], env, root / "bridge.log"),
-                _service(
+                subcommand(["bridge"], env, root / "bridge.log"),
+                subcommand(
                     ["worker", "--web-port", str(free_port()), "--data-dir", str(root / "w")],
                     env,
                     root / "worker.log",
                 ),
-                _service(["sink"], env, root / "sink.log"),
+                subcommand(["sink"], env, root / "sink.log"),
             ):
                 time.sleep(20)  # the Faust worker's start-up and first rebalance
                 for rate in rates:
