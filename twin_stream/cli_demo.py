@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +47,10 @@ def demo(
         workdir=workdir,
     )
     # With --json, the live view goes to stderr and stdout carries only the JSON.
-    console = Console(stderr=as_json, force_terminal=None if sys.stderr.isatty() else False)
+    stream = sys.stderr if as_json else sys.stdout
+    console = Console(stderr=as_json, width=None if stream.isatty() else 140)
+    # SIGTERM (a service manager, `timeout`) stops as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = run_demo(options, console)
     except KeyboardInterrupt:

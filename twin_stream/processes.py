@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from twin_stream.stack import die_with_parent
+
 __all__ = ["subcommand"]
 
 
@@ -31,6 +33,7 @@ def subcommand(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed parent leaves no orphan behind
         )
     try:
         yield proc

@@ -109,7 +109,7 @@ def _log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask the kernel to SIGTERM this child when the process that started it dies."""
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
@@ -207,7 +207,7 @@ class _Service(ABC):
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # its own process group: we stop it and its children
-                preexec_fn=_die_with_parent if tie_to_parent else None,
+                preexec_fn=die_with_parent if tie_to_parent else None,
             )
 
     def wait_ready(self, deadline: float) -> None:

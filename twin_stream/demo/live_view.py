@@ -55,7 +55,7 @@ def _scores(observer: Observer, device_types: dict[str, str]) -> Table:
     table = Table("device", "type", "score", title="Highest anomaly scores now", expand=True)
     latest = [(d, s[-1][1]) for d, s in observer.scores.items() if s]
     for device, score in sorted(latest, key=lambda x: -x[1])[:6]:
-        style = "red" if score >= 0.999 else "yellow" if score >= 0.99 else ""
+        style = "red" if score >= 0.999 else "yellow" if score >= 0.99 else "default"
         table.add_row(device, device_types.get(device, "?"), f"[{style}]{score:.4f}")
     return table
 
@@ -86,8 +86,13 @@ def _predictions(observer: Observer, speed: float) -> Table:
 
 def _alerts(observer: Observer) -> Table:
     table = Table("device", "kind", "severity", "why", title="Open alerts", expand=True)
-    for alert in sorted(observer.open_alerts.values(), key=lambda a: a["opened_at"])[-8:]:
-        style = _SEVERITY_STYLE.get(alert["severity"], "")
+    # What the detectors found comes first; connectivity alerts after.
+    ranked = sorted(
+        observer.open_alerts.values(),
+        key=lambda a: (a["kind"] not in ("anomaly", "predicted_failure"), a["opened_at"]),
+    )
+    for alert in ranked[:8]:
+        style = _SEVERITY_STYLE.get(alert["severity"], "default")
         table.add_row(
             alert["device_id"], alert["kind"], f"[{style}]{alert['severity']}", alert["summary"]
         )

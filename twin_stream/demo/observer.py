@@ -55,7 +55,7 @@ class Observer:
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
     history: deque[Snapshot] = field(default_factory=lambda: deque(maxlen=600))
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def run(self, stop: threading.Event) -> None:
         """Follow the topics until ``stop`` is set (run it in a thread)."""
