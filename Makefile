@@ -12,15 +12,10 @@ DEB_PACKAGES := mosquitto mosquitto-clients victoria-metrics influxdb kcat
 
 .PHONY: demo test lint setup system-deps kafka-jars compose-schema venv stack-up stack-down clean
 
-# The main job, until `twin-stream demo` lands (issue 7): the local stack and a simulated fleet
-# with faults publishing into it for DEMO_SECONDS, then everything is stopped again.
-DEMO_SECONDS ?= 120
+# The main job: the platform on this machine with a simulated fleet, a live view and a report.
+DEMO_ARGS ?=
 demo: setup
-	export TWIN_STACK__DIR=.twin-stream/demo; \
-	trap '$(BIN)/twin-stream stack down' EXIT; \
-	$(BIN)/twin-stream stack up --devices 20 && \
-	$(BIN)/twin-stream simulate --devices 20 --rate 2 --fault-fraction 0.3 --speed 60 \
-		--duration $(DEMO_SECONDS)
+	$(BIN)/twin-stream demo $(DEMO_ARGS)
 
 test: setup lint
 	$(BIN)/pytest
