@@ -9,25 +9,12 @@ import urllib.request
 
 from kafka import KafkaConsumer
 
-__all__ = ["count_points", "count_records"]
+__all__ = ["count_points", "count_records", "output_span"]
 
 
 def count_records(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> int:
     """Read ``topic`` from the start until ``expected`` records were seen (or ``timeout``)."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    seen, deadline = 0, time.monotonic() + timeout
-    try:
-        while seen < expected and time.monotonic() < deadline:
-            seen += sum(len(r) for r in consumer.poll(timeout_ms=200).values())
-    finally:
-        consumer.close()
-    return seen
+    return output_span(bootstrap, topic, expected, timeout)[0]
 
 
 def output_span(
