@@ -136,6 +136,32 @@ def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]
     return fig
 
 
+def _rows(items: list[dict[str, Any]], keys: tuple[str, ...]) -> str:
+    """Table rows (<tr>) of ``items``, one cell per key."""
+    return "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(item.get(k) if item.get(k) is not None else ''))}</td>"
+            for k in keys
+        )
+        + "</tr>"
+        for item in items
+    )
+
+
+def _fleet_by_type(device_types: dict[str, str], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    faulty, alerted = set(summary["faulty_devices"]), set(summary["alerted_devices"])
+    return [
+        {
+            "type": t,
+            "devices": sum(1 for x in device_types.values() if x == t),
+            "faulty": sum(1 for d, x in device_types.items() if x == t and d in faulty),
+            "alerted": sum(1 for d, x in device_types.items() if x == t and d in alerted),
+        }
+        for t in sorted(set(device_types.values()))
+    ]
+
+
 def _table(rows: list[tuple[str, str]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
@@ -160,24 +186,11 @@ def write_report(
             f"<h2>{html.escape(device_id)} ({html.escape(device_types.get(device_id, '?'))})</h2>"
             + figure.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False)
         )
-    alerts_rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(a.get(k, '')))}</td>"
-            for k in ("opened_at", "device_id", "kind", "severity", "state", "summary")
-        )
-        + "</tr>"
-        for a in observer.alerts
+    alerts_rows = _rows(
+        observer.alerts, ("opened_at", "device_id", "kind", "severity", "state", "summary")
     )
-    faults = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(t.get(k) or ''))}</td>"
-            for k in ("device_id", "fault", "metric", "onset", "failure")
-        )
-        + "</tr>"
-        for t in truth
-    )
+    faults = _rows(truth, ("device_id", "fault", "metric", "onset", "failure"))
+    by_type = _rows(_fleet_by_type(device_types, summary), ("type", "devices", "faulty", "alerted"))
     latency = f"{summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f}"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>twin-stream demo report</title>
@@ -204,6 +217,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:90%}}</st
             ]
         )
     }
+<h2>Fleet</h2><table><tr><th>type</th><th>devices</th><th>faulty</th><th>alerted</th></tr>
+{by_type}</table>
 <h2>Ground truth</h2><table><tr><th>device</th><th>fault</th><th>signal</th><th>onset</th>
 <th>failure</th></tr>{faults}</table>
 {"".join(sections) or "<p>No device was alerted.</p>"}
