@@ -76,7 +76,7 @@ def test_the_live_view_shows_the_fleet_the_pace_and_what_was_caught() -> None:
         "motor_current",
         "critical",
         "30.0 min",
-        "1.0 h",
+        "60.0 h",
         "p50 / p99",
         "80 / 80 ms",
     ):
