@@ -232,7 +232,13 @@ def _measure(
         time.sleep(0.5)
     stop.set()
     collector.join()
+    # VictoriaMetrics makes fresh samples searchable after a delay (-search.latencyOffset,
+    # 30 s by default): wait for the points, bounded.
+    deadline = time.monotonic() + 90
     stored = count_points(vm_url, since)
+    while stored < stats.published and time.monotonic() < deadline:
+        time.sleep(2.0)
+        stored = count_points(vm_url, since)
     return {
         "rate": rate,
         "published": stats.published,
