@@ -79,7 +79,7 @@ def test_predictive_alert_raises_inside_the_horizon_and_resolves() -> None:
     assert policy.on_prediction(prediction(10.0)) == []
     opened = policy.on_prediction(prediction(9.0))
     assert len(opened) == 1 and opened[0].severity == "warning"
-    assert "limit in 9.0 h (7.2-11.7 h)" in opened[0].summary
+    assert "limit in 9.0 h (7.2 h to 12 h)" in opened[0].summary
     assert opened[0].prediction is not None
     # another signal's reports neither duplicate nor resolve it
     assert policy.on_prediction(prediction(None, "battery")) == []

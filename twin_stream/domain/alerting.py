@@ -36,6 +36,21 @@ from twin_stream.domain.events import Alert, AlertKind, Contribution, Prediction
 __all__ = ["AlertPolicy", "AlertPolicyParams", "Contribution"]
 
 
+def _duration(hours: float | None) -> str:
+    """Hours as people read them.
+
+    >>> _duration(30.0), _duration(2.25), _duration(0.2), _duration(None)
+    ('30 h', '2.2 h', '12 min', '?')
+    """
+    if hours is None:
+        return "?"
+    if hours >= 10:
+        return f"{hours:.0f} h"
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{hours * 60:.0f} min"
+
+
 @dataclass(frozen=True)
 class AlertPolicyParams:
     anomaly_raise: float = 0.999
@@ -178,12 +193,12 @@ class AlertPolicy:
                 severity: Severity = "critical" if ttf <= p.prediction_critical_h else "warning"
                 band = ""
                 if prediction.lower_h is not None:
-                    upper = f"{prediction.upper_h:.1f}" if prediction.upper_h is not None else "?"
-                    band = f" ({prediction.lower_h:.1f}-{upper} h)"
+                    upper = prediction.upper_h
+                    band = f" ({_duration(prediction.lower_h)} to {_duration(upper)})"
                 summary = (
                     f"predicted failure: {prediction.metric} {prediction.value:.4g} trending "
                     f"{prediction.trend_per_h:+.3g}/h towards {prediction.limit:g}; "
-                    f"limit in {ttf:.1f} h{band}"
+                    f"limit in {_duration(ttf)}{band}"
                 )
                 return [
                     self._raise(kind, prediction.ts, severity, summary, seq, prediction=prediction)
