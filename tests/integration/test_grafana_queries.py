@@ -86,6 +86,8 @@ def _records(now: datetime) -> Iterator[tuple[str, bytes]]:
         at = now - timedelta(seconds=120 - 3 * i)
         letter = route(mqtt_topic(NOISY, "telemetry"), b'{"v": 1, "seq": -1}', now=at)
         yield "dlq", letter.value
+        states[NOISY].on_dead_letter()  # the worker counts it in the twin and publishes it
+        yield twin(states[NOISY], at)
     offline = {
         "device_id": GONE,
         "ts": (now - timedelta(minutes=1)).isoformat(),

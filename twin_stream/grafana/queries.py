@@ -215,13 +215,15 @@ RULE_OFFLINE = Query(
     ("online",),
     ("device_id", "device_type"),
 )
+#: Dead letters of one device over the window: the growth of its twin's invalid counter (the
+#: twin knows the device's type, which a refused payload does not carry).
 RULE_DEAD_LETTERS = Query(
     "rule_dead_letters",
-    'SELECT count("count") AS "dead_letters" FROM "dead_letter" '
+    'SELECT spread("quality_invalid") AS "dead_letters" FROM "twin" '
     f"WHERE time > now() - {RULE_WINDOWS['dead_letters']}s "
-    'GROUP BY "device_id"',
+    'GROUP BY "device_id", "device_type"',
     ("dead_letters",),
-    ("device_id",),
+    ("device_id", "device_type"),
 )
 
 #: Every query, for the checks against a real InfluxQL engine.

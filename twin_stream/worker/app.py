@@ -198,6 +198,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                 state = load(device_id)
                 out = state.on_dead_letter()
                 save(device_id, state, out, reading=False)
+                await publish(device_id, state, out)  # the twin's invalid counter moved
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_on_assignment(app: Any, assigned: Any = None, **_: Any) -> None:
