@@ -1,4 +1,4 @@
-"""The main job: a short `twin-stream demo` (60 s, clock x240) from the real CLI."""
+"""The main job: a short `twin-stream demo` (90 s, clock x160) from the real CLI."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def test_a_short_demo_exits_0_writes_the_report_and_catches_the_failing_pump(
             "--devices",
             "10",
             "--duration",
-            "60",
+            "90",
             "--speed",
-            "240",
+            "160",
             "--rate",
             "10",
             "--report",

@@ -251,7 +251,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                     time.sleep(0.5)
                     continue
                 # The fleet is done: let the pipeline catch up (bounded), then stop.
-                drain_until = drain_until or now + 60.0
+                drain_until = drain_until or now + 120.0
                 caught_up = observer.counts.get("scores", 0) >= fleet.stats.published
                 if (caught_up and stored >= fleet.stats.published) or now > drain_until:
                     break
