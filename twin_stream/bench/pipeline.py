@@ -27,7 +27,7 @@ from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.bench.machine import machine_info
-from twin_stream.bench.readback import output_span
+from twin_stream.bench.readback import output_span, percentile
 from twin_stream.bridge import ensure_topics
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.processes import subcommand
@@ -138,11 +138,6 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def bench_e2e(
     *, rates: tuple[int, ...] = (1000, 5000), duration_s: float = 30.0, devices: int = 50
 ) -> dict[str, Any]:
@@ -246,5 +241,5 @@ def _measure(
         "stored": stored,
         "achieved_publish_rate": round(stats.published / duration_s, 1),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
     }

@@ -9,7 +9,17 @@ import urllib.request
 
 from kafka import KafkaConsumer
 
-__all__ = ["count_points", "count_records", "output_span"]
+__all__ = ["count_points", "count_records", "output_span", "percentile"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``values``.
+
+    >>> percentile([3.0, 1.0, 2.0, 4.0], 0.5), percentile([1.0, 2.0], 0.99)
+    (3.0, 2.0)
+    """
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def count_records(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> int:

@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
+from twin_stream.bench.readback import percentile
 from twin_stream.demo.observer import Observer
 
 __all__ = ["STAGES", "render"]
@@ -43,10 +44,9 @@ def _pace(observer: Observer, totals: dict[str, int]) -> Table:
     table = Table("stage", "messages", "msgs/s", title="Pipeline", expand=True)
     for key, label in STAGES:
         table.add_row(label, f"{totals.get(key, 0):,}", f"{rates.get(key, 0.0):,.0f}")
-    latencies = sorted(observer.latencies_ms)
+    latencies = list(observer.latencies_ms)
     if latencies:
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         table.add_row("publish -> score", "p50 / p99", f"{p50:,.0f} / {p99:,.0f} ms")
     return table
 

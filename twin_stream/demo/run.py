@@ -27,7 +27,7 @@ from rich.live import Live
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from twin_stream.bench.readback import count_points
+from twin_stream.bench.readback import count_points, percentile
 from twin_stream.bridge import ensure_topics
 from twin_stream.demo.live_view import render
 from twin_stream.demo.observer import Observer
@@ -264,7 +264,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         truth = ground_truth(plan, start, options.speed)
         with observer.lock:
             alerts = list(observer.alerts)
-            latencies = sorted(observer.latencies_ms)
+            latencies = list(observer.latencies_ms)
         summary: dict[str, Any] = score_devices(truth, alerts, run_end)
         published = fleet.stats.published
         summary.update(
@@ -274,10 +274,8 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 "published": published,
                 "scored": observer.counts.get("scores", 0),
                 "stored": stored,
-                "p50_ms": round(latencies[len(latencies) // 2], 1) if latencies else 0.0,
-                "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1)
-                if latencies
-                else 0.0,
+                "p50_ms": round(percentile(latencies, 0.5), 1) if latencies else 0.0,
+                "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else 0.0,
                 "speed": options.speed,
                 "duration_s": options.duration_s,
                 "devices": options.devices,
