@@ -1,38 +1,51 @@
-"""Anomaly scoring of one device's readings: per-signal baselines plus a small multivariate model.
+"""Anomaly scoring of one device's readings, calibrated into one score in [0, 1].
 
 Each reading is scored *before* it is learned:
 
-1. every signal gets a z-score against its own protected, drift-aware baseline
+1. the reading's operating mode is learned from the data: the set of its signals that are
+   "off" (a paused pump's flow, a ventilator on standby); each mode has its own baselines;
+2. every signal gets a z-score against its own protected, seasonal baseline
    (:class:`~twin_stream.domain.detection.baseline.SignalBaseline`);
-2. River's HalfSpaceTrees scores the vector of squashed z-scores (catches combinations that
-   are unusual although no single signal is), and its score is itself compared against its own
-   baseline, so that only unusually high tree scores count;
-3. the components are combined into one calibrated score in [0, 1]: the probability, under a
-   Gaussian null with a Šidák correction for the number of components, that no component would
-   be this extreme. 0.99 means "a 1-in-100 reading", 0.9999 "1-in-10,000".
+3. the raw score: for one signal, P(|Z| < |z|); for several, 1 - p of Hotelling's T² and the
+   residual Q of a streaming PCA of the z-scores
+   (:class:`~twin_stream.domain.detection.multivariate.StreamingPCA`);
+4. the anomaly likelihood calibrates the raw score
+   (:class:`~twin_stream.domain.detection.likelihood.AnomalyLikelihood`), and a value beyond
+   the signal's whole learned range scores 1.0 (range novelty).
 
+On healthy data the score stays near 0; 0.5 means "a 1-in-300 run of readings", 1.0 "1 in
+100,000 or a value never seen before".
+
+>>> import random
+>>> rng = random.Random(7)
 >>> detector = AnomalyDetector()
->>> for i in range(300):
-...     _ = detector.score_one({"temp": 20.0 + (i % 7) * 0.1, "flow": 5.0 + (i % 5) * 0.05})
->>> normal = detector.score_one({"temp": 20.3, "flow": 5.1})
->>> spike = detector.score_one({"temp": 29.0, "flow": 5.1})
->>> normal.score < 0.9, spike.score > 0.999, spike.top[0][0]
-(True, True, 'temp')
+>>> calm = [detector.score_one({"temp": 20.0 + rng.gauss(0, 0.1), "flow": 5.0 + rng.gauss(0, 0.05)})
+...         for _ in range(600)]
+>>> max(r.score for r in calm[400:]) < 0.5
+True
+>>> spike = detector.score_one({"temp": 29.0, "flow": 5.0})
+>>> spike.score, spike.top[0][0]
+(1.0, 'temp')
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from river import anomaly
+from datetime import datetime
 
 from twin_stream.domain.detection.baseline import SignalBaseline
+from twin_stream.domain.detection.likelihood import AnomalyLikelihood
+from twin_stream.domain.detection.multivariate import StreamingPCA
 from twin_stream.domain.detection.params import DetectorParams
 
 __all__ = ["AnomalyDetector", "ReadingScore"]
 
-_HST_SIGNAL = "__multivariate__"
+#: A mode's baseline scores a signal only after this many readings in that mode (before, the
+#: signal is taken as normal: a mode seen for the first time is not in itself an anomaly).
+_MODE_MIN_READINGS = 30
+_MAIN_MODE = ""
+_SQRT2 = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -41,77 +54,104 @@ class ReadingScore:
 
     score: float
     warming_up: bool
-    #: per signal: z-score against the device's own baseline, most extreme first
+    #: per signal: z-score against the device's own baseline, the main contributors first
     top: list[tuple[str, float]]
     baselines: dict[str, float]
-
-
-def _squash(z: float) -> float:
-    """A z-score into (0, 1) for the trees, which assume features in [0, 1]."""
-    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0) / 3.0))
-
-
-def _two_sided(z: float) -> float:
-    """P(|Z| < |z|) for a standard normal Z."""
-    return math.erf(abs(z) / math.sqrt(2.0))
-
-
-def _one_sided(z: float) -> float:
-    """P(Z < z)."""
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    mode: str = _MAIN_MODE
+    #: signals whose value lies beyond their whole learned range
+    novel: tuple[str, ...] = ()
 
 
 class AnomalyDetector:
     """Online anomaly scoring for one device (or one univariate series)."""
 
     def __init__(self, params: DetectorParams | None = None, seed: int = 42) -> None:
+        # ``seed`` is kept for the interface: every step here is deterministic.
         self.params = params or DetectorParams()
-        self.baselines: dict[str, SignalBaseline] = {}
-        self.trees = anomaly.HalfSpaceTrees(
-            n_trees=self.params.hst_trees,
-            height=self.params.hst_height,
-            window_size=self.params.hst_window,
-            seed=seed,
-        )
-        self.tree_baseline = SignalBaseline(self.params)
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything learned (after maintenance: a new normal)."""
+        self.modes: dict[str, dict[str, SignalBaseline]] = {_MAIN_MODE: {}}
+        self.magnitude: dict[str, float] = {}
+        self.names: list[str] = []
+        self.pca: StreamingPCA | None = None
+        self.likelihood = AnomalyLikelihood(self.params)
         self.count = 0
 
-    def score_one(self, metrics: dict[str, float | None]) -> ReadingScore:
-        """Score one reading, then learn from it (unless it is anomalous)."""
+    def _mode(self, present: dict[str, float]) -> str:
+        if len(present) < 2:
+            return _MAIN_MODE  # a univariate series has no pattern of signals to be a mode
+        share = self.params.mode_off_share
+        off = []
+        for name, value in present.items():
+            typical = self.magnitude.get(name, 0.0)
+            magnitude = abs(value)
+            if typical > 0.0 and magnitude <= share * typical:
+                off.append(name)
+            else:
+                self.magnitude[name] = typical + self.params.fading * (magnitude - typical)
+                if typical == 0.0:
+                    self.magnitude[name] = magnitude
+        mode = ",".join(off)
+        if mode not in self.modes:
+            if len(self.modes) >= self.params.max_modes:
+                return _MAIN_MODE
+            self.modes[mode] = {}
+        return mode
+
+    def score_one(
+        self, metrics: dict[str, float | None], ts: datetime | None = None
+    ) -> ReadingScore:
+        """Score one reading, then learn from it."""
+        p = self.params
         present = {k: v for k, v in metrics.items() if v is not None}
+        mode = self._mode(present)
+        baselines = self.modes[mode]
+        bucket = None if ts is None else ts.hour * p.season_buckets // 24
+        warm = self.count >= p.warmup
         zs: dict[str, float] = {}
         centers: dict[str, float] = {}
+        novel: list[str] = []
         for name, value in present.items():
-            baseline = self.baselines.get(name)
+            baseline = baselines.get(name)
             if baseline is None:
-                baseline = self.baselines[name] = SignalBaseline(self.params)
-            centers[name] = baseline.center
-            zs[name] = baseline.update(value)
-
-        features = {name: _squash(z) for name, z in zs.items()}
-        tree_score = float(self.trees.score_one(features)) if features else 0.0
-        tree_ready = self.count >= self.params.hst_window
-        tree_z = self.tree_baseline.update(tree_score) if tree_ready else 0.0
-
-        # Šidák: the chance that none of n independent components is this extreme.
-        components = [_two_sided(z) for z in zs.values()]
-        if tree_ready:
-            components.append(_one_sided(tree_z))
-        score = min(components) if components else 0.0
-        if components:
-            score = max(components) ** len(components)
-        warming_up = self.count < self.params.warmup
+                baseline = baselines[name] = SignalBaseline(p)
+            centers[name] = baseline.center(bucket)
+            known = baseline.count >= (_MODE_MIN_READINGS if mode else 1)
+            if warm and known and baseline.novel(value):
+                novel.append(name)
+            z = baseline.update(value, bucket)
+            zs[name] = z if known else 0.0
+        for name in zs:
+            if name not in self.names:
+                self.names.append(name)
+                self.pca = None  # a new signal: the covariance starts again with it
+        if len(self.names) == 1:
+            (z,) = zs.values() if zs else (0.0,)
+            raw = math.erf(abs(z) / _SQRT2)
+            top = list(zs.items())
+        elif len(self.names) > 1:
+            if self.pca is None:
+                self.pca = StreamingPCA(self.names, p)
+            vector = [max(-30.0, min(30.0, zs.get(n, 0.0))) for n in self.names]
+            result = self.pca.update(vector)
+            raw = 1.0 - result.p_value
+            ranked = [n for n, _ in result.top] or sorted(zs, key=lambda n: -abs(zs[n]))
+            top = [(n, zs[n]) for n in ranked if n in zs]
+        else:
+            raw, top = 0.0, []
+        score = self.likelihood.update(raw)
+        if novel:
+            score = 1.0
+            top = [(n, zs[n]) for n in novel] + [t for t in top if t[0] not in novel]
         self.count += 1
-        # Protection for the trees: an anomalous reading does not teach them it is normal.
-        if features and score < 0.999:
-            self.trees.learn_one(features)
-        top = sorted(zs.items(), key=lambda kv: abs(kv[1]), reverse=True)
         return ReadingScore(
-            score=0.0 if warming_up else score,
-            warming_up=warming_up,
+            score=score if warm else 0.0,
+            warming_up=not warm,
             top=top,
             baselines=centers,
+            mode=mode,
+            novel=tuple(novel),
         )
-
-    def signal_scale(self, name: str) -> float:
-        return self.baselines[name].scale

@@ -1,7 +1,10 @@
-"""One device's detector: anomaly scores and failure predictions, with saveable state.
+"""One device's detector: anomaly scores, failure predictions and data quality, with saveable
+state.
 
-This is what a worker runs per device: each reading goes in, an :class:`AnomalyScore` and any
-:class:`Prediction` come out. The whole state serialises to bytes (compressed pickle with the
+This is what a worker runs per device (through :class:`twin_stream.domain.monitor.DeviceMonitor`):
+each reading goes in; an :class:`AnomalyScore`, any :class:`Prediction` and the data-quality
+findings that hold come out. :meth:`DeviceDetector.rebaseline` (maintenance done, new firmware)
+forgets the learned normal, so the new normal after a repair is learned without paging anyone. The whole state serialises to bytes (compressed pickle with the
 detector and River versions in a header) and restores to a detector that gives the same scores.
 
 >>> from datetime import datetime, timedelta, timezone
@@ -15,19 +18,22 @@ detector and River versions in a header) and restores to a detector that gives t
 True
 >>> len(d.dumps()) < 64 * 1024
 True
+>>> d.rebaseline(); d.anomaly.count
+0
 """
 
 from __future__ import annotations
 
 import pickle
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
 from twin_stream.domain.detection.anomaly import AnomalyDetector
 from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
+from twin_stream.domain.detection.quality import QualityFinding, QualityMonitor
 from twin_stream.domain.detection.trend import TrendPredictor
 from twin_stream.domain.events import AnomalyScore, Contribution, Prediction
 
@@ -47,6 +53,8 @@ class DetectorOutput:
     score: AnomalyScore
     contributions: list[Contribution]
     predictions: list[Prediction]
+    #: data-quality conditions holding after this reading (stuck, dropout, pinned, clock skew)
+    quality: list[QualityFinding] = field(default_factory=list)
 
 
 class DeviceDetector:
@@ -61,11 +69,28 @@ class DeviceDetector:
         self.device_type = device_type
         self.anomaly = AnomalyDetector(params, seed=seed)
         self.trends = TrendPredictor(device_type)
-        self.seq_first: int | None = None
+        self.quality = QualityMonitor(device_type)
+        self.rebaselines = 0
 
-    def process(self, ts: datetime, seq: int, metrics: dict[str, float | None]) -> DetectorOutput:
-        """Score one reading and update the trends."""
-        result = self.anomaly.score_one(metrics)
+    def rebaseline(self) -> None:
+        """Forget the learned normal (maintenance done, a firmware change): learn it again."""
+        self.anomaly.reset()
+        self.trends = TrendPredictor(self.device_type)
+        self.quality.reset()
+        self.rebaselines += 1
+
+    def process(
+        self,
+        ts: datetime,
+        seq: int,
+        metrics: dict[str, float | None],
+        *,
+        received_at: datetime | None = None,
+    ) -> DetectorOutput:
+        """Score one reading, update the trends and check the data's quality."""
+        result = self.anomaly.score_one(metrics, ts)
+        skew = None if received_at is None else (ts - received_at).total_seconds()
+        quality = self.quality.update(metrics, skew)
         contributions = [
             Contribution(
                 metric=name,
@@ -102,7 +127,7 @@ class DeviceDetector:
             )
             for r in self.trends.update(ts, metrics)
         ]
-        return DetectorOutput(score, contributions, predictions)
+        return DetectorOutput(score, contributions, predictions, quality)
 
     def dumps(self) -> bytes:
         """The whole state, compressed, with a version header."""

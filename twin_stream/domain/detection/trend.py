@@ -164,7 +164,7 @@ class TrendPredictor:
         self.device_type = device_type
         self.signals = {
             name: SignalTrend(spec, 0.9 if spec.failure_above is not None else 0.1)
-            for name, spec in METRICS_BY_TYPE[device_type].items()
+            for name, spec in METRICS_BY_TYPE.get(device_type, {}).items()
             if spec.degrades
         }
 

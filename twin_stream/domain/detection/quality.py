@@ -1,0 +1,151 @@
+"""Data quality of one device's signals: stuck sensors, dropouts, readings pinned at a range
+limit, and clock skew. Findings are about the *measurement*, not the device's health, and the
+alert policy keeps them apart from device faults (kind ``data_quality``).
+
+Each check is a small counter per signal, so the cost is a few comparisons per reading:
+
+* stuck: the same value (to the sensor's resolution) for ``STUCK_READINGS`` readings in a row,
+  on a signal that normally moves (its baseline has a non-zero spread). A real sensor's noise
+  makes exact repeats rare; a frozen ADC or a stuck flow sensor repeats its last value.
+* dropout: the signal missing in ``DROPOUT_SHARE`` of the last ``DROPOUT_WINDOW`` readings,
+  on a signal that the device normally reports.
+* pinned: the value at its physical range limit (``MetricSpec.low``/``high``) for
+  ``PINNED_READINGS`` readings in a row: a saturated or disconnected sensor.
+* clock skew: the device's timestamp more than ``SKEW_S`` seconds from the time the reading
+  reached the platform, for ``SKEW_READINGS`` readings in a row (NTP lost, a reset RTC).
+
+>>> q = QualityMonitor("infusion_pump")
+>>> for i in range(40):
+...     found = q.update({"flow_rate": 120.0 + (i % 3) * 0.5})
+>>> found
+[]
+>>> for i in range(40):
+...     found = q.update({"flow_rate": 121.0})
+>>> [(f.metric, f.issue) for f in found]
+[('flow_rate', 'stuck')]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from twin_stream.domain.devices import METRICS_BY_TYPE, MetricSpec
+
+__all__ = ["QualityFinding", "QualityIssue", "QualityMonitor"]
+
+QualityIssue = Literal["stuck", "dropout", "pinned", "clock_skew"]
+
+#: 30 identical readings: at one reading a second, half a minute of a frozen value. Noise makes
+#: a run this long on a live analogue signal vanishingly rare (the simulator's noise, like a
+#: real sensor's, changes the last digit every reading).
+STUCK_READINGS = 30
+#: A signal must have moved at least this many times before a run of repeats counts as stuck
+#: (a setting such as a fixed rate, or a signal that only steps, is not a sensor fault).
+STUCK_MIN_CHANGES = 20
+#: Dropouts: a quarter of the last 60 readings missing.
+DROPOUT_WINDOW = 60
+DROPOUT_SHARE = 0.25
+PINNED_READINGS = 10
+#: Clock skew beyond 2 minutes (NTP keeps clocks within milliseconds; minutes mean no sync).
+SKEW_S = 120.0
+SKEW_READINGS = 10
+
+
+@dataclass(frozen=True)
+class QualityFinding:
+    """One data-quality condition that holds now on one signal."""
+
+    metric: str
+    issue: QualityIssue
+    detail: str
+
+
+@dataclass
+class _SignalQuality:
+    last: float | None = None
+    repeats: int = 0
+    changes: int = 0
+    pinned: int = 0
+    seen: int = 0
+    missing: deque[bool] = field(default_factory=lambda: deque(maxlen=DROPOUT_WINDOW))
+
+
+class QualityMonitor:
+    """Data-quality checks of one device's signals (see module docstring)."""
+
+    def __init__(self, device_type: str) -> None:
+        self.specs: dict[str, MetricSpec] = METRICS_BY_TYPE.get(device_type, {})
+        self.signals: dict[str, _SignalQuality] = {}
+        self.skewed = 0
+        self.skew_s = 0.0
+
+    def reset(self) -> None:
+        """Forget everything (after maintenance: a replaced sensor starts afresh)."""
+        self.signals.clear()
+        self.skewed = 0
+
+    def update(
+        self, metrics: dict[str, float | None], skew_s: float | None = None
+    ) -> list[QualityFinding]:
+        """Feed one reading; return every condition that holds after it."""
+        found: list[QualityFinding] = []
+        for name, value in metrics.items():
+            s = self.signals.get(name)
+            if s is None:
+                s = self.signals[name] = _SignalQuality()
+            s.missing.append(value is None)
+            if value is None:
+                missing = sum(s.missing)
+                if s.seen >= DROPOUT_WINDOW and missing >= DROPOUT_SHARE * DROPOUT_WINDOW:
+                    found.append(
+                        QualityFinding(
+                            name, "dropout", f"{name} missing in {missing} of the last "
+                            f"{len(s.missing)} readings"
+                        )
+                    )
+                continue
+            s.seen += 1
+            if s.last is not None and value == s.last:
+                s.repeats += 1
+            else:
+                if s.last is not None:
+                    s.changes += 1
+                s.repeats = 0
+            s.last = value
+            spec = self.specs.get(name)
+            at_limit = spec is not None and (value <= spec.low or value >= spec.high)
+            s.pinned = s.pinned + 1 if at_limit else 0
+            unit = f" {spec.unit}" if spec is not None else ""
+            if s.pinned >= PINNED_READINGS and spec is not None:
+                found.append(
+                    QualityFinding(
+                        name, "pinned", f"{name} pinned at its range limit {value:g}{unit} "
+                        f"for {s.pinned} readings"
+                    )
+                )
+            elif s.repeats + 1 >= STUCK_READINGS and s.changes >= STUCK_MIN_CHANGES:
+                found.append(
+                    QualityFinding(
+                        name, "stuck", f"{name} stuck at {value:g}{unit} for "
+                        f"{s.repeats + 1} readings"
+                    )
+                )
+            elif sum(s.missing) >= DROPOUT_SHARE * DROPOUT_WINDOW and s.seen >= DROPOUT_WINDOW:
+                found.append(
+                    QualityFinding(
+                        name, "dropout", f"{name} missing in {sum(s.missing)} of the last "
+                        f"{len(s.missing)} readings"
+                    )
+                )
+        if skew_s is not None:
+            self.skewed = self.skewed + 1 if abs(skew_s) > SKEW_S else 0
+            self.skew_s = skew_s
+            if self.skewed >= SKEW_READINGS:
+                found.append(
+                    QualityFinding(
+                        "ts", "clock_skew", f"device clock {skew_s:+.0f} s off the platform's"
+                    )
+                )
+        return found
