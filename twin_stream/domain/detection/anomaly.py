@@ -79,6 +79,9 @@ class AnomalyDetector:
         self.pca: StreamingPCA | None = None
         self.likelihood = AnomalyLikelihood(self.params)
         self.count = 0
+        #: whether the last reading was inside the limits of the multivariate model: the
+        #: baselines learn only then (SPC practice: limits come from in-control data)
+        self.in_control = True
 
     def _mode(self, present: dict[str, float]) -> str:
         if len(present) < 2:
@@ -122,7 +125,7 @@ class AnomalyDetector:
             known = baseline.count >= (_MODE_MIN_READINGS if mode else 1)
             if warm and known and baseline.novel(value):
                 novel.append(name)
-            z = baseline.update(value, bucket)
+            z = baseline.update(value, bucket, learn=self.in_control)
             zs[name] = z if known else 0.0
         for name in zs:
             if name not in self.names:
@@ -136,8 +139,9 @@ class AnomalyDetector:
             if self.pca is None:
                 self.pca = StreamingPCA(self.names, p)
             vector = [max(-30.0, min(30.0, zs.get(n, 0.0))) for n in self.names]
-            result = self.pca.update(vector)
+            result = self.pca.update(vector, always_learn=not warm)
             raw = 1.0 - result.p_value
+            self.in_control = not warm or not 0 < self.pca.frozen <= p.freeze_max
             ranked = [n for n, _ in result.top] or sorted(zs, key=lambda n: -abs(zs[n]))
             top = [(n, zs[n]) for n in ranked if n in zs]
         else:

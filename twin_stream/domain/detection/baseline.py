@@ -87,8 +87,12 @@ class SignalBaseline:
         margin = self.params.range_tolerance * span
         return x > self.hi + margin or x < self.lo - margin
 
-    def update(self, x: float, bucket: int | None = None) -> float:
-        """Learn one value; return its z-score against the baseline *before* learning it."""
+    def update(self, x: float, bucket: int | None = None, learn: bool = True) -> float:
+        """Learn one value; return its z-score against the baseline *before* learning it.
+
+        With ``learn=False`` only the range is learned (the device is out of control: its
+        readings are not taken as the normal).
+        """
         p = self.params
         if self.count == 0:
             self.mean, self.lo, self.hi = x, x, x
@@ -105,6 +109,8 @@ class SignalBaseline:
             self.lo = x
         elif x > self.hi:
             self.hi = x
+        if not learn:
+            return z
         a = p.fading
         if bucket is not None:
             offset = taught - self.mean

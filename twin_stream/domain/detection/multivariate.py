@@ -118,10 +118,10 @@ class StreamingPCA:
             top = [(self.names[i], float(share[i])) for i in order[:3]]
         return PCAScore(t2, q, p_value, top)
 
-    def update(self, z: list[float]) -> PCAScore:
-        """Score ``z``, then learn it while inside the limits."""
+    def update(self, z: list[float], always_learn: bool = False) -> PCAScore:
+        """Score ``z``, then learn it while inside the limits (or always, in a warm-up)."""
         result = self.score(z)
-        inside = result.p_value >= self.params.pca_alpha
+        inside = always_learn or result.p_value >= self.params.pca_alpha
         self.frozen = 0 if inside else self.frozen + 1
         if inside or self.frozen > self.params.freeze_max:
             x = np.asarray(z)
