@@ -1,8 +1,11 @@
-"""``twin-stream eval nab``: run the detector on NAB-format data and score it with NAB's rules.
+"""``twin-stream eval nab``: production's per-device path on NAB-format data, scored by NAB's rules.
 
-One fresh detector per file, the same parameters for every file. Results are written in NAB's
-results layout (``OUT/twinstream/<category>/twinstream_<file>.csv``) so NAB's own scorer can
-read them too.
+Every file is one device: a fresh :class:`DeviceMonitor` of device type ``"nab"`` (no failure
+limits) sees the file's rows in order as the single signal ``{"value": v}``, stamped with the
+file's timestamps. A row's ``anomaly_score`` is the monitor's score for that reading, exactly what
+a worker would publish; nothing is post-processed for NAB. The same parameters serve every file.
+Results are written in NAB's results layout (``OUT/twinstream/<category>/twinstream_<file>.csv``)
+so NAB's own scorer can read them too.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twin_stream.domain.detection.anomaly import AnomalyDetector
-from twin_stream.domain.detection.onset import OnsetFilter
-from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
+from twin_stream.domain.detection.params import DETECTOR_VERSION
+from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.evaluation.nab_scoring import (
     PROFILES,
     ScoredRow,
@@ -25,9 +28,11 @@ from twin_stream.evaluation.nab_scoring import (
     sweep_rows,
 )
 
-__all__ = ["NabFile", "evaluate_nab", "load_corpus", "score_series"]
+__all__ = ["DEVICE_TYPE", "NabFile", "evaluate_nab", "load_corpus", "parse_nab_ts", "score_file"]
 
 DETECTOR_NAME = "twinstream"
+#: NAB's series are not medical devices: a device type without failure limits.
+DEVICE_TYPE = "nab"
 
 
 @dataclass
@@ -36,6 +41,12 @@ class NabFile:
     timestamps: list[str]
     values: list[float]
     windows: list[tuple[int, int]]  # inclusive row indices
+
+
+def parse_nab_ts(text: str) -> datetime:
+    """NAB's ``YYYY-MM-DD HH:MM:SS`` (no zone: taken as UTC)."""
+    ts = datetime.fromisoformat(text.strip())
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 def load_corpus(data: Path, labels: Path) -> list[NabFile]:
@@ -60,11 +71,13 @@ def load_corpus(data: Path, labels: Path) -> list[NabFile]:
     return corpus
 
 
-def score_series(values: list[float], params: DetectorParams | None = None) -> list[float]:
-    """Alarm scores of a univariate series: a fresh detector, then its onset filter."""
-    detector = AnomalyDetector(params)
-    onsets = OnsetFilter(params)
-    return [onsets.update(detector.score_one({"value": v}).score) for v in values]
+def score_file(nab_file: NabFile) -> list[float]:
+    """Each row's anomaly score from a fresh monitor, as production computes it."""
+    monitor = DeviceMonitor(DEVICE_TYPE, DEVICE_TYPE)
+    return [
+        monitor.on_reading(parse_nab_ts(ts), seq, {"value": value}).score.score
+        for seq, (ts, value) in enumerate(zip(nab_file.timestamps, nab_file.values, strict=True))
+    ]
 
 
 def evaluate_nab(
@@ -74,7 +87,7 @@ def evaluate_nab(
     corpus = load_corpus(data, labels)
     scored: list[tuple[NabFile, list[float]]] = []
     for i, nab_file in enumerate(corpus):
-        scores = score_series(nab_file.values)
+        scores = score_file(nab_file)
         scored.append((nab_file, scores))
         _write_results(out, nab_file, scores)
         if progress is not None:
