@@ -99,7 +99,6 @@ def evaluate_nab(
             sweep_rows(f.key, scores, f.windows, profile) for f, scores in scored
         ]
         windows = {r.window for rows in files for r in rows if r.window is not None}
-        windows |= {f"{f.key}|{first}" for f, _ in scored for first, _ in f.windows}
         threshold, raw = best_threshold(files, windows, profile)
         results[name] = {
             "score": round(normalized_score(raw, len(windows), profile), 2),
