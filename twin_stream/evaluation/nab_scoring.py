@@ -110,8 +110,9 @@ def best_threshold(
 ) -> tuple[float, float]:
     """The threshold that maximises the corpus's raw score, and that score.
 
-    ``windows`` names every labelled window of the corpus (each costs ``A_FN`` until detected),
-    including windows that fall entirely in a probation period.
+    ``windows`` names the labelled windows to score (each costs ``A_FN`` until detected). NAB's
+    sweeper scores only windows with a row past the probation period: pass the windows of the
+    rows, as ``eval nab`` does, to match it.
     """
     rows = sorted((r for f in files for r in f), key=lambda r: r.anomaly_score, reverse=True)
     best_in_window = dict.fromkeys(windows, -profile.fn)
