@@ -1,30 +1,42 @@
-"""``twin-stream eval skab``: SKAB's own metrics (F1, false alarm rate, missed alarm rate).
+"""``twin-stream eval skab``: SKAB's published protocol and metrics, on production's path.
 
-Each ``valve1/*.csv`` file is a run of the SKAB water-circulation testbed with one anomalous
-block. The detector sees the eight sensor columns as one device's signals. It first learns
-normal behaviour from ``anomaly-free/anomaly-free.csv`` (the benchmark's intended use of that
-file); every test file then starts from a copy of that same state. A row counts as an alarm
-while the alert policy holds an anomaly alert open, which is what an engineer would see.
+``DIR`` is any folder of SKAB-format files (``;``-separated, a ``datetime`` column, the eight
+sensor columns, ``anomaly`` and ``changepoint`` labels), searched recursively; files inside an
+``anomaly-free`` folder, or named ``anomaly-free``, are left out (they have no anomaly to find).
 
-Metrics as SKAB defines them, point-wise over the ``anomaly`` labels and summed over files:
-F1; FAR = FP / (FP + TN) in %; MAR = FN / (FN + TP) in %.
+For each file, as SKAB's benchmark does: a fresh :class:`DeviceMonitor` (device type ``"skab"``:
+no failure limits) sees every row in order, the eight sensors as one device's signals. The first
+:data:`TRAIN_ROWS` rows are the training part: the monitor learns from them and no alarm counts.
+Every later row is a test row, scored by :func:`alarm_now`: an alarm while the monitor's policy
+holds an anomaly alert open, which is what an engineer would see.
+
+Metrics as SKAB defines them, point-wise over the ``anomaly`` labels of the test rows pooled
+over all files: F1; FAR = FP / (FP + TN) in %; MAR = FN / (FN + TP) in %.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twin_stream.domain.alerting import AlertPolicy
-from twin_stream.domain.detection.anomaly import AnomalyDetector
 from twin_stream.domain.detection.params import DETECTOR_VERSION
-from twin_stream.domain.events import Contribution
+from twin_stream.domain.monitor import DeviceMonitor
 
-__all__ = ["evaluate_skab", "read_skab"]
+__all__ = [
+    "DEVICE_TYPE",
+    "SENSORS",
+    "TRAIN_ROWS",
+    "Confusion",
+    "alarm_now",
+    "evaluate_skab",
+    "find_files",
+    "read_skab",
+    "run_file",
+]
 
 SENSORS = [
     "Accelerometer1RMS",
@@ -36,67 +48,127 @@ SENSORS = [
     "Voltage",
     "Volume Flow RateRMS",
 ]
+#: SKAB's protocol: the first 400 rows of each file are its training part.
+TRAIN_ROWS = 400
+#: The testbed is no medical device: a device type without failure limits.
+DEVICE_TYPE = "skab"
+
+
+def alarm_now(monitor: DeviceMonitor) -> bool:
+    """Whether a row counts as an alarm: an anomaly alert of the monitor is open right now.
+
+    Any severity counts (a ``skab`` device has no failure limits, so its anomaly alerts are
+    ``info``); this is the alert an engineer would see open on the device.
+    """
+    return any(alert.kind == "anomaly" for alert in monitor.open_alerts())
+
+
+@dataclass
+class Confusion:
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+
+    def add(self, alarms: list[bool], labels: list[int]) -> None:
+        for alarm, label in zip(alarms, labels, strict=True):
+            self.tp += alarm and label == 1
+            self.fp += alarm and label == 0
+            self.fn += (not alarm) and label == 1
+            self.tn += (not alarm) and label == 0
+
+    def __iadd__(self, other: Confusion) -> Confusion:
+        self.tp, self.fp = self.tp + other.tp, self.fp + other.fp
+        self.tn, self.fn = self.tn + other.tn, self.fn + other.fn
+        return self
+
+    @property
+    def rows(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    def metrics(self) -> dict[str, float]:
+        """SKAB's F1, FAR and MAR (both in %)."""
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        negatives, positives = self.fp + self.tn, self.fn + self.tp
+        return {
+            "f1": round(f1, 3),
+            "far_percent": round(100 * self.fp / negatives, 2) if negatives else 0.0,
+            "mar_percent": round(100 * self.fn / positives, 2) if positives else 0.0,
+        }
 
 
 def read_skab(path: Path) -> tuple[list[datetime], list[dict[str, float | None]], list[int]]:
-    """Timestamps, sensor rows and anomaly labels (empty for the anomaly-free file)."""
+    """Timestamps, sensor rows and anomaly labels (empty when the file has none)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f, delimiter=";"))
     # SKAB's timestamps carry no zone; the testbed's local time is taken as UTC.
     stamps = [datetime.fromisoformat(r["datetime"]).replace(tzinfo=UTC) for r in rows]
-    values: list[dict[str, float | None]] = [{s: float(r[s]) for s in SENSORS} for r in rows]
+    values: list[dict[str, float | None]] = [
+        {s: float(r[s]) if r.get(s) not in (None, "") else None for s in SENSORS} for r in rows
+    ]
     labels = [int(float(r["anomaly"])) for r in rows] if rows and "anomaly" in rows[0] else []
     return stamps, values, labels
 
 
-def _alarms(
-    detector: AnomalyDetector, rows: list[dict[str, float | None]], stamps: list[datetime]
-) -> list[int]:
-    policy = AlertPolicy("skab", "skab")
+def find_files(data: Path) -> list[Path]:
+    """Every SKAB file under ``data``, anomaly-free ones left out, in a stable order."""
+    files = [
+        p
+        for p in data.rglob("*.csv")
+        if p.stem != "anomaly-free" and "anomaly-free" not in p.relative_to(data).parts[:-1]
+    ]
+    return sorted(files, key=lambda p: _natural(p.relative_to(data)))
+
+
+def _natural(rel: Path) -> tuple[tuple[int, int | str], ...]:
+    """Folder names, then file names, with numbers in number order (2.csv before 10.csv)."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in rel.with_suffix("").parts
+    )
+
+
+def run_file(path: Path) -> tuple[list[bool], list[int]]:
+    """The alarms and labels of the test rows of one file (a fresh monitor sees every row)."""
+    stamps, rows, labels = read_skab(path)
+    if len(labels) != len(rows):
+        raise ValueError(f"{path}: no 'anomaly' column")
+    monitor = DeviceMonitor(DEVICE_TYPE, DEVICE_TYPE)
     alarms = []
     for seq, (ts, row) in enumerate(zip(stamps, rows, strict=True)):
-        result = detector.score_one(row)
-        top = [
-            Contribution(
-                metric=m, value=float(row[m] or 0.0), baseline=result.baselines[m], deviation=z
-            )
-            for m, z in result.top[:3]
-        ]
-        policy.on_score(ts, seq, result.score, top)
-        alarms.append(int(any(a.kind == "anomaly" for a in policy.open_alerts())))
-    return alarms
+        monitor.on_reading(ts, seq, row)
+        if seq >= TRAIN_ROWS:
+            alarms.append(alarm_now(monitor))
+    return alarms, labels[TRAIN_ROWS:]
 
 
 def evaluate_skab(data: Path, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Run every valve1 file and return SKAB's metrics."""
-    normal = data / "anomaly-free" / "anomaly-free.csv"
-    files = sorted((data / "valve1").glob("*.csv"), key=lambda p: int(p.stem))
+    """Run every file under ``data`` and return SKAB's metrics, pooled and per folder."""
+    files = find_files(data)
     if not files:
-        raise FileNotFoundError(f"no SKAB files under {data / 'valve1'}")
-    trained = AnomalyDetector()
-    if normal.exists():
-        stamps, rows, _ = read_skab(normal)
-        for row in rows:
-            trained.score_one(row)
-    tp = fp = tn = fn = 0
+        raise FileNotFoundError(f"no SKAB files under {data} (anomaly-free ones left out)")
+    pooled = Confusion()
+    by_folder: dict[str, Confusion] = {}
+    files_by_folder: dict[str, int] = {}
     for i, path in enumerate(files):
-        stamps, rows, labels = read_skab(path)
-        alarms = _alarms(copy.deepcopy(trained), rows, stamps)
-        for alarm, label in zip(alarms, labels, strict=True):
-            tp += alarm and label
-            fp += alarm and not label
-            fn += (not alarm) and label
-            tn += (not alarm) and not label
+        confusion = Confusion()
+        confusion.add(*run_file(path))
+        pooled += confusion
+        folder = path.parent.relative_to(data).as_posix()
+        by_folder.setdefault(folder, Confusion())
+        by_folder[folder] += confusion
+        files_by_folder[folder] = files_by_folder.get(folder, 0) + 1
         if progress is not None:
             progress((i + 1) / len(files))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {
-        "f1": round(f1, 3),
-        "far_percent": round(100 * fp / (fp + tn), 2) if fp + tn else 0.0,
-        "mar_percent": round(100 * fn / (fn + tp), 2) if fn + tp else 0.0,
+        **pooled.metrics(),
         "files": len(files),
-        "pretrained_on_anomaly_free": normal.exists(),
+        "test_rows": pooled.rows,
+        "train_rows_per_file": TRAIN_ROWS,
         "detector": DETECTOR_VERSION,
+        "folders": {
+            folder: {**c.metrics(), "files": files_by_folder[folder], "test_rows": c.rows}
+            for folder, c in sorted(by_folder.items())
+        },
     }
