@@ -50,6 +50,7 @@ class DeviceMonitor:
         self.device_type = device_type
         self.detector = DeviceDetector(device_id, device_type, seed=seed)
         self.policy = AlertPolicy(device_id, device_type)
+        self.fw: str | None = None
 
     def on_reading(
         self,
@@ -58,14 +59,21 @@ class DeviceMonitor:
         metrics: dict[str, float | None],
         *,
         received_at: datetime | None = None,
+        fw: str | None = None,
     ) -> MonitorOutput:
         """Score one reading, then let the policy turn it into alert events.
 
         ``received_at`` (when the platform got the reading) lets the data-quality checks see a
-        device clock that is off.
+        device clock that is off. A change of ``fw`` (new firmware) re-baselines the device, as
+        maintenance does: the new firmware's normal is learned without paging anyone.
         """
+        out_alerts: list[Alert] = []
+        if fw is not None:
+            if self.fw is not None and fw != self.fw:
+                out_alerts += self.on_maintenance(ts)
+            self.fw = fw
         result = self.detector.process(ts, seq, metrics, received_at=received_at)
-        out = MonitorOutput(result.score, result.contributions, result.predictions)
+        out = MonitorOutput(result.score, result.contributions, result.predictions, out_alerts)
         if not result.score.warming_up:
             out.alerts += self.policy.on_score(ts, seq, result.score.score, result.contributions)
         for prediction in result.predictions:
@@ -87,7 +95,8 @@ class DeviceMonitor:
 
     def dumps(self) -> bytes:
         """The detector's versioned state and the policy, compressed."""
-        return zlib.compress(pickle.dumps((self.detector.dumps(), self.policy), protocol=5), 6)
+        state = (self.detector.dumps(), self.policy, self.fw)
+        return zlib.compress(pickle.dumps(state, protocol=5), 6)
 
     @classmethod
     def loads(cls, data: bytes) -> DeviceMonitor:
@@ -95,7 +104,7 @@ class DeviceMonitor:
 
         Raises :class:`StateVersionMismatch` for state of another detector or policy version.
         """
-        detector_state, policy = pickle.loads(zlib.decompress(data))  # noqa: S301 - our own
+        detector_state, policy, fw = pickle.loads(zlib.decompress(data))  # noqa: S301 - ours
         monitor = cls.__new__(cls)
         monitor.detector = DeviceDetector.loads(detector_state)
         if getattr(policy, "version", None) != AlertPolicy.version:
@@ -106,4 +115,5 @@ class DeviceMonitor:
         monitor.policy = policy
         monitor.device_id = monitor.detector.device_id
         monitor.device_type = monitor.detector.device_type
+        monitor.fw = fw
         return monitor

@@ -128,7 +128,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         if out.twin_changed and (not reading or changed_version or due):
             twins[key] = state.twin.model_dump_json().encode()
             saved_version[device_id] = state.twin.version
-        if reading and state.detector is not None and due:
+        if reading and state.monitor is not None and due:
             models[key] = state.models_bytes()
             state.events_since_checkpoint = 0
             last_checkpoint[device_id] = now
@@ -163,7 +163,11 @@ def create_app(config: WorkerConfig) -> faust.App:
                 now = datetime.now(UTC)
                 try:
                     if kind == "telemetry":
-                        out = state.on_telemetry(event.value, now=now)
+                        # The record's timestamp is when the bridge received the reading: the
+                        # clock-skew check compares the device's clock with it, so a backlog
+                        # read late is not mistaken for a device clock that is off.
+                        received = datetime.fromtimestamp(event.message.timestamp, UTC)
+                        out = state.on_telemetry(event.value, now=now, received_at=received)
                     elif kind == "status":
                         out = state.on_status(event.value, now=now)
                     elif kind == "reported":

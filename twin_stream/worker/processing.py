@@ -1,6 +1,7 @@
 """What a worker does with one device's events, without Faust or Kafka: plain, testable glue.
 
-A :class:`DeviceState` bundles the device's twin, its detector and its alert policy. Each
+A :class:`DeviceState` bundles the device's twin and its monitor (detector and alert policy,
+:class:`~twin_stream.domain.monitor.DeviceMonitor`, the same code every evaluation runs). Each
 ``on_*`` method takes one event and returns what must be produced (scores, predictions, alert
 events, the twin if it changed). The Faust agents only load the state, call these and produce.
 
@@ -22,14 +23,14 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twin_stream.domain.alerting import AlertPolicy
-from twin_stream.domain.detection.detector import DeviceDetector, StateVersionMismatch
+from twin_stream.domain.detection.detector import StateVersionMismatch
 from twin_stream.domain.events import Alert, AnomalyScore, Command, Prediction
 from twin_stream.domain.messages import (
     ReportedState,
     StatusMessage,
     telemetry_model,
 )
+from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.twin import Twin
 
 __all__ = ["DeviceState", "Outputs", "twin_view"]
@@ -56,11 +57,10 @@ def twin_view(twin: Twin, open_alerts: list[Alert], changed_at: datetime) -> dic
 
 @dataclass
 class DeviceState:
-    """One device's twin, detector and alert policy."""
+    """One device's twin and its monitor (detector and alert policy)."""
 
     twin: Twin
-    detector: DeviceDetector | None = None
-    policy: AlertPolicy | None = None
+    monitor: DeviceMonitor | None = None
     events_since_checkpoint: int = 0
     #: Restored from a checkpoint: readings after it may have been handled by the previous
     #: owner, so a jump in seq on the first reading is not counted as a gap.
@@ -83,23 +83,24 @@ class DeviceState:
     # -- persistence: the twin and the models at checkpoints ---------------------------------
 
     def models_bytes(self) -> bytes:
-        assert self.detector is not None and self.policy is not None
-        return zlib.compress(pickle.dumps((self.detector.dumps(), self.policy)), 6)
+        assert self.monitor is not None
+        return self.monitor.dumps()
 
     def restore_models(self, data: bytes | None) -> None:
         if not data:
             return
-        detector_state, policy = pickle.loads(zlib.decompress(data))  # noqa: S301 - our own
         try:
-            self.detector = DeviceDetector.loads(detector_state)
-        except StateVersionMismatch:
-            self.detector = None  # another model version: start learning afresh
-            return
-        self.policy = policy
+            self.monitor = DeviceMonitor.loads(data)
+        except (StateVersionMismatch, zlib.error, pickle.UnpicklingError, ValueError):
+            self.monitor = None  # another model version: start learning afresh
 
     # -- events -----------------------------------------------------------------------------
 
-    def on_telemetry(self, raw: bytes, *, now: datetime) -> Outputs:
+    def on_telemetry(
+        self, raw: bytes, *, now: datetime, received_at: datetime | None = None
+    ) -> Outputs:
+        """One reading: the twin first (duplicates and stale readings stop there), then the
+        monitor. ``received_at`` is when the platform received it (the clock-skew check)."""
         device_type = self._peek_type(raw)
         reading = telemetry_model(device_type).model_validate_json(raw)
         if self.resumed:
@@ -109,18 +110,18 @@ class DeviceState:
         out = Outputs(outcome=outcome, twin_changed=True)
         if outcome in ("duplicate", "stale"):
             return out  # redelivered or too old: harmless, counted in the twin's quality
-        if self.detector is None or self.policy is None:
-            self.detector = DeviceDetector(self.twin.device_id, device_type)
-            self.policy = AlertPolicy(self.twin.device_id, device_type)
-        result = self.detector.process(reading.ts, reading.seq, reading.metrics.model_dump())  # type: ignore[attr-defined]
+        if self.monitor is None:
+            self.monitor = DeviceMonitor(self.twin.device_id, device_type)
+        result = self.monitor.on_reading(
+            reading.ts,
+            reading.seq,
+            reading.metrics.model_dump(),  # type: ignore[attr-defined]
+            received_at=received_at,
+            fw=reading.fw,
+        )
         out.scores.append(result.score)
         out.predictions.extend(result.predictions)
-        if not result.score.warming_up:
-            out.alerts += self.policy.on_score(
-                reading.ts, reading.seq, result.score.score, result.contributions
-            )
-        for prediction in result.predictions:
-            out.alerts += self.policy.on_prediction(prediction, reading.seq)
+        out.alerts += result.alerts
         self._update_health()
         self.events_since_checkpoint += 1
         return out
@@ -129,8 +130,8 @@ class DeviceState:
         status = StatusMessage.model_validate_json(raw)
         changed = self.twin.apply_status(status, now=now)
         out = Outputs(twin_changed=True)
-        if changed and self.policy is not None:
-            out.alerts += self.policy.on_connectivity(now, status.state == "online")
+        if changed and self.monitor is not None:
+            out.alerts += self.monitor.on_connectivity(now, status.state == "online")
         return out
 
     def on_reported(self, raw: bytes, *, now: datetime) -> Outputs:
@@ -141,8 +142,8 @@ class DeviceState:
         if not self.twin.check_heartbeat(now=now):
             return Outputs(twin_changed=False)
         out = Outputs(twin_changed=True)
-        if self.policy is not None:
-            out.alerts += self.policy.on_connectivity(now, online=False)
+        if self.monitor is not None:
+            out.alerts += self.monitor.on_connectivity(now, online=False)
         return out
 
     def on_dead_letter(self) -> Outputs:
@@ -153,10 +154,15 @@ class DeviceState:
         """A desired-state change (from the twin API or an operator) reaches the twin."""
         command = Command.model_validate_json(raw)
         self.twin.set_desired(command.desired, now=now)
-        return Outputs(twin_changed=True)
+        out = Outputs(twin_changed=True)
+        if command.kind == "maintenance_done" and self.monitor is not None:
+            # The device was serviced: its normal is learned afresh, and nobody is paged for
+            # the new normal (a repaired pump may draw a little more current than before).
+            out.alerts += self.monitor.on_maintenance(now)
+        return out
 
     def open_alerts(self) -> list[Alert]:
-        return self.policy.open_alerts() if self.policy is not None else []
+        return self.monitor.open_alerts() if self.monitor is not None else []
 
     def _update_health(self) -> None:
         severities = {a.severity for a in self.open_alerts()}

@@ -100,7 +100,8 @@ class SignalBaseline:
             return 0.0
         seasonal = self._seasonal(bucket)
         center = self.mean + self.season[bucket] if seasonal else self.mean  # type: ignore[index]
-        scale = self.scale(bucket)
+        var = self.resid_var if seasonal else self.var
+        scale = max(math.sqrt(var), p.min_relative_scale * (abs(self.mean) + 1.0))
         z = (x - center) / scale
         taught = x
         if abs(z) > p.protect_z and self.count >= 10:

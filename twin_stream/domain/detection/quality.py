@@ -70,6 +70,15 @@ class _SignalQuality:
     pinned: int = 0
     seen: int = 0
     missing: deque[bool] = field(default_factory=lambda: deque(maxlen=DROPOUT_WINDOW))
+    #: how many of ``missing`` are True (kept as a count: no sum per reading)
+    missed: int = 0
+
+    def note(self, absent: bool) -> int:
+        if len(self.missing) == DROPOUT_WINDOW and self.missing[0]:
+            self.missed -= 1
+        self.missing.append(absent)
+        self.missed += absent
+        return self.missed
 
 
 class QualityMonitor:
@@ -95,10 +104,10 @@ class QualityMonitor:
             s = self.signals.get(name)
             if s is None:
                 s = self.signals[name] = _SignalQuality()
-            s.missing.append(value is None)
+            missing = s.note(value is None)
+            dropping = s.seen >= DROPOUT_WINDOW and missing >= DROPOUT_SHARE * DROPOUT_WINDOW
             if value is None:
-                missing = sum(s.missing)
-                if s.seen >= DROPOUT_WINDOW and missing >= DROPOUT_SHARE * DROPOUT_WINDOW:
+                if dropping:
                     found.append(
                         QualityFinding(
                             name, "dropout", f"{name} missing in {missing} of the last "
@@ -132,10 +141,10 @@ class QualityMonitor:
                         f"{s.repeats + 1} readings"
                     )
                 )
-            elif sum(s.missing) >= DROPOUT_SHARE * DROPOUT_WINDOW and s.seen >= DROPOUT_WINDOW:
+            elif dropping:
                 found.append(
                     QualityFinding(
-                        name, "dropout", f"{name} missing in {sum(s.missing)} of the last "
+                        name, "dropout", f"{name} missing in {missing} of the last "
                         f"{len(s.missing)} readings"
                     )
                 )
