@@ -1,25 +1,52 @@
-"""The alert policy: when a score or a prediction becomes an alert, and when the alert ends.
+"""The alert policy (v2): when scores, predictions, data-quality findings and connectivity become
+alerts, how an alert changes while it is open, and when it ends.
 
-One open alert per device and kind (dedup). An anomaly alert opens when the score stays at or
-above ``anomaly_raise`` for ``anomaly_min_readings`` readings in a row and resolves when it stays
-below ``anomaly_clear`` (hysteresis) for ``clear_min_readings``; after a resolve, the same kind
-waits ``cooldown_readings`` before it may open again. Durations are counted in readings, not
-seconds, so the policy behaves the same at any sample rate and any simulated speed.
+Conditions and alerts. The policy tracks *conditions* (an anomaly, a predicted failure of one
+signal, a data-quality finding of one signal, the device being offline) and turns them into
+*alerts*. Conditions of one root cause on one device share one alert: an anomaly whose top
+contribution is signal S and a predicted failure of S are one alert (``details["kinds"]`` lists
+both), not two pages. Data-quality alerts are kept apart: one per (signal, issue), never merged
+with a device fault. Every alert's life is a series of events with one ``alert_id``:
+``open`` (revision 0), ``updated`` (revision 1, 2, ...: its severity or its text changed
+meaningfully) and ``resolved``. Only ``warning`` and ``critical`` page a person
+(:attr:`Alert.pages <twin_stream.domain.events.Alert.pages>`); ``info`` is shown, never
+announced, and rate-limited per device.
 
-A predictive alert opens when the predicted time to failure is inside the horizon for
-``prediction_min_reports`` bucket reports in a row, and resolves when it leaves the horizon (or
-the trend turns) for ``prediction_clear_reports``. Every alert explains itself: the top
-signals against the device's own baseline, and for a prediction the trend and the time.
+Durations are counted in readings (or prediction reports), not seconds, so the policy behaves
+the same at any sample rate and any simulated speed; texts use the device's own clock (the
+reading's time) and the units of :data:`~twin_stream.domain.devices.METRICS_BY_TYPE`.
 
->>> from datetime import datetime, timezone
->>> policy = AlertPolicy("pump-0001", "infusion_pump")
+An alert's whole life, on a pump whose motor wears out:
+
+>>> from datetime import datetime, timedelta, timezone
 >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
->>> top = [Contribution(metric="motor_current", value=0.9, baseline=0.25, deviation=9.0)]
->>> events = [policy.on_score(t, seq, 0.9999, top) for seq in range(3)]
->>> [len(e) for e in events], events[-1][0].state, events[-1][0].severity
-([0, 0, 1], 'open', 'warning')
->>> events[-1][0].summary
-'anomaly: motor_current 0.9 vs baseline 0.25 (+9.0 sd)'
+>>> policy = AlertPolicy("pump-0001", "infusion_pump")
+>>> worn = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
+>>> events = [policy.on_score(t + timedelta(seconds=s), s, 0.6, worn) for s in range(3)]
+>>> [len(e) for e in events]
+[0, 0, 1]
+>>> a = events[-1][0]
+>>> a.state, a.severity, a.pages, a.summary
+('open', 'warning', True, 'anomaly: motor_current 0.42 A vs baseline 0.25 A (+9.0 sd)')
+>>> def report(s, ttf):
+...     return Prediction(device_id="pump-0001", device_type="infusion_pump",
+...         metric="motor_current", ts=t + timedelta(seconds=s), value=0.42, limit=0.8,
+...         trend_per_h=0.02, time_to_failure_h=ttf, detector_version="d")
+>>> policy.on_prediction(report(3, 19.0), 3)
+[]
+>>> u = policy.on_prediction(report(4, 19.0), 4)[0]
+>>> u.alert_id == a.alert_id, u.state, u.revision, u.severity, u.details["kinds"]
+(True, 'updated', 1, 'warning', ['anomaly', 'predicted_failure'])
+>>> u.summary.split(" | ")[1]
+'predicted failure: motor_current 0.42 A trending +0.02 A/h; limit 0.8 A in 19 h'
+>>> c = policy.on_prediction(report(5, 3.5), 5)[0]
+>>> c.revision, c.severity, "limit 0.8 A in 3.5 h" in c.summary
+(2, 'critical', True)
+>>> policy.on_prediction(report(6, 3.4), 6)  # the same "3.5 h" shown: no new event
+[]
+>>> r = policy.on_maintenance(t + timedelta(hours=1))[0]
+>>> r.state, r.revision, r.summary.startswith("resolved (maintenance done")
+('resolved', 3, True)
 """
 
 from __future__ import annotations
@@ -27,193 +54,546 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from twin_stream.domain.detection.params import DETECTOR_VERSION
+from twin_stream.domain.detection.quality import QualityFinding, QualityIssue
 from twin_stream.domain.devices import METRICS_BY_TYPE
-from twin_stream.domain.events import Alert, AlertKind, Contribution, Prediction, Severity
+from twin_stream.domain.events import (
+    PAGING_SEVERITIES,
+    Alert,
+    AlertKind,
+    Contribution,
+    Prediction,
+    Severity,
+)
 
-__all__ = ["AlertPolicy", "AlertPolicyParams", "Contribution"]
+__all__ = [
+    "LIFE_SUPPORT_TYPES",
+    "POLICY_VERSION",
+    "SAFETY_SIGNALS",
+    "AlertPolicy",
+    "AlertPolicyParams",
+    "Contribution",
+    "pages",
+]
+
+#: The version of the policy's pickled state and semantics. A monitor restored from a pickle
+#: of another version is refused (its counters would mean something else).
+POLICY_VERSION: Final = "ts-policy/2"
+#: What :meth:`AlertPolicy.__setstate__` records for a pickle made before versions existed.
+_UNVERSIONED: Final = "ts-policy/1"
+
+#: Alert ids are uuid5 in this namespace of (device, kind, slot, opening seq and time): the same
+#: condition replayed from the same data gets the same id (idempotent sinks, reproducible runs).
+_ID_NAMESPACE: Final = uuid.UUID("5f0c6c4e-3a57-4c1b-9a59-7e0d1c2b7a10")
+
+_RANK: Final[dict[str, int]] = {"info": 0, "warning": 1, "critical": 2}
+
+#: Device types that keep a patient alive: any loss of their measurements (stuck, dropouts,
+#: pinned) is a warning, as IEC 60601-1-8 makes a technical alarm on life-supporting equipment
+#: at least medium priority. A ventilator that cannot see its own tidal volume is not safe.
+LIFE_SUPPORT_TYPES: Final = frozenset({"ventilator"})
+#: Per device type, the signals that therapy or the device's safety interlocks depend on: a
+#: stuck, missing or pinned value of one of these hides a hazard (a stuck flow sensor hides a
+#: free flow or an occlusion), so it is a ``warning``. Bad data on other signals (and clock
+#: skew anywhere: the values are still right, only their times are off) is ``info``.
+SAFETY_SIGNALS: Final[dict[str, frozenset[str]]] = {
+    "infusion_pump": frozenset({"flow_rate", "line_pressure"}),
+    "dialysis_machine": frozenset({"blood_pump_speed", "conductivity", "dialysate_temp", "tmp"}),
+    "mri_chiller": frozenset({"helium_level", "coldhead_temp"}),
+    "patient_monitor": frozenset({"signal_quality"}),
+}
+
+
+def pages(alert: Alert) -> bool:
+    """Whether an alert event notifies a person: only open ``warning`` and ``critical``.
+
+    >>> sorted(PAGING_SEVERITIES)
+    ['critical', 'warning']
+    """
+    return alert.pages
 
 
 def _duration(hours: float | None) -> str:
-    """Hours as people read them.
+    """Hours as people read them, coarse enough that the text changes only when it matters:
+    whole hours from 10 h, half hours from 1 h, five minutes below.
 
-    >>> _duration(30.0), _duration(2.25), _duration(0.2), _duration(None)
-    ('30 h', '2.2 h', '12 min', '?')
+    >>> _duration(30.0), _duration(19.4), _duration(3.4), _duration(0.2), _duration(None)
+    ('30 h', '19 h', '3.5 h', '10 min', '?')
     """
     if hours is None:
         return "?"
-    if hours >= 10:
+    halves = round(hours * 2) / 2
+    if halves >= 10:
         return f"{hours:.0f} h"
-    if hours >= 1:
-        return f"{hours:.1f} h"
-    return f"{hours * 60:.0f} min"
+    if halves >= 1:
+        return f"{halves:.1f} h"
+    minutes = hours * 60
+    return "< 5 min" if minutes < 2.5 else f"{5 * round(minutes / 5):.0f} min"
 
 
 @dataclass(frozen=True)
 class AlertPolicyParams:
-    anomaly_raise: float = 0.999
-    anomaly_clear: float = 0.99
+    """Every threshold of the policy, with where it comes from."""
+
+    #: The anomaly score is NAB's log-scaled anomaly likelihood (Lavin & Ahmad 2015):
+    #: log(1.0000000001 - L) / log(1 - 0.99999). 0.5 <=> likelihood 0.9968, i.e. about one
+    #: reading in 300 of normal data; with ``anomaly_min_readings`` in a row, far rarer.
+    anomaly_raise: float = 0.5
+    #: Hysteresis: an open anomaly ends only below 0.3 (likelihood ~0.97), so a score that
+    #: wavers around the raise level does not open and close the alert again and again.
+    anomaly_clear: float = 0.3
+    #: Three readings in a row: a single spike (a knock, a bubble) is not a condition.
     anomaly_min_readings: int = 3
+    #: Ten calm readings in a row before an anomaly resolves (a pause in a fault is not a cure).
     clear_min_readings: int = 10
+    #: After an anomaly resolves, the next may open only 60 readings later: NAB scores one
+    #: detection per anomaly window, and the same excursion seen again is not news.
     cooldown_readings: int = 60
-    #: Scores this extreme make an anomaly alert critical rather than a warning (~5.3 sd).
-    anomaly_critical: float = 0.9999999
-    #: An anomaly counts as heading for failure when a signal has gone this share of the way
-    #: from its baseline to its failure limit.
+    #: Score 0.9 <=> likelihood 0.99997: with a signal heading for its failure limit, so far
+    #: out that it calls for immediate response (IEC 60601-1-8 high priority).
+    anomaly_critical: float = 0.9
+    #: An anomaly counts as heading for failure when a signal is >= 3 sd off its baseline and
+    #: has gone this share of the way from its baseline to its failure limit (a battery at 99 %
+    #: instead of 100 % is many sd off, but nowhere near empty).
     min_share_to_limit: float = 0.15
+    min_deviation_sd: float = 3.0
+    #: Devices of a type without failure limits (replayed data, SKAB, unknown types): an anomaly
+    #: sustained this many readings in a row at or above ``anomaly_raise`` pages (warning).
+    #: Ten readings is three times the minimum duration: a regime change, not a transient.
+    unlimited_sustain_readings: int = 10
+    #: Predicted failures inside 24 h alert: one working day's notice for a maintenance team.
     prediction_horizon_h: float = 24.0
+    #: Inside 4 h a predicted failure is critical: less than a shift to act (high priority).
     prediction_critical_h: float = 4.0
+    #: A critical prediction drops back to warning only beyond 1.5x the critical time (6 h), so
+    #: a noisy trend around 4 h does not flap between the two.
+    prediction_relax_factor: float = 1.5
+    #: Two reports in a row inside the horizon open a predicted failure; three outside end it.
     prediction_min_reports: int = 2
     prediction_clear_reports: int = 3
+    #: An open alert is updated when its shown time to failure changes and moved by >= 10 %
+    #: (19 h -> 17 h yes, 3.5 h -> 3.4 h no): people see the countdown, not noise.
+    min_text_change: float = 0.1
+    #: At most one new ``info`` alert per device per 100 readings: the detector's baseline
+    #: memory (1 / fading) and its onset gap are 100 readings, so within that window a second
+    #: info finding is most likely the same excursion again.
+    info_min_gap_readings: int = 100
+    #: A data-quality alert resolves after its finding has been absent 10 readings in a row.
+    quality_clear_readings: int = 10
+    #: After maintenance, anomalies and predicted failures do not page for 300 readings: the
+    #: detector's warm-up (150 readings) plus 1.5x its baseline memory (100 readings), the time
+    #: it takes to learn the repaired device's new normal.
+    maintenance_quiet_readings: int = 300
 
 
 @dataclass
-class _KindState:
-    open: Alert | None = None
+class _Condition:
+    """One thing the policy watches: an anomaly, a signal's predicted failure, a data-quality
+    finding, the device offline. Active conditions feed the alert of their ``slot``."""
+
+    kind: AlertKind
+    slot: str = ""
+    active: bool = False
+    order: int = 0  # activation order: the first active condition names the alert's kind
     streak: int = 0  # consecutive readings (or reports) meeting the raise condition
     calm: int = 0  # consecutive readings (or reports) meeting the clear condition
+    above: int = 0  # consecutive readings at or above the raise level (sustained anomalies)
     cooldown: int = 0
     seq_first: int | None = None
+    peak: Severity = "info"  # the severity the condition has earned
+    severity: Severity = "info"  # what it shows now (info while suppressed)
+    note: str = ""  # why it does not page, if it does not
+    quiet: bool = False  # began in the quiet period after maintenance
+    text: str = ""
+    signature: str = ""  # the coarse content of ``text``: a change of it updates the alert
+    contributions: list[Contribution] = field(default_factory=list)
+    prediction: Prediction | None = None
+    shown_ttf: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self, cooldown: int = 0) -> None:
+        self.active, self.streak, self.calm, self.above = False, 0, 0, 0
+        self.seq_first, self.peak, self.severity, self.note = None, "info", "info", ""
+        self.quiet, self.shown_ttf, self.cooldown = False, None, cooldown
+
+
+@dataclass
+class _Slot:
+    """One alert: the last event emitted (None while an info alert waits for its turn)."""
+
+    alert: Alert | None = None
+    kinds: list[str] = field(default_factory=list)
+    signature: tuple[str, ...] = ()
 
 
 @dataclass
 class AlertPolicy:
-    """The alert state of one device."""
+    """The alert state of one device (see the module docstring).
+
+    ``version`` is saved with the pickle: ``AlertPolicy.version`` is the class's,
+    ``policy.version`` the one the state was made with (``ts-policy/1`` for a pickle older
+    than versions).
+    """
 
     device_id: str
     device_type: str
     params: AlertPolicyParams = field(default_factory=AlertPolicyParams)
-    kinds: dict[str, _KindState] = field(default_factory=dict)
+    version: str = POLICY_VERSION
+    conditions: dict[str, _Condition] = field(default_factory=dict)
+    slots: dict[str, _Slot] = field(default_factory=dict)
+    quiet: int = 0  # readings left in the quiet period after maintenance
+    info_wait: int = 0  # readings before the next info alert may open
+    last_seq: int | None = None
+    activations: int = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"version": _UNVERSIONED, **state})
+
+    # -- what is open ---------------------------------------------------------------------------
 
     def open_alerts(self) -> list[Alert]:
-        return [s.open for s in self.kinds.values() if s.open is not None]
+        """The latest event of every open alert."""
+        return [s.alert for s in self.slots.values() if s.alert is not None]
 
-    def _state(self, kind: AlertKind) -> _KindState:
-        return self.kinds.setdefault(kind, _KindState())
+    # -- feeds ----------------------------------------------------------------------------------
 
-    def _raise(
-        self,
-        kind: AlertKind,
-        ts: datetime,
-        severity: Severity,
-        summary: str,
-        seq: int | None,
-        **extra: Any,
-    ) -> Alert:
-        state = self._state(kind)
-        alert = Alert(
-            alert_id=uuid.uuid4().hex,
-            device_id=self.device_id,
-            device_type=self.device_type,
-            kind=kind,
-            severity=severity,
-            state="open",
-            opened_at=ts,
-            ts=ts,
-            summary=summary,
-            seq_first=state.seq_first if state.seq_first is not None else seq,
-            seq_last=seq,
-            detector_version=DETECTOR_VERSION,
-            **extra,
-        )
-        state.open = alert
-        return alert
-
-    def _resolve(self, kind: AlertKind, ts: datetime, seq: int | None) -> Alert:
-        state = self._state(kind)
-        assert state.open is not None
-        resolved = state.open.model_copy(
-            update={"state": "resolved", "resolved_at": ts, "ts": ts, "seq_last": seq}
-        )
-        state.open, state.streak, state.calm, state.seq_first = None, 0, 0, None
-        state.cooldown = self.params.cooldown_readings
-        return resolved
+    def on_telemetry(self, ts: datetime, seq: int) -> list[Alert]:
+        """Every reading, warming up or not: counts readings and ends an offline alert (the
+        device is evidently sending, birth message or not)."""
+        self._tick(seq)
+        return self._resume(ts, seq)
 
     def on_score(
         self, ts: datetime, seq: int, score: float, top: list[Contribution]
     ) -> list[Alert]:
-        """Feed one reading's anomaly score; return the alert events it causes."""
-        p, state = self.params, self._state("anomaly")
-        if state.cooldown:
-            state.cooldown -= 1
-        if state.open is None:
+        """Feed one reading's anomaly score and its top contributions; return alert events."""
+        self._tick(seq)
+        events = self._resume(ts, seq)
+        p, c = self.params, self._condition("anomaly", "anomaly")
+        c.above = c.above + 1 if score >= p.anomaly_raise else 0
+        if c.cooldown:
+            c.cooldown -= 1
+        if not c.active:
             if score >= p.anomaly_raise:
-                state.streak += 1
-                if state.seq_first is None:
-                    state.seq_first = seq
+                c.streak += 1
+                if c.seq_first is None:
+                    c.seq_first = seq
             else:
-                state.streak, state.seq_first = 0, None
-            if state.streak >= p.anomaly_min_readings and not state.cooldown:
-                # Unusual is not the same as failing: an anomaly notifies people (warning or
-                # critical) only when a signal moves towards its failure limit. A pump pausing
-                # or a battery charging is unusual for a moment but harmless: that is "info".
-                severity: Severity = "info"
-                if any(self._towards_failure(c) for c in top[:3]):
-                    severity = "critical" if score >= p.anomaly_critical else "warning"
-                summary = "anomaly: " + ", ".join(
-                    f"{c.metric} {c.value:.4g} vs baseline {c.baseline:.4g} ({c.deviation:+.1f} sd)"
-                    for c in top[:3]
-                )
-                return [self._raise("anomaly", ts, severity, summary, seq, contributions=top[:3])]
-            return []
-        state.calm = state.calm + 1 if score < p.anomaly_clear else 0
-        if state.calm >= p.clear_min_readings:
-            return [self._resolve("anomaly", ts, seq)]
+                c.streak, c.seq_first = 0, None
+            if c.streak < p.anomaly_min_readings or c.cooldown:
+                return events
+            self._activate(c, "fault:" + (top[0].metric if top else ""))
+            c.quiet = self.quiet > 0
+        else:
+            c.calm = c.calm + 1 if score < p.anomaly_clear else 0
+            if c.calm >= p.clear_min_readings:
+                slot = c.slot
+                c.reset(cooldown=p.cooldown_readings)
+                reason = f"score below {p.anomaly_clear:g} for {p.clear_min_readings} readings"
+                return events + self._sync(slot, ts, seq, reason)
+        if top:
+            c.contributions = list(top[:3])
+        c.peak = max(c.peak, self._anomaly_severity(score, c), key=_RANK.__getitem__)
+        c.text = "anomaly: " + ", ".join(
+            f"{x.metric} {self._q(x.metric, x.value)} vs baseline "
+            f"{self._q(x.metric, x.baseline)} ({x.deviation:+.1f} sd)"
+            for x in c.contributions
+        )
+        c.signature = "anomaly " + " ".join(x.metric for x in c.contributions[:1])
+        self._settle(c)
+        c.details = {"root": c.slot.removeprefix("fault:"), "score": round(score, 4)}
+        return events + self._sync(c.slot, ts, seq)
+
+    def on_prediction(self, prediction: Prediction, seq: int | None = None) -> list[Alert]:
+        """Feed one failure prediction (one signal, at a bucket's close); return alert events.
+
+        Each signal has its own condition; its alert is the one of that signal's root cause
+        (an open anomaly on the same signal is updated, not doubled).
+        """
+        self._tick(seq)
+        p, metric, ts = self.params, prediction.metric, prediction.ts
+        c = self._condition(f"predicted_failure:{metric}", "predicted_failure")
+        ttf = prediction.time_to_failure_h
+        # In the quiet period after maintenance a trend spans the repair: it is not counted.
+        inside = ttf is not None and ttf <= p.prediction_horizon_h and not self.quiet
+        c.streak, c.calm = (c.streak + 1, 0) if inside else (0, c.calm + 1)
+        if inside and c.seq_first is None:
+            c.seq_first = seq
+        if not inside and not c.active:
+            c.seq_first = None
+        if not c.active:
+            if c.streak < p.prediction_min_reports:
+                return []
+            self._activate(c, f"fault:{metric}")
+        elif c.calm >= p.prediction_clear_reports:
+            slot = c.slot
+            c.reset()
+            horizon = _duration(p.prediction_horizon_h)
+            reason = f"{metric} no longer heading for its limit within {horizon}"
+            return self._sync(slot, ts, seq, reason)
+        if inside and ttf is not None:
+            relaxed = (
+                c.peak == "critical" and ttf <= p.prediction_critical_h * p.prediction_relax_factor
+            )
+            c.peak = "critical" if ttf <= p.prediction_critical_h or relaxed else "warning"
+            c.prediction = prediction
+            shown = c.shown_ttf
+            if shown is None or (
+                _duration(ttf) != _duration(shown) and abs(ttf - shown) >= p.min_text_change * shown
+            ):
+                c.shown_ttf = ttf
+            c.text = self._prediction_text(prediction)
+            c.signature = f"predicted_failure {metric} {_duration(c.shown_ttf)}"
+            c.details = {"root": metric, "time_to_failure_h": round(ttf, 3)}
+        self._settle(c)
+        return self._sync(c.slot, ts, seq)
+
+    def on_quality(self, ts: datetime, seq: int, findings: list[QualityFinding]) -> list[Alert]:
+        """Feed the data-quality conditions that hold now (all of them, every reading).
+
+        Each (signal, issue) is one ``data_quality`` alert, resolved once absent for
+        ``quality_clear_readings``. While a signal has one, anomalies and predicted failures
+        rooted in it do not page: the data is bad, not the device.
+        """
+        self._tick(seq)
+        p, events = self.params, []
+        now = {f"data_quality:{f.metric}:{f.issue}": f for f in findings}
+        for key, finding in now.items():
+            c = self._condition(key, "data_quality")
+            c.calm = 0
+            if not c.active:
+                self._activate(c, key)
+                c.seq_first = seq
+            c.peak = c.severity = self._quality_severity(finding.metric, finding.issue)
+            c.text = f"data quality ({finding.issue}): {finding.detail}"
+            c.signature = f"data_quality {finding.metric} {finding.issue}"
+            c.details = {"metric": finding.metric, "issue": finding.issue}
+        for key, c in list(self.conditions.items()):
+            if c.kind == "data_quality" and c.active and key not in now:
+                c.calm += 1
+                if c.calm >= p.quality_clear_readings:
+                    c.reset()
+                    what = f"{c.details.get('metric')} {c.details.get('issue')}"
+                    reason = f"{what} absent for {p.quality_clear_readings} readings"
+                    events += self._sync(key, ts, seq, reason)
+        for key in now:
+            events += self._sync(key, ts, seq)
+        # A finding appearing or ending changes whether the device's own alerts may page.
+        for c in list(self.conditions.values()):
+            if c.active and c.kind in ("anomaly", "predicted_failure"):
+                self._settle(c)
+                events += self._sync(c.slot, ts, seq)
+        return events
+
+    def on_connectivity(self, ts: datetime, online: bool) -> list[Alert]:
+        """A device going offline (a will, a missed heartbeat) opens an alert; coming back
+        (a birth message, or any telemetry: :meth:`on_telemetry`) resolves it."""
+        c = self._condition("offline", "offline")
+        if not online and not c.active:
+            self._activate(c, "offline")
+            c.seq_first = self.last_seq
+            # A technical alarm of lost monitoring: medium priority (IEC 60601-1-8).
+            c.peak = c.severity = "warning"
+            c.text, c.signature = "device offline", "offline"
+            return self._sync("offline", ts, self.last_seq)
+        if online and c.active:
+            c.reset()
+            return self._sync("offline", ts, self.last_seq, "device back online")
         return []
+
+    def on_maintenance(self, ts: datetime) -> list[Alert]:
+        """Maintenance was done (``maintenance_done``, a part replaced): resolve the device's
+        anomaly and predicted-failure alerts, and page nobody about its new normal for
+        ``maintenance_quiet_readings`` readings."""
+        self.quiet = self.params.maintenance_quiet_readings
+        events: list[Alert] = []
+        for c in self.conditions.values():
+            if c.kind in ("anomaly", "predicted_failure"):
+                c.reset()
+        for key in [k for k in self.slots if k.startswith("fault:")]:
+            events += self._sync(key, ts, self.last_seq, f"maintenance done at {ts.isoformat()}")
+        return events
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _tick(self, seq: int | None) -> None:
+        """Count a reading once, whichever feed sees it first."""
+        if seq is None or seq == self.last_seq:
+            return
+        self.last_seq = seq
+        self.quiet = max(0, self.quiet - 1)
+        self.info_wait = max(0, self.info_wait - 1)
+
+    def _condition(self, key: str, kind: AlertKind) -> _Condition:
+        return self.conditions.setdefault(key, _Condition(kind))
+
+    def _activate(self, c: _Condition, slot: str) -> None:
+        self.activations += 1
+        c.active, c.slot, c.order, c.calm = True, slot, self.activations, 0
+
+    def _resume(self, ts: datetime, seq: int | None) -> list[Alert]:
+        """Telemetry resolves an offline alert (not a reading older than the alert)."""
+        c = self.conditions.get("offline")
+        slot = self.slots.get("offline")
+        if c is None or not c.active:
+            return []
+        if slot is not None and slot.alert is not None and ts < slot.alert.opened_at:
+            return []
+        c.reset()
+        return self._sync("offline", ts, seq, "telemetry resumed")
+
+    @property
+    def _has_limits(self) -> bool:
+        return any(s.degrades for s in METRICS_BY_TYPE.get(self.device_type, {}).values())
+
+    def _anomaly_severity(self, score: float, c: _Condition) -> Severity:
+        p = self.params
+        if c.quiet:
+            return "info"
+        if not self._has_limits:
+            # No limits to head for: a sustained anomaly is all the policy can know.
+            return "warning" if c.above >= p.unlimited_sustain_readings else "info"
+        # Unusual is not the same as failing: with limits known, an anomaly pages only when a
+        # signal moves towards its failure limit. A pump pausing or a battery charging is
+        # unusual for a moment but harmless: that is "info".
+        if any(self._towards_failure(x) for x in c.contributions):
+            return "critical" if score >= p.anomaly_critical else "warning"
+        return "info"
 
     def _towards_failure(self, c: Contribution) -> bool:
         spec = METRICS_BY_TYPE.get(self.device_type, {}).get(c.metric)
-        if spec is None or abs(c.deviation) < 3.0:
+        if spec is None or abs(c.deviation) < self.params.min_deviation_sd:
             return False
         limit = spec.failure_above if spec.failure_above is not None else spec.failure_below
         if limit is None or limit == c.baseline:
             return False
-        # Towards the limit, and by a real part of the way (a battery at 99 % instead of 100 %
-        # is many standard deviations off, but nowhere near empty).
         return (c.value - c.baseline) / (limit - c.baseline) >= self.params.min_share_to_limit
 
-    def on_prediction(self, prediction: Prediction, seq: int | None = None) -> list[Alert]:
-        """Feed one failure prediction; return the alert events it causes.
+    def _settle(self, c: _Condition) -> None:
+        """What a device-fault condition shows now: its earned severity, unless suppressed."""
+        root = c.slot.removeprefix("fault:")
+        bad = sorted(
+            str(q.details.get("issue"))
+            for q in self.conditions.values()
+            if q.kind == "data_quality" and q.active and q.details.get("metric") == root
+        )
+        if c.quiet:
+            c.severity, c.note = "info", "after maintenance: learning the new normal"
+        elif bad:
+            c.severity, c.note = "info", f"{root} data {'/'.join(bad)}: not paged"
+        else:
+            c.severity, c.note = c.peak, ""
 
-        Each signal keeps its own streak; the device has at most one open predictive alert,
-        which the signal that raised it resolves.
-        """
-        p = self.params
-        kind: AlertKind = "predicted_failure"
-        state = self._state(kind)
-        signal = self.kinds.setdefault(f"{kind}:{prediction.metric}", _KindState())
-        ttf = prediction.time_to_failure_h
-        inside = ttf is not None and ttf <= p.prediction_horizon_h
-        signal.streak = signal.streak + 1 if inside else 0
-        signal.calm = signal.calm + 1 if not inside else 0
-        if state.open is None:
-            if signal.streak >= p.prediction_min_reports and ttf is not None:
-                severity: Severity = "critical" if ttf <= p.prediction_critical_h else "warning"
-                band = ""
-                if prediction.lower_h is not None:
-                    upper = prediction.upper_h
-                    band = f" ({_duration(prediction.lower_h)} to {_duration(upper)})"
-                summary = (
-                    f"predicted failure: {prediction.metric} {prediction.value:.4g} trending "
-                    f"{prediction.trend_per_h:+.3g}/h towards {prediction.limit:g}; "
-                    f"limit in {_duration(ttf)}{band}"
+    def _quality_severity(self, metric: str, issue: QualityIssue) -> Severity:
+        if issue == "clock_skew":
+            return "info"
+        if self.device_type in LIFE_SUPPORT_TYPES:
+            return "warning"
+        return "warning" if metric in SAFETY_SIGNALS.get(self.device_type, ()) else "info"
+
+    def _q(self, metric: str, value: float) -> str:
+        """A value with its unit (none for dimensionless or unknown signals)."""
+        spec = METRICS_BY_TYPE.get(self.device_type, {}).get(metric)
+        unit = spec.unit if spec is not None and spec.unit != "1" else ""
+        return f"{value:.4g} {unit}" if unit else f"{value:.4g}"
+
+    def _prediction_text(self, pr: Prediction) -> str:
+        spec = METRICS_BY_TYPE.get(self.device_type, {}).get(pr.metric)
+        unit = f" {spec.unit}" if spec is not None and spec.unit != "1" else ""
+        band = ""
+        if pr.lower_h is not None:
+            band = f" ({_duration(pr.lower_h)} to {_duration(pr.upper_h)})"
+        return (
+            f"predicted failure: {pr.metric} {self._q(pr.metric, pr.value)} trending "
+            f"{pr.trend_per_h:+.3g}{unit}/h; limit {self._q(pr.metric, pr.limit)} in "
+            f"{_duration(pr.time_to_failure_h)}{band}"
+        )
+
+    def _alert_id(self, kind: str, slot: str, seq: int | None, ts: datetime) -> str:
+        key = f"{self.device_id}|{kind}|{slot}|{seq}|{ts.isoformat()}"
+        return uuid.uuid5(_ID_NAMESPACE, key).hex
+
+    def _sync(self, key: str, ts: datetime, seq: int | None, reason: str = "") -> list[Alert]:
+        """Bring the alert of one slot in line with its active conditions; return the event
+        that took (open, updated, resolved), if any."""
+        conds = sorted(
+            (c for c in self.conditions.values() if c.active and c.slot == key),
+            key=lambda c: c.order,
+        )
+        slot = self.slots.get(key)
+        if not conds:
+            if slot is None:
+                return []
+            del self.slots[key]
+            if slot.alert is None:
+                return []
+            last = slot.alert
+            return [
+                last.model_copy(
+                    update={
+                        "state": "resolved",
+                        "resolved_at": ts,
+                        "ts": ts,
+                        "seq_last": seq if seq is not None else last.seq_last,
+                        "revision": last.revision + 1,
+                        "summary": f"resolved ({reason}): {last.summary}",
+                    }
                 )
-                return [
-                    self._raise(kind, prediction.ts, severity, summary, seq, prediction=prediction)
-                ]
+            ]
+        severity = max((c.severity for c in conds), key=_RANK.__getitem__)
+        if slot is None:
+            slot = self.slots[key] = _Slot()
+        kinds = slot.kinds + [c.kind for c in conds if c.kind not in slot.kinds]
+        signature = (severity, *kinds, *(f"{c.signature} {c.note}" for c in conds))
+        summary = " | ".join(c.text + (f" [{c.note}]" if c.note else "") for c in conds)
+        anomaly = next((c for c in conds if c.kind == "anomaly"), None)
+        predicted = next((c for c in conds if c.prediction is not None), None)
+        details: dict[str, Any] = {"kinds": list(kinds)}
+        for c in reversed(conds):
+            details.update(c.details)
+        if any(c.note for c in conds):
+            details["not_paged"] = "; ".join(c.note for c in conds if c.note)
+        fields: dict[str, Any] = {
+            "severity": severity,
+            "ts": ts,
+            "summary": summary,
+            "contributions": list(anomaly.contributions) if anomaly else [],
+            "prediction": predicted.prediction if predicted else None,
+            "details": details,
+        }
+        if slot.alert is None:
+            if severity not in PAGING_SEVERITIES:
+                if self.info_wait:
+                    return []  # rate-limited: the condition stays, its alert waits
+                self.info_wait = self.params.info_min_gap_readings
+            firsts = [c.seq_first for c in conds if c.seq_first is not None]
+            seq_first = min(firsts) if firsts else seq
+            kind = conds[0].kind
+            alert = Alert(
+                alert_id=self._alert_id(kind, key, seq_first, ts),
+                device_id=self.device_id,
+                device_type=self.device_type,
+                kind=kind,
+                state="open",
+                opened_at=ts,
+                seq_first=seq_first,
+                seq_last=seq,
+                detector_version=DETECTOR_VERSION,
+                **fields,
+            )
+        elif signature == slot.signature:
             return []
-        raised_by = state.open.prediction.metric if state.open.prediction else None
-        if raised_by == prediction.metric and signal.calm >= p.prediction_clear_reports:
-            return [self._resolve(kind, prediction.ts, seq)]
-        return []
-
-    def on_connectivity(self, ts: datetime, online: bool) -> list[Alert]:
-        """A device going offline opens an alert; coming back resolves it."""
-        state = self._state("offline")
-        if not online and state.open is None:
-            return [self._raise("offline", ts, "warning", "device offline", None)]
-        if online and state.open is not None:
-            return [self._resolve("offline", ts, None)]
-        return []
+        else:
+            last = slot.alert
+            alert = last.model_copy(
+                update={
+                    **fields,
+                    "state": "updated",
+                    "revision": last.revision + 1,
+                    "seq_last": seq if seq is not None else last.seq_last,
+                }
+            )
+        slot.alert, slot.kinds, slot.signature = alert, kinds, signature
+        return [alert]

@@ -24,7 +24,9 @@ from twin_stream.domain.topics import DEVICE_ID_PATTERN
 
 __all__ = [
     "COMMAND_TTL",
+    "PAGING_SEVERITIES",
     "Alert",
+    "AlertState",
     "AlertKind",
     "AnomalyScore",
     "Command",
@@ -40,6 +42,13 @@ COMMAND_TTL: Final = timedelta(hours=24)
 CommandKind = Literal["set_rate", "set_sample_interval", "maintenance_done", "set_desired"]
 Severity = Literal["info", "warning", "critical"]
 AlertKind = Literal["anomaly", "predicted_failure", "offline", "data_quality"]
+#: ``open`` starts an alert, ``updated`` changes its severity or its text (same ``alert_id``, next
+#: ``revision``), ``resolved`` ends it.
+AlertState = Literal["open", "updated", "resolved"]
+#: The severities that notify a person. ``info`` never pages: it is IEC 60601-1-8's
+#: "information signal" (shown, not announced), while ``warning`` and ``critical`` are its
+#: medium and high priority alarm conditions (prompt and immediate response).
+PAGING_SEVERITIES: Final[frozenset[str]] = frozenset({"warning", "critical"})
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
@@ -149,7 +158,22 @@ class Contribution(BaseModel):
 
 
 class Alert(BaseModel):
-    """An alert's raise or resolve event. One open alert per device and kind."""
+    """One event of an alert's life: its opening, an update, or its resolution.
+
+    The events of one alert share its ``alert_id``; ``revision`` counts them (0 for the opening,
+    then 1, 2, ... for each update and the resolution), so the latest event is the one with the
+    highest revision.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> a = Alert(alert_id="a1", device_id="pump-0001", device_type="infusion_pump",
+    ...           kind="anomaly", severity="info", state="open", opened_at=t, ts=t,
+    ...           summary="anomaly", detector_version="d")
+    >>> a.pages, a.model_copy(update={"severity": "warning", "state": "updated"}).pages
+    (False, True)
+    >>> a.model_copy(update={"severity": "critical", "state": "resolved"}).pages
+    False
+    """
 
     model_config = _EVENT
 
@@ -158,7 +182,7 @@ class Alert(BaseModel):
     device_type: str
     kind: AlertKind
     severity: Severity
-    state: Literal["open", "resolved"]
+    state: AlertState
     opened_at: AwareDatetime
     resolved_at: AwareDatetime | None = None
     ts: AwareDatetime
@@ -168,4 +192,10 @@ class Alert(BaseModel):
     seq_first: int | None = None
     seq_last: int | None = None
     detector_version: str
+    revision: Annotated[int, Field(ge=0)] = 0
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def pages(self) -> bool:
+        """Whether this alert notifies a person now: open or updated, warning or critical."""
+        return self.state != "resolved" and self.severity in PAGING_SEVERITIES
