@@ -93,11 +93,12 @@ class Observer:
             self.predictions[device].append(body)
         elif kind == "alerts":
             self.alerts.append(body)
-            key = (device, body["kind"])
-            if body["state"] == "open":
-                self.open_alerts[key] = body
-            else:
+            # One entry per alert: its latest event ("updated" changes its severity or text).
+            key = (device, str(body.get("alert_id") or body["kind"]))
+            if body["state"] == "resolved":
                 self.open_alerts.pop(key, None)
+            else:
+                self.open_alerts[key] = body
         elif kind == "twins":
             self.twins[device] = body
 

@@ -127,7 +127,7 @@ def score_devices(
         {
             a["device_id"]
             for a in alerts
-            if a["state"] == "open"
+            if a["state"] != "resolved"  # opened, or updated (an info alert may become a page)
             and a["kind"] in DETECTION_KINDS
             and a["severity"] in ("warning", "critical")
         }

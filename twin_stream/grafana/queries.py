@@ -54,10 +54,13 @@ ONLINE_BY_TYPE = Query(
     ("device_type",),
     "table",
 )
+# Open alerts: the last "open" of each alert (tag "alert", its id) in each severity. An alert
+# whose severity changed has open=0 written in its other severities' series by the sink, so it
+# is counted once, at its current severity (an updated alert stays open: open=1).
 OPEN_ALERTS_BY_SEVERITY = Query(
     "open_alerts_by_severity",
     'SELECT sum("open") AS "open" FROM (SELECT last("open") AS "open" FROM "alert" '
-    'WHERE $timeFilter GROUP BY "device_id", "kind", "severity") GROUP BY "severity"',
+    'WHERE $timeFilter GROUP BY "device_id", "kind", "severity", "alert") GROUP BY "severity"',
     ("open",),
     ("severity",),
     "table",
@@ -177,8 +180,8 @@ ALERTS_RAISED = Query(
 OPEN_ALERTS = Query(
     "open_alerts",
     'SELECT "open", "summary" FROM (SELECT last("open") AS "open", last("summary") AS '
-    '"summary" FROM "alert" WHERE $timeFilter GROUP BY "device_id", "kind", "severity") '
-    'WHERE "open" = 1 GROUP BY "device_id", "kind", "severity"',
+    '"summary" FROM "alert" WHERE $timeFilter GROUP BY "device_id", "kind", "severity", '
+    '"alert") WHERE "open" = 1 GROUP BY "device_id", "kind", "severity"',
     ("open", "summary"),
     ("device_id", "kind", "severity"),
     "table",

@@ -70,20 +70,49 @@ def _prediction(body: dict[str, object]) -> list[Point]:
     return [point]
 
 
+_SEVERITIES = ("info", "warning", "critical")
+
+
 def _alert(body: dict[str, object]) -> list[Point]:
+    """One point per alert event, in the series of its alert (tag ``alert``) and severity; an
+    alert is open until its ``resolved`` event (``updated`` keeps it open).
+
+    Severity is a tag, so an alert whose severity changes moves to another series: every event
+    also writes ``open=0`` (and nothing else) into the alert's series of the other severities,
+    so that "last open per alert and severity" never shows a severity the alert has left.
+
+    >>> body = {"device_id": "pump-0001", "device_type": "infusion_pump", "kind": "anomaly",
+    ...         "severity": "critical", "state": "updated", "alert_id": "a1", "revision": 1,
+    ...         "summary": "anomaly", "ts": "2026-01-01T00:00:00Z",
+    ...         "opened_at": "2026-01-01T00:00:00Z"}
+    >>> [(p._tags["severity"], p._fields["open"]) for p in _alert(body)]
+    [('critical', 1), ('info', 0), ('warning', 0)]
+    """
+    state, severity = str(body["state"]), str(body["severity"])
     point = (
         _base("alert", body, str(body["ts"]))
         .tag("kind", body["kind"])
-        .tag("severity", body["severity"])
-        .field("state", str(body["state"]))
-        .field("open", 1 if body["state"] == "open" else 0)
+        .tag("severity", severity)
+        .tag("alert", str(body["alert_id"]))
+        .field("state", state)
+        .field("open", 0 if state == "resolved" else 1)
         .field("alert_id", str(body["alert_id"]))
         .field("summary", str(body["summary"]))
+        .field("revision", int(body.get("revision") or 0))  # type: ignore[call-overload]
     )
     if body.get("resolved_at"):
         duration = (_ms(str(body["resolved_at"])) - _ms(str(body["opened_at"]))) / 1000
         point.field("duration_s", duration)
-    return [point]
+    others = [
+        _base("alert", body, str(body["ts"]))
+        .tag("kind", body["kind"])
+        .tag("severity", other)
+        .tag("alert", str(body["alert_id"]))
+        .field("open", 0)
+        for other in _SEVERITIES
+        if other != severity
+    ]
+    return [point, *others]
 
 
 def _twin(body: dict[str, object]) -> list[Point]:
