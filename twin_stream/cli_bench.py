@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_stream.bench.bridge import bench_bridge
+from twin_stream.bench.detect import bench_detect
 from twin_stream.bench.pipeline import bench_e2e, bench_worker
 from twin_stream.bench.simulate import bench_simulate
 from twin_stream.cli_simulate import progress_bar
@@ -96,3 +97,34 @@ def e2e(
     else:
         for run in figures["runs"]:
             _show(f"bench e2e at {run['rate']} msgs/s", run)
+
+
+@bench_app.command("detect")
+def detect(
+    events: Annotated[int, typer.Option(help="Timed readings through one monitor")] = 20_000,
+    warmup: Annotated[int, typer.Option(help="Readings before timing starts")] = 1_000,
+    devices: Annotated[int, typer.Option(help="Monitors held for the RSS figure")] = 10_000,
+    per_device: Annotated[int, typer.Option(help="Readings fed to each held monitor")] = 200,
+    serialize_after: Annotated[int, typer.Option(help="Readings before dumps()")] = 5_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """DeviceMonitor's cost: us per reading, cold start, state size, RSS of 10k devices."""
+    with progress_bar("DeviceMonitor: per event, cold start, state, RSS") as bar:
+        figures = bench_detect(
+            events=events,
+            warmup=warmup,
+            serialize_after=serialize_after,
+            rss_devices=devices,
+            readings_per_device=per_device,
+            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+        )
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    table = Table("figure", "value", "target", title="bench detect")
+    targets = figures["targets"]
+    for key, value in figures.items():
+        if key not in ("machine", "targets"):
+            target = targets.get(key)
+            table.add_row(key, str(value), "" if target is None else f"<= {target}")
+    Console().print(table)
