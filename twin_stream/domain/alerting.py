@@ -173,9 +173,12 @@ class AlertPolicyParams:
     #: Two reports in a row inside the horizon open a predicted failure; three outside end it.
     prediction_min_reports: int = 2
     prediction_clear_reports: int = 3
-    #: An open alert is updated when its shown time to failure changes and moved by >= 10 %
-    #: (19 h -> 17 h yes, 3.5 h -> 3.4 h no): people see the countdown, not noise.
-    min_text_change: float = 0.1
+    #: An open alert's time to failure is updated when its shown value changes and it has
+    #: shrunk by >= 20 % (19 h -> 15 h yes, 19 h -> 17 h no; about 15 updates from 24 h down
+    #: to minutes) or grown by >= 50 %: people see the countdown, not the noise of the fit
+    #: (a trend wavering between 2.0 h and 2.5 h would otherwise update at every report).
+    min_text_shrink: float = 0.2
+    min_text_growth: float = 0.5
     #: At most one new ``info`` alert per device per 100 readings: the detector's baseline
     #: memory (1 / fading) and its onset gap are 100 readings, so within that window a second
     #: info finding is most likely the same excursion again.
@@ -301,7 +304,9 @@ class AlertPolicy:
             f"{self._q(x.metric, x.baseline)} ({x.deviation:+.1f} sd)"
             for x in c.contributions
         )
-        c.signature = "anomaly " + " ".join(x.metric for x in c.contributions[:1])
+        # The top signals of a noisy score change reading by reading: that alone is no news.
+        # An anomaly's alert is updated when its severity (or what it is joined with) changes.
+        c.signature = "anomaly"
         self._settle(c)
         c.details = {"root": c.slot.removeprefix("fault:"), "score": round(score, 4)}
         return events + self._sync(c.slot, ts, seq)
@@ -340,9 +345,12 @@ class AlertPolicy:
             c.peak = "critical" if ttf <= p.prediction_critical_h or relaxed else "warning"
             c.prediction = prediction
             shown = c.shown_ttf
-            if shown is None or (
-                _duration(ttf) != _duration(shown) and abs(ttf - shown) >= p.min_text_change * shown
-            ):
+            moved = (
+                ttf <= shown * (1 - p.min_text_shrink) or ttf >= shown * (1 + p.min_text_growth)
+                if shown is not None
+                else True
+            )
+            if moved and _duration(ttf) != _duration(shown):
                 c.shown_ttf = ttf
             c.text = self._prediction_text(prediction)
             c.signature = f"predicted_failure {metric} {_duration(c.shown_ttf)}"
