@@ -29,7 +29,7 @@ from typing import Any
 from simulators.fast_forward import readings
 from simulators.fleet import DEFAULT_START, FleetPlan
 from twin_stream.domain.detection.params import DETECTOR_VERSION
-from twin_stream.domain.events import Alert
+from twin_stream.domain.events import PAGING_SEVERITIES, Alert
 from twin_stream.domain.monitor import DeviceMonitor
 
 __all__ = [
@@ -41,10 +41,6 @@ __all__ = [
     "run_fleet",
     "score_alerts",
 ]
-
-#: Severities that notify people.
-PAGING_SEVERITIES = frozenset({"warning", "critical"})
-
 
 @dataclass(frozen=True)
 class RaisedAlert:
@@ -79,7 +75,7 @@ def distinct_alerts(events: Iterable[Alert]) -> tuple[list[RaisedAlert], list[Ra
             continue
         if event.state == "open" and event.alert_id not in opened:
             opened[event.alert_id] = _raised(event, event.opened_at)
-        if event.severity in PAGING_SEVERITIES and event.alert_id not in paging:
+        if event.pages and event.alert_id not in paging:
             at = event.opened_at if event.state == "open" else event.ts
             paging[event.alert_id] = _raised(event, at)
     info = [a for alert_id, a in opened.items() if alert_id not in paging]
