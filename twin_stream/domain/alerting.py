@@ -189,6 +189,10 @@ class AlertPolicyParams:
     #: detector's warm-up (150 readings) plus 1.5x its baseline memory (100 readings), the time
     #: it takes to learn the repaired device's new normal.
     maintenance_quiet_readings: int = 300
+    #: A new device's anomalies do not page during its first day (of its own clock): the
+    #: seasonal baselines have not yet seen its daily cycle once (an MRI chiller's morning
+    #: load is new on day one, normal from day two). Predicted failures page from the start.
+    learning_h: float = 24.0
 
 
 @dataclass
@@ -250,6 +254,9 @@ class AlertPolicy:
     info_wait: int = 0  # readings before the next info alert may open
     last_seq: int | None = None
     activations: int = 0
+    #: the device clock's first and latest reading (the first day is a learning day)
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update({"version": _UNVERSIONED, **state})
@@ -265,14 +272,14 @@ class AlertPolicy:
     def on_telemetry(self, ts: datetime, seq: int) -> list[Alert]:
         """Every reading, warming up or not: counts readings and ends an offline alert (the
         device is evidently sending, birth message or not)."""
-        self._tick(seq)
+        self._tick(seq, ts)
         return self._resume(ts, seq)
 
     def on_score(
         self, ts: datetime, seq: int, score: float, top: list[Contribution]
     ) -> list[Alert]:
         """Feed one reading's anomaly score and its top contributions; return alert events."""
-        self._tick(seq)
+        self._tick(seq, ts)
         events = self._resume(ts, seq)
         p, c = self.params, self._condition("anomaly", "anomaly")
         c.above = c.above + 1 if score >= p.anomaly_raise else 0
@@ -426,8 +433,12 @@ class AlertPolicy:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _tick(self, seq: int | None) -> None:
+    def _tick(self, seq: int | None, ts: datetime | None = None) -> None:
         """Count a reading once, whichever feed sees it first."""
+        if ts is not None:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
         if seq is None or seq == self.last_seq:
             return
         self.last_seq = seq
@@ -463,12 +474,19 @@ class AlertPolicy:
         if not self._has_limits:
             # No limits to head for: a sustained anomaly is all the policy can know.
             return "warning" if c.above >= p.unlimited_sustain_readings else "info"
+        if self._learning_day():
+            return "info"
         # Unusual is not the same as failing: with limits known, an anomaly pages only when a
         # signal moves towards its failure limit. A pump pausing or a battery charging is
         # unusual for a moment but harmless: that is "info".
         if any(self._towards_failure(x) for x in c.contributions):
             return "critical" if score >= p.anomaly_critical else "warning"
         return "info"
+
+    def _learning_day(self) -> bool:
+        if self.first_ts is None or self.last_ts is None:
+            return True
+        return (self.last_ts - self.first_ts).total_seconds() < self.params.learning_h * 3600
 
     def _towards_failure(self, c: Contribution) -> bool:
         spec = METRICS_BY_TYPE.get(self.device_type, {}).get(c.metric)

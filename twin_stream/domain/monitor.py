@@ -73,6 +73,7 @@ class DeviceMonitor:
                 out_alerts += self.on_maintenance(ts)
             self.fw = fw
         result = self.detector.process(ts, seq, metrics, received_at=received_at)
+        out_alerts += self.policy.on_telemetry(ts, seq)
         out = MonitorOutput(result.score, result.contributions, result.predictions, out_alerts)
         if not result.score.warming_up:
             out.alerts += self.policy.on_score(ts, seq, result.score.score, result.contributions)

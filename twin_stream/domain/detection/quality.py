@@ -4,13 +4,18 @@ alert policy keeps them apart from device faults (kind ``data_quality``).
 
 Each check is a small counter per signal, so the cost is a few comparisons per reading:
 
-* stuck: the same value (to the sensor's resolution) for ``STUCK_READINGS`` readings in a row,
-  on a signal that normally moves (its baseline has a non-zero spread). A real sensor's noise
+* stuck: the same non-zero value for ``STUCK_READINGS`` readings in a row, on a signal that
+  normally moves (zero is an "off" reading: a paused pump's flow). A real sensor's noise
   makes exact repeats rare; a frozen ADC or a stuck flow sensor repeats its last value.
 * dropout: the signal missing in ``DROPOUT_SHARE`` of the last ``DROPOUT_WINDOW`` readings,
-  on a signal that the device normally reports.
-* pinned: the value at its physical range limit (``MetricSpec.low``/``high``) for
-  ``PINNED_READINGS`` readings in a row: a saturated or disconnected sensor.
+  intermittently (at least ``DROPOUT_SWITCHES`` switches between present and missing), on a
+  signal that the device normally reports. A signal that is simply not reported for a while
+  (no O2 concentration on a ventilator's standby) is a mode, not a dropout.
+* pinned: the value at a non-zero physical range limit (``MetricSpec.low``/``high``) for
+  ``PINNED_READINGS`` readings in a row, reached by a jump (from more than a tenth of the range
+  away): a saturated or disconnected sensor. Zero is an "off" reading (a paused pump's flow), a
+  learned operating mode rather than a rail, and a battery that charges up to 100 % approaches
+  its limit gradually.
 * clock skew: the device's timestamp more than ``SKEW_S`` seconds from the time the reading
   reached the platform, for ``SKEW_READINGS`` readings in a row (NTP lost, a reset RTC).
 
@@ -47,6 +52,8 @@ STUCK_MIN_CHANGES = 20
 #: Dropouts: a quarter of the last 60 readings missing.
 DROPOUT_WINDOW = 60
 DROPOUT_SHARE = 0.25
+#: ... intermittently: 6 switches is 3 gaps in the window (a stretch of standby has 1 or 2).
+DROPOUT_SWITCHES = 6
 PINNED_READINGS = 10
 #: Clock skew beyond 2 minutes (NTP keeps clocks within milliseconds; minutes mean no sync).
 SKEW_S = 120.0
@@ -68,15 +75,24 @@ class _SignalQuality:
     repeats: int = 0
     changes: int = 0
     pinned: int = 0
+    #: whether the current stretch at a limit began with a jump to it
+    jumped: bool = False
     seen: int = 0
     missing: deque[bool] = field(default_factory=lambda: deque(maxlen=DROPOUT_WINDOW))
-    #: how many of ``missing`` are True (kept as a count: no sum per reading)
+    #: how many of ``missing`` are True, and how many switches between present and missing
+    #: it holds (kept as counts: no pass over the window per reading)
     missed: int = 0
+    switches: int = 0
 
     def note(self, absent: bool) -> int:
-        if len(self.missing) == DROPOUT_WINDOW and self.missing[0]:
-            self.missed -= 1
-        self.missing.append(absent)
+        window = self.missing
+        if len(window) == DROPOUT_WINDOW:
+            first = window.popleft()
+            self.missed -= first
+            self.switches -= first != window[0]
+        if window:
+            self.switches += window[-1] != absent
+        window.append(absent)
         self.missed += absent
         return self.missed
 
@@ -105,7 +121,11 @@ class QualityMonitor:
             if s is None:
                 s = self.signals[name] = _SignalQuality()
             missing = s.note(value is None)
-            dropping = s.seen >= DROPOUT_WINDOW and missing >= DROPOUT_SHARE * DROPOUT_WINDOW
+            dropping = (
+                s.seen >= DROPOUT_WINDOW
+                and missing >= DROPOUT_SHARE * DROPOUT_WINDOW
+                and s.switches >= DROPOUT_SWITCHES
+            )
             if value is None:
                 if dropping:
                     found.append(
@@ -116,25 +136,39 @@ class QualityMonitor:
                     )
                 continue
             s.seen += 1
-            if s.last is not None and value == s.last:
+            previous = s.last
+            if previous is not None and value == previous:
                 s.repeats += 1
             else:
-                if s.last is not None:
+                if previous is not None:
                     s.changes += 1
                 s.repeats = 0
             s.last = value
             spec = self.specs.get(name)
-            at_limit = spec is not None and (value <= spec.low or value >= spec.high)
-            s.pinned = s.pinned + 1 if at_limit else 0
+            limit = None
+            if spec is not None:
+                if value <= spec.low and spec.low != 0:
+                    limit = spec.low
+                elif value >= spec.high and spec.high != 0:
+                    limit = spec.high
+            if limit is None:
+                s.pinned = 0
+            else:
+                if s.pinned == 0:
+                    span = spec.high - spec.low  # type: ignore[union-attr]
+                    s.jumped = previous is not None and abs(previous - limit) > 0.1 * span
+                s.pinned += 1
             unit = f" {spec.unit}" if spec is not None else ""
-            if s.pinned >= PINNED_READINGS and spec is not None:
+            if s.pinned >= PINNED_READINGS and s.jumped and spec is not None:
                 found.append(
                     QualityFinding(
                         name, "pinned", f"{name} pinned at its range limit {value:g}{unit} "
                         f"for {s.pinned} readings"
                     )
                 )
-            elif s.repeats + 1 >= STUCK_READINGS and s.changes >= STUCK_MIN_CHANGES:
+            elif (
+                s.repeats + 1 >= STUCK_READINGS and s.changes >= STUCK_MIN_CHANGES and value != 0
+            ):
                 found.append(
                     QualityFinding(
                         name, "stuck", f"{name} stuck at {value:g}{unit} for "
