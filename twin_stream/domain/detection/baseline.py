@@ -5,9 +5,11 @@ baseline honest:
 
 * protection: a reading far outside the baseline updates it only as much as one at
   ``protect_z`` standard deviations would, so an anomaly does not become the new normal;
-* seasonality: an offset per time-of-day bucket of the device's clock, used only while it
-  explains the signal better than the plain mean (a chiller's morning warm-up is normal; a
-  signal without a daily cycle keeps its plain baseline);
+* seasonality: an offset per time-of-day bucket of the device's clock, learned once per visit
+  of the bucket (the visit's mean offset, so one day counts once whatever the sample rate) and
+  used only while it explains the signal better than the plain mean, judged on unprotected
+  variances (a chiller's morning load is normal; a signal without a daily cycle keeps its
+  plain baseline);
 * range novelty: a value beyond everything seen so far, by a margin, is flagged (NAB's
   "spatial anomaly").
 
@@ -33,7 +35,22 @@ __all__ = ["SignalBaseline"]
 class SignalBaseline:
     """Online, protected, seasonal baseline of one signal."""
 
-    __slots__ = ("count", "hi", "lo", "mean", "params", "resid_var", "season", "seen", "var")
+    __slots__ = (
+        "bucket",
+        "count",
+        "hi",
+        "lo",
+        "mean",
+        "params",
+        "raw_resid_var",
+        "raw_var",
+        "resid_var",
+        "season",
+        "seen",
+        "var",
+        "visit_n",
+        "visit_sum",
+    )
 
     def __init__(self, params: DetectorParams) -> None:
         self.params = params
@@ -42,8 +59,16 @@ class SignalBaseline:
         self.var = 0.0
         #: variance of the residual after the seasonal offset
         self.resid_var = 0.0
+        #: per bucket: the offset from the mean, and how many visits (days) taught it
         self.season = [0.0] * params.season_buckets
         self.seen = [0] * params.season_buckets
+        #: unprotected variances around the plain and the seasonal centre (the gate)
+        self.raw_var = 0.0
+        self.raw_resid_var = 0.0
+        #: the bucket being visited now, and the sum and count of its offsets so far
+        self.bucket: int | None = None
+        self.visit_sum = 0.0
+        self.visit_n = 0
         self.lo = math.inf
         self.hi = -math.inf
 
@@ -59,7 +84,7 @@ class SignalBaseline:
         return (
             bucket is not None
             and self.seen[bucket] >= p.season_min_count
-            and self.resid_var < p.season_gain * self.var
+            and self.raw_resid_var < p.season_gain * self.raw_var
         )
 
     def center(self, bucket: int | None = None) -> float:
@@ -87,6 +112,35 @@ class SignalBaseline:
         margin = self.params.range_tolerance * span
         return x > self.hi + margin or x < self.lo - margin
 
+    def _season(self, x: float, bucket: int, seasonal_center: float | None) -> None:
+        p, a = self.params, self.params.fading
+        if bucket != self.bucket:
+            if self.bucket is not None and self.visit_n:
+                # A visit ended: its mean offset teaches the bucket once, with 1/n weights up
+                # to ``season_days`` visits, then a fixed share.
+                done = self.bucket
+                self.seen[done] += 1
+                weight = 1.0 / min(self.seen[done], p.season_days)
+                self.season[done] += weight * (self.visit_sum / self.visit_n - self.season[done])
+            self.bucket, self.visit_sum, self.visit_n = bucket, 0.0, 0
+        self.visit_sum += x - self.mean
+        self.visit_n += 1
+        d = x - self.mean
+        self.raw_var = (1.0 - a) * (self.raw_var + a * d * d)
+        if self.seen[bucket]:
+            r = x - self.mean - self.season[bucket]
+            self.raw_resid_var = (1.0 - a) * (self.raw_resid_var + a * r * r)
+            if seasonal_center is not None:
+                taught = x - seasonal_center
+                limit = p.protect_z * max(math.sqrt(self.resid_var), 1e-12)
+                if self.count >= 10 and abs(taught) > limit:
+                    taught = math.copysign(limit, taught)
+                self.resid_var = (1.0 - a) * (self.resid_var + a * taught * taught)
+            else:
+                self.resid_var = (1.0 - a) * (self.resid_var + a * r * r)
+        else:
+            self.raw_resid_var = (1.0 - a) * (self.raw_resid_var + a * d * d)
+
     def update(self, x: float, bucket: int | None = None, learn: bool = True) -> float:
         """Learn one value; return its z-score against the baseline *before* learning it.
 
@@ -110,18 +164,14 @@ class SignalBaseline:
             self.lo = x
         elif x > self.hi:
             self.hi = x
+        if bucket is not None:
+            # The time-of-day profile learns even while the device is out of control: a daily
+            # pattern seen for the first time (a chiller's first morning) is out of control
+            # until the profile knows it, and one day moves a bucket by at most 1/n.
+            self._season(x, bucket, center if seasonal else None)
         if not learn:
             return z
         a = p.fading
-        if bucket is not None:
-            offset = taught - self.mean
-            if self.seen[bucket]:
-                residual = offset - self.season[bucket]
-                self.resid_var = (1.0 - a) * (self.resid_var + a * residual * residual)
-                self.season[bucket] += p.season_fading * residual
-            else:
-                self.season[bucket] = offset
-            self.seen[bucket] += 1
         d = taught - self.mean
         self.mean += a * d
         self.var = (1.0 - a) * (self.var + a * d * d)

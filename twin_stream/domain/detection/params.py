@@ -36,13 +36,13 @@ class DetectorParams:
     #: Seasonal baseline: 24 time-of-day buckets (one an hour of the device's clock), each with
     #: its own EW offset from the signal's mean (DETECTION-NOTES, "Seasonality": 24-48 buckets).
     season_buckets: int = 24
-    #: A bucket is used once it has seen this many readings ...
-    season_min_count: int = 5
+    #: A bucket is used once one visit (a day) has taught it ...
+    season_min_count: int = 1
     #: ... and only while the seasonal profile explains the signal: its residual variance is
     #: below this share of the plain variance (learned from the data, not configured per file).
     season_gain: float = 0.7
-    #: Memory of a bucket's offset: 1/0.1 = 10 visits (10 days of daily cycles).
-    season_fading: float = 0.1
+    #: Memory of a bucket's offset: 10 visits (10 days of daily cycles).
+    season_days: int = 10
     #: Range novelty: a value beyond every value seen so far by more than this share of the
     #: range scores 1.0 ("spatial anomaly" of NAB's Numenta detector, SPATIAL_TOLERANCE = 0.05).
     range_tolerance: float = 0.05

@@ -5,7 +5,8 @@ alert policy keeps them apart from device faults (kind ``data_quality``).
 Each check is a small counter per signal, so the cost is a few comparisons per reading:
 
 * stuck: the same non-zero value for ``STUCK_READINGS`` readings in a row, on a signal that
-  normally moves (zero is an "off" reading: a paused pump's flow). A real sensor's noise
+  normally moves (zero is an "off" reading: a paused pump's flow; a value resting at its
+  physical limit, a battery charged to 100 %, is full, not stuck). A real sensor's noise
   makes exact repeats rare; a frozen ADC or a stuck flow sensor repeats its last value.
 * dropout: the signal missing in ``DROPOUT_SHARE`` of the last ``DROPOUT_WINDOW`` readings,
   intermittently (at least ``DROPOUT_SWITCHES`` switches between present and missing), on a
@@ -151,6 +152,9 @@ class QualityMonitor:
                     limit = spec.low
                 elif value >= spec.high and spec.high != 0:
                     limit = spec.high
+            # Resting at a physical limit reached gradually (a battery charged to 100 %) is
+            # neither stuck nor pinned.
+            at_rest = spec is not None and (value <= spec.low or value >= spec.high)
             if limit is None:
                 s.pinned = 0
             else:
@@ -167,7 +171,10 @@ class QualityMonitor:
                     )
                 )
             elif (
-                s.repeats + 1 >= STUCK_READINGS and s.changes >= STUCK_MIN_CHANGES and value != 0
+                s.repeats + 1 >= STUCK_READINGS
+                and s.changes >= STUCK_MIN_CHANGES
+                and value != 0
+                and not at_rest
             ):
                 found.append(
                     QualityFinding(

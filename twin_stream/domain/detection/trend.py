@@ -109,6 +109,14 @@ class SignalTrend:
         self.bucket_ts.clear()
         return self._close_bucket(mid, summary)
 
+    @staticmethod
+    def _slope(points: list[tuple[float, float]]) -> float:
+        n = len(points)
+        mean_t = sum(t for t, _ in points) / n
+        mean_y = sum(y for _, y in points) / n
+        sxx = sum((t - mean_t) ** 2 for t, _ in points)
+        return sum((t - mean_t) * (y - mean_y) for t, y in points) / sxx if sxx else 0.0
+
     def _fit(self) -> tuple[float, float, float]:
         """Least squares over the window: (level at the last point, slope/s, slope's s.e.)."""
         n = len(self.points)
@@ -144,6 +152,12 @@ class SignalTrend:
         trend_h, se_h = slope * 3600.0, se * 3600.0
         remaining = self.limit - level
         heading = trend_h * self.direction > 0 and abs(trend_h) > MIN_TREND_Z * se_h
+        if heading:
+            # A step is not a trend: the newer half of the window must still head for the limit
+            # at half the window's pace at least (a daily load step, such as a chiller's
+            # morning, then flattens; a wearing part keeps going, or speeds up).
+            recent = self._slope(self.points[len(self.points) // 2 :])
+            heading = recent * self.direction >= 0.5 * abs(slope)
         ttf = lower = upper = None
         if remaining * self.direction <= 0:
             ttf = lower = upper = 0.0  # already past the limit
