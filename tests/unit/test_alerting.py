@@ -16,6 +16,22 @@ CHARGING = [Contribution(metric="battery", value=100.0, baseline=80.0, deviation
 STUCK_FLOW = QualityFinding("flow_rate", "stuck", "flow_rate stuck at 121 mL/h for 30 readings")
 
 
+def watched(
+    device_id: str, device_type: str, params: AlertPolicyParams | None = None
+) -> AlertPolicy:
+    """A policy for a device already watched for two days (past its learning day)."""
+    policy = AlertPolicy(device_id, device_type, params or AlertPolicyParams())
+    policy.on_telemetry(at(0) - timedelta(days=2), -1)
+    return policy
+
+
+def test_a_new_devices_first_day_pages_no_anomaly_but_the_second_does() -> None:
+    top = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
+    new = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 3, top)[0]
+    assert new.severity == "info" and not new.pages
+    assert run(watched("pump-0001", "infusion_pump"), [0.95] * 3, top)[0].pages
+
+
 def at(seq: int) -> datetime:
     return T0 + timedelta(seconds=seq)
 
@@ -57,7 +73,7 @@ def test_defaults_are_on_the_nab_log_likelihood_scale() -> None:
 
 
 def test_minimum_duration_hysteresis_and_resolve() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     assert run(policy, [0.1] * 20) == []  # healthy scores right after warm-up: nothing
     assert run(policy, [0.6, 0.6, 0.2]) == []  # two readings are not enough
     events = run(policy, [0.6] * 3 + [0.4] * 20 + [0.2] * 9)
@@ -70,7 +86,7 @@ def test_minimum_duration_hysteresis_and_resolve() -> None:
 
 def test_one_open_alert_per_root_cause_and_cooldown() -> None:
     params = AlertPolicyParams(cooldown_readings=50)
-    policy = AlertPolicy("pump-0001", "infusion_pump", params)
+    policy = watched("pump-0001", "infusion_pump", params)
     events = run(policy, [0.7] * 100)
     assert len(events) == 1 and len(policy.open_alerts()) == 1
     run(policy, [0.1] * 10)
@@ -80,18 +96,18 @@ def test_one_open_alert_per_root_cause_and_cooldown() -> None:
 
 
 def test_severity_depends_on_heading_for_failure_and_info_never_pages() -> None:
-    warning = run(AlertPolicy("pump-0001", "infusion_pump"), [0.6] * 3)[0]
+    warning = run(watched("pump-0001", "infusion_pump"), [0.6] * 3)[0]
     assert warning.severity == "warning" and warning.pages and pages(warning)
-    critical = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 3)[0]
+    critical = run(watched("pump-0001", "infusion_pump"), [0.95] * 3)[0]
     assert critical.severity == "critical" and critical.pages
-    charging = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 3, CHARGING)[0]
+    charging = run(watched("pump-0001", "infusion_pump"), [0.95] * 3, CHARGING)[0]
     assert charging.severity == "info"
     assert not charging.pages and not pages(charging)
 
 
 def test_alert_explains_itself_in_units_on_the_device_clock() -> None:
     top = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
-    alert = run(AlertPolicy("pump-0001", "infusion_pump"), [0.1, 0.6, 0.6, 0.6], top)[0]
+    alert = run(watched("pump-0001", "infusion_pump"), [0.1, 0.6, 0.6, 0.6], top)[0]
     assert alert.summary == "anomaly: motor_current 0.42 A vs baseline 0.25 A (+9.0 sd)"
     assert alert.contributions == top
     assert (alert.seq_first, alert.seq_last) == (1, 3)
@@ -100,7 +116,7 @@ def test_alert_explains_itself_in_units_on_the_device_clock() -> None:
 
 
 def test_predicted_failure_counts_down_goes_critical_and_resolves_when_the_trend_turns() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     assert policy.on_prediction(prediction(30.0), 1) == []  # outside the 24 h horizon
     assert policy.on_prediction(prediction(19.0, hours=1), 2) == []
     (opened,) = policy.on_prediction(prediction(19.0, hours=2), 3)
@@ -135,7 +151,7 @@ def test_predicted_failure_counts_down_goes_critical_and_resolves_when_the_trend
 
 
 def test_critical_relaxes_only_well_beyond_the_critical_time() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     policy.on_prediction(prediction(3.0), 1)
     assert policy.on_prediction(prediction(2.5), 2)[0].severity == "critical"
     (wobble,) = policy.on_prediction(prediction(5.0), 3)  # text changes, severity holds
@@ -145,7 +161,7 @@ def test_critical_relaxes_only_well_beyond_the_critical_time() -> None:
 
 
 def test_offline_resolves_when_telemetry_resumes_with_or_without_a_birth() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     (offline,) = policy.on_connectivity(at(100), online=False)
     assert offline.kind == "offline" and offline.severity == "warning" and offline.pages
     assert policy.on_telemetry(at(99), 99) == []  # a reading from before it went away
@@ -161,7 +177,7 @@ def test_offline_resolves_when_telemetry_resumes_with_or_without_a_birth() -> No
 
 
 def test_anomaly_and_predicted_failure_of_one_signal_are_one_alert() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     (anomaly,) = run(policy, [0.6] * 3)
     policy.on_prediction(prediction(10.0), 3)
     (joined,) = policy.on_prediction(prediction(10.0), 4)
@@ -186,7 +202,7 @@ def test_anomaly_and_predicted_failure_of_one_signal_are_one_alert() -> None:
 
 def test_info_alerts_are_rate_limited_per_device() -> None:
     params = AlertPolicyParams(cooldown_readings=0, clear_min_readings=1)
-    policy = AlertPolicy("pump-0001", "infusion_pump", params)
+    policy = watched("pump-0001", "infusion_pump", params)
     opened = []
     for cycle in range(10):  # an info excursion every 20 readings, 200 readings in all
         events = run(policy, [0.95] * 3 + [0.1] * 17, CHARGING, start=cycle * 20)
@@ -199,7 +215,7 @@ def test_info_alerts_are_rate_limited_per_device() -> None:
 
 
 def test_stuck_flow_sensor_on_a_pump_is_a_warning_data_quality_alert() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     (alert,) = policy.on_quality(at(1), 1, [STUCK_FLOW])
     assert (alert.kind, alert.severity, alert.pages) == ("data_quality", "warning", True)
     assert "flow_rate" in alert.summary and alert.details["metric"] == "flow_rate"
@@ -213,7 +229,7 @@ def test_stuck_flow_sensor_on_a_pump_is_a_warning_data_quality_alert() -> None:
 
 
 def test_data_quality_severity_by_device_and_issue() -> None:
-    vent = AlertPolicy("vent-0002", "ventilator")
+    vent = watched("vent-0002", "ventilator")
     drop = QualityFinding("tidal_volume", "dropout", "tidal_volume missing in 20 of 60")
     skew = QualityFinding("ts", "clock_skew", "device clock +300 s off the platform's")
     events = vent.on_quality(at(1), 1, [drop, skew])
@@ -221,13 +237,13 @@ def test_data_quality_severity_by_device_and_issue() -> None:
         ("dropout", "warning"),
         ("clock_skew", "info"),
     }
-    pump = AlertPolicy("pump-0001", "infusion_pump")
+    pump = watched("pump-0001", "infusion_pump")
     battery = QualityFinding("battery", "stuck", "battery stuck at 80 % for 30 readings")
     assert pump.on_quality(at(1), 1, [battery])[0].severity == "info"
 
 
 def test_bad_data_is_kept_apart_from_faults_and_does_not_page_them() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     pinned = QualityFinding("line_pressure", "pinned", "line_pressure pinned at 1500 mmHg")
     rising = [Contribution(metric="line_pressure", value=400.0, baseline=100.0, deviation=20.0)]
     (dq,) = policy.on_quality(at(0), 0, [pinned])
@@ -254,9 +270,9 @@ def test_bad_data_is_kept_apart_from_faults_and_does_not_page_them() -> None:
 
 def test_device_type_without_limits_pages_a_sustained_anomaly() -> None:
     top = [Contribution(metric="Accelerometer1RMS", value=0.3, baseline=0.2, deviation=6.0)]
-    short = run(AlertPolicy("skab", "skab"), [0.7] * 6 + [0.1] * 20, top)
+    short = run(watched("skab", "skab"), [0.7] * 6 + [0.1] * 20, top)
     assert not any(e.pages for e in short)
-    policy = AlertPolicy("replay-1", "replay")
+    policy = watched("replay-1", "replay")
     events = run(policy, [0.7] * 12, top)
     paging = [e for e in events if e.pages]
     assert paging and paging[0].severity == "warning"
@@ -265,7 +281,7 @@ def test_device_type_without_limits_pages_a_sustained_anomaly() -> None:
 
 
 def test_maintenance_resolves_and_the_new_normal_pages_nobody() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     run(policy, [0.95] * 3)
     policy.on_prediction(prediction(3.0), 3)
     assert policy.on_prediction(prediction(3.0), 4)
@@ -281,7 +297,7 @@ def test_maintenance_resolves_and_the_new_normal_pages_nobody() -> None:
         events += policy.on_telemetry(at(seq), seq)
         events += policy.on_prediction(prediction(2.0), seq)
     assert not any(e.pages for e in events)
-    control = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 50, big)
+    control = run(watched("pump-0001", "infusion_pump"), [0.95] * 50, big)
     assert control[0].severity == "critical"
     # after the quiet period (300 readings), a new fault pages again
     run(policy, [0.1] * 10, big, start=130)
@@ -300,17 +316,17 @@ def feed(policy: AlertPolicy) -> list[Alert]:
 
 def test_alert_ids_are_deterministic() -> None:
     first, second = (
-        feed(AlertPolicy("pump-0001", "infusion_pump")),
-        feed(AlertPolicy("pump-0001", "infusion_pump")),
+        feed(watched("pump-0001", "infusion_pump")),
+        feed(watched("pump-0001", "infusion_pump")),
     )
     assert [e.alert_id for e in first] == [e.alert_id for e in second]
     assert len({e.alert_id for e in first}) == 3  # anomaly, data quality, predicted failure
-    other = feed(AlertPolicy("pump-0002", "infusion_pump"))
+    other = feed(watched("pump-0002", "infusion_pump"))
     assert not {e.alert_id for e in first} & {e.alert_id for e in other}
 
 
 def test_pickle_keeps_the_version_and_gives_identical_outputs() -> None:
-    policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy = watched("pump-0001", "infusion_pump")
     run(policy, [0.6] * 3)
     policy.on_prediction(prediction(10.0), 3)
     restored = pickle.loads(pickle.dumps(policy))  # noqa: S301 - our own
@@ -323,7 +339,7 @@ def test_pickle_keeps_the_version_and_gives_identical_outputs() -> None:
         assert a == b
     assert policy.open_alerts() == restored.open_alerts()
     # a pickle from before versions existed is told apart from this version
-    old = AlertPolicy("pump-0001", "infusion_pump")
+    old = watched("pump-0001", "infusion_pump")
     del old.__dict__["version"]
     unpickled = pickle.loads(pickle.dumps(old))  # noqa: S301 - our own
     assert getattr(unpickled, "version", None) != AlertPolicy.version

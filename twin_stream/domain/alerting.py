@@ -21,8 +21,9 @@ An alert's whole life, on a pump whose motor wears out:
 >>> from datetime import datetime, timedelta, timezone
 >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> policy = AlertPolicy("pump-0001", "infusion_pump")
+>>> _ = policy.on_telemetry(t - timedelta(days=2), 0)  # watched for two days already
 >>> worn = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
->>> events = [policy.on_score(t + timedelta(seconds=s), s, 0.6, worn) for s in range(3)]
+>>> events = [policy.on_score(t + timedelta(seconds=s), s, 0.6, worn) for s in range(1, 4)]
 >>> [len(e) for e in events]
 [0, 0, 1]
 >>> a = events[-1][0]
