@@ -277,9 +277,19 @@ class AlertPolicy:
         return self._resume(ts, seq)
 
     def on_score(
-        self, ts: datetime, seq: int, score: float, top: list[Contribution]
+        self,
+        ts: datetime,
+        seq: int,
+        score: float,
+        top: list[Contribution],
+        in_control: bool = True,
     ) -> list[Alert]:
-        """Feed one reading's anomaly score and its top contributions; return alert events."""
+        """Feed one reading's anomaly score and its top contributions; return alert events.
+
+        An open anomaly resolves once the score has been low *and* the device back in control
+        (``in_control``, from the detector) for ``clear_min_readings`` readings: the score
+        marks a change, the control state says whether the device is back to its normal.
+        """
         self._tick(seq, ts)
         events = self._resume(ts, seq)
         p, c = self.params, self._condition("anomaly", "anomaly")
@@ -298,7 +308,7 @@ class AlertPolicy:
             self._activate(c, "fault:" + (top[0].metric if top else ""))
             c.quiet = self.quiet > 0
         else:
-            c.calm = c.calm + 1 if score < p.anomaly_clear else 0
+            c.calm = c.calm + 1 if score < p.anomaly_clear and in_control else 0
             if c.calm >= p.clear_min_readings:
                 slot = c.slot
                 c.reset(cooldown=p.cooldown_readings)

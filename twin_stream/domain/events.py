@@ -125,6 +125,9 @@ class AnomalyScore(BaseModel):
     contributions: dict[str, float] = Field(default_factory=dict)
     detector_version: str
     warming_up: bool = False
+    #: False while the device is out of its normal (most recent readings beyond the model's
+    #: alpha limit): the alert policy holds an anomaly alert open while so.
+    in_control: bool = True
 
 
 class Prediction(BaseModel):

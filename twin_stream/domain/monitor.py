@@ -76,7 +76,9 @@ class DeviceMonitor:
         out_alerts += self.policy.on_telemetry(ts, seq)
         out = MonitorOutput(result.score, result.contributions, result.predictions, out_alerts)
         if not result.score.warming_up:
-            out.alerts += self.policy.on_score(ts, seq, result.score.score, result.contributions)
+            out.alerts += self.policy.on_score(
+                ts, seq, result.score.score, result.contributions, result.score.in_control
+            )
         for prediction in result.predictions:
             out.alerts += self.policy.on_prediction(prediction, seq)
         out.alerts += self.policy.on_quality(ts, seq, result.quality)

@@ -12,8 +12,9 @@ has no failure limits) and sees its rows in file order. The replay writes
 * ``OUT/scores.csv``: per row ``ts, device_id, score, warming_up, top_signal``;
 * ``OUT/alerts.jsonl``: every alert event (open, updated, resolved) with its explanation;
 
-and returns a summary: ``devices``, ``rows``, ``alerts`` (distinct alerts raised) and
-``first_alert_ts`` per device.
+and returns a summary: ``devices``, ``rows``, ``alerts`` (distinct alerts that paged someone:
+warning or critical), ``info_alerts`` (distinct alerts that never paged) and ``first_alert_ts``
+per device (when the device's first page went out).
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ class _Device:
     rows: int = 0
     max_score: float = 0.0
     first_alert_ts: datetime | None = None
+    #: distinct alerts that paged, and all distinct alerts
     alert_ids: set[str] = field(default_factory=set)
+    seen_ids: set[str] = field(default_factory=set)
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -163,10 +166,13 @@ def replay_csv(
                 event = alert.model_dump(mode="json")
                 event["device_id"] = name  # the name in the file, as in scores.csv
                 alerts_file.write(json.dumps(event) + "\n")
-                if alert.state != "resolved" and alert.alert_id not in device.alert_ids:
+                if alert.state != "resolved":
+                    device.seen_ids.add(alert.alert_id)
+                if alert.pages and alert.alert_id not in device.alert_ids:
                     device.alert_ids.add(alert.alert_id)
+                    paged_at = alert.opened_at if alert.state == "open" else alert.ts
                     if device.first_alert_ts is None:
-                        device.first_alert_ts = alert.opened_at
+                        device.first_alert_ts = paged_at
             if progress is not None and i % every == 0:
                 progress(i / max(columns.rows, 1))
     if progress is not None:
@@ -175,6 +181,7 @@ def replay_csv(
         "devices": len(devices),
         "rows": sum(d.rows for d in devices.values()),
         "alerts": sum(len(d.alert_ids) for d in devices.values()),
+        "info_alerts": sum(len(d.seen_ids - d.alert_ids) for d in devices.values()),
         "first_alert_ts": {
             name: d.first_alert_ts.isoformat() if d.first_alert_ts else None
             for name, d in devices.items()

@@ -60,6 +60,8 @@ class ReadingScore:
     mode: str = _MAIN_MODE
     #: signals whose value lies beyond their whole learned range
     novel: tuple[str, ...] = ()
+    #: False while most recent readings are beyond the model's alpha limit
+    in_control: bool = True
 
 
 class AnomalyDetector:
@@ -82,6 +84,8 @@ class AnomalyDetector:
         #: whether the last reading was inside the limits of the multivariate model: the
         #: baselines learn only then (SPC practice: limits come from in-control data)
         self.in_control = True
+        #: the last five readings, one bit each: beyond the alpha limit or not
+        self.recent_out = 0
 
     def _mode(self, present: dict[str, float]) -> str:
         if len(present) < 2:
@@ -123,9 +127,12 @@ class AnomalyDetector:
                 baseline = baselines[name] = SignalBaseline(p)
             centers[name] = baseline.center(bucket)
             known = baseline.count >= (_MODE_MIN_READINGS if mode else 1)
-            if warm and known and baseline.novel(value):
-                novel.append(name)
+            beyond = warm and known and baseline.novel(value)
             z = baseline.update(value, bucket, learn=self.in_control)
+            # Beyond the learned range *and* far from the baseline: a new extreme of ordinary
+            # noise (the range of a few hundred readings is only about +-3 sd) is not novel.
+            if beyond and abs(z) >= p.protect_z:
+                novel.append(name)
             zs[name] = z if known else 0.0
         for name in zs:
             if name not in self.names:
@@ -135,18 +142,28 @@ class AnomalyDetector:
             (z,) = zs.values() if zs else (0.0,)
             raw = math.erf(abs(z) / _SQRT2)
             top = list(zs.items())
+            out = warm and 1.0 - raw < p.pca_alpha
         elif len(self.names) > 1:
             if self.pca is None:
                 self.pca = StreamingPCA(self.names, p)
             vector = [max(-30.0, min(30.0, zs.get(n, 0.0))) for n in self.names]
             result = self.pca.update(vector, always_learn=not warm)
             raw = 1.0 - result.p_value
+            out = warm and result.p_value < p.pca_alpha
             self.in_control = not warm or not 0 < self.pca.frozen <= p.freeze_max
             ranked = [n for n, _ in result.top] or sorted(zs, key=lambda n: -abs(zs[n]))
             top = [(n, zs[n]) for n in ranked if n in zs]
         else:
-            raw, top = 0.0, []
-        score = self.likelihood.update(raw)
+            raw, top, out = 0.0, [], False
+        # The likelihood's history learns only in control, like the baselines, so a long
+        # episode does not teach it that raw scores of 1 are usual (which would fade the score
+        # during the episode and blind it after). A univariate series has no such state (NAB:
+        # holding its history cost about 5 points there).
+        score = self.likelihood.update(raw, learn=self.in_control)
+        # Out of control: most of the last five readings beyond the alpha limit (the causal
+        # mean over 5 rows of DETECTION-NOTES); the alert policy holds an anomaly open while so.
+        self.recent_out = ((self.recent_out << 1) | out) & 0b11111
+        out_of_control = self.recent_out.bit_count() >= 3
         if novel:
             score = 1.0
             top = [(n, zs[n]) for n in novel] + [t for t in top if t[0] not in novel]
@@ -158,4 +175,5 @@ class AnomalyDetector:
             baselines=centers,
             mode=mode,
             novel=tuple(novel),
+            in_control=not out_of_control,
         )

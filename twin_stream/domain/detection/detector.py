@@ -113,6 +113,7 @@ class DeviceDetector:
             contributions={c.metric: c.deviation for c in contributions},
             detector_version=self.version,
             warming_up=result.warming_up,
+            in_control=result.in_control,
         )
         predictions = [
             Prediction(

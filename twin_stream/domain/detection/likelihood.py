@@ -55,14 +55,19 @@ class AnomalyLikelihood:
         for name, value in state.items():
             setattr(self, name, value)
 
-    def update(self, raw: float) -> float:
-        """Feed one raw score; return the calibrated, log-scaled score."""
+    def update(self, raw: float, learn: bool = True) -> float:
+        """Feed one raw score; return the calibrated, log-scaled score.
+
+        With ``learn=False`` the recent mean moves but the long history does not learn it.
+        """
         p = self.params
         if len(self.short) == self.short.maxlen:
             self.short_sum -= self.short[0]
         self.short.append(raw)
         self.short_sum += raw
         recent = self.short_sum / len(self.short)
+        if not learn and self.count >= p.likelihood_learn:
+            return self._score(recent)
         if len(self.long) == self.long.maxlen:
             old = self.long[0]
             self.sum -= old
@@ -73,6 +78,10 @@ class AnomalyLikelihood:
         self.count += 1
         if self.count < p.likelihood_learn:
             return 0.0
+        return self._score(recent)
+
+    def _score(self, recent: float) -> float:
+        p = self.params
         n = len(self.long)
         mean = max(self.sum / n, p.likelihood_min_mean)
         var = max(self.sum_sq / n - (self.sum / n) ** 2, p.likelihood_min_var)

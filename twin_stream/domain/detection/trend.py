@@ -117,8 +117,9 @@ class SignalTrend:
         sxx = sum((t - mean_t) ** 2 for t, _ in points)
         return sum((t - mean_t) * (y - mean_y) for t, y in points) / sxx if sxx else 0.0
 
-    def _fit(self) -> tuple[float, float, float]:
-        """Least squares over the window: (level at the last point, slope/s, slope's s.e.)."""
+    def _fit(self) -> tuple[float, float, float, float]:
+        """Least squares over the window: (level at the last point, slope/s, slope's s.e.,
+        residual sd)."""
         n = len(self.points)
         mean_t = sum(t for t, _ in self.points) / n
         mean_y = sum(y for _, y in self.points) / n
@@ -128,7 +129,7 @@ class SignalTrend:
         residual = sum((y - intercept - slope * t) ** 2 for t, y in self.points)
         sigma2 = residual / (n - 2) if n > 2 else 0.0
         se = math.sqrt(sigma2 / sxx) if sxx else math.inf
-        return intercept + slope * self.points[-1][0], slope, se
+        return intercept + slope * self.points[-1][0], slope, se, math.sqrt(sigma2)
 
     def _close_bucket(self, ts: datetime, summary: float) -> TrendReport | None:
         self.buckets += 1
@@ -142,7 +143,7 @@ class SignalTrend:
             self.baseline.update(summary)
             self.spread.update(summary)
             return None
-        level, slope, se = self._fit()
+        level, slope, se, noise = self._fit()
         progress = (level - baseline) / span if span else 0.0
         if progress < 0.1:  # the baseline follows normal life, not a degradation
             self.baseline.update(summary)
@@ -152,6 +153,11 @@ class SignalTrend:
         trend_h, se_h = slope * 3600.0, se * 3600.0
         remaining = self.limit - level
         heading = trend_h * self.direction > 0 and abs(trend_h) > MIN_TREND_Z * se_h
+        if heading:
+            # A trend must move the level by more than its noise over the window (3 residual
+            # sd): on pure noise a slope 2 s.e. from zero moves it by only ~1.4 sd.
+            span_t = self.points[-1][0] - self.points[0][0]
+            heading = abs(slope) * span_t >= NORMAL_SPREAD_Z * noise
         if heading:
             # A step is not a trend: the newer half of the window must still head for the limit
             # at half the window's pace at least (a daily load step, such as a chiller's
