@@ -192,7 +192,8 @@ class AlertPolicyParams:
     maintenance_quiet_readings: int = 300
     #: A new device's anomalies do not page during its first day (of its own clock): the
     #: seasonal baselines have not yet seen its daily cycle once (an MRI chiller's morning
-    #: load is new on day one, normal from day two). Predicted failures page from the start.
+    #: load is new on day one, normal from day two). Predicted failures page from the start,
+    #: but only imminent ones (within ``prediction_critical_h``) on that day.
     learning_h: float = 24.0
 
 
@@ -335,12 +336,15 @@ class AlertPolicy:
         Each signal has its own condition; its alert is the one of that signal's root cause
         (an open anomaly on the same signal is updated, not doubled).
         """
-        self._tick(seq)
+        self._tick(seq, prediction.ts)
         p, metric, ts = self.params, prediction.metric, prediction.ts
         c = self._condition(f"predicted_failure:{metric}", "predicted_failure")
         ttf = prediction.time_to_failure_h
         # In the quiet period after maintenance a trend spans the repair: it is not counted.
-        inside = ttf is not None and ttf <= p.prediction_horizon_h and not self.quiet
+        # On a new device's learning day its daily cycle is not yet known (a chiller's morning
+        # load looks like a rise towards the limit): only an imminent failure counts then.
+        horizon = p.prediction_critical_h if self._learning_day() else p.prediction_horizon_h
+        inside = ttf is not None and ttf <= horizon and not self.quiet
         c.streak, c.calm = (c.streak + 1, 0) if inside else (0, c.calm + 1)
         if inside and c.seq_first is None:
             c.seq_first = seq

@@ -108,6 +108,22 @@ class AnomalyDetector:
             self.modes[mode] = {}
         return mode
 
+    def deseasonalized(
+        self, metrics: dict[str, float | None], ts: datetime
+    ) -> dict[str, float | None]:
+        """``metrics`` with each signal's time-of-day offset removed where its profile is in use
+        (the main mode's): what the failure prediction extrapolates, so that a daily load is not
+        taken for a trend."""
+        bucket = ts.hour * self.params.season_buckets // 24
+        baselines = self.modes[_MAIN_MODE]
+        out: dict[str, float | None] = {}
+        for name, value in metrics.items():
+            baseline = baselines.get(name)
+            out[name] = (
+                value if value is None or baseline is None else value - baseline.offset(bucket)
+            )
+        return out
+
     def score_one(
         self, metrics: dict[str, float | None], ts: datetime | None = None
     ) -> ReadingScore:

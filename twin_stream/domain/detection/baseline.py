@@ -42,14 +42,18 @@ class SignalBaseline:
         "lo",
         "mean",
         "params",
-        "raw_resid_var",
-        "raw_var",
-        "resid_var",
         "season",
+        "season_n",
+        "season_res",
+        "season_var",
         "seen",
         "var",
+        "level",
         "visit_n",
+        "visit_shift",
+        "visit_sq",
         "visit_sum",
+        "visits",
     )
 
     def __init__(self, params: DetectorParams) -> None:
@@ -57,18 +61,25 @@ class SignalBaseline:
         self.count = 0
         self.mean = 0.0
         self.var = 0.0
-        #: variance of the residual after the seasonal offset
-        self.resid_var = 0.0
+        buckets = params.season_buckets
         #: per bucket: the offset from the mean, and how many visits (days) taught it
-        self.season = [0.0] * params.season_buckets
-        self.seen = [0] * params.season_buckets
-        #: unprotected variances around the plain and the seasonal centre (the gate)
-        self.raw_var = 0.0
-        self.raw_resid_var = 0.0
+        self.season = [0.0] * buckets
+        self.seen = [0] * buckets
+        #: per bucket: readings, mean square deviation from the plain mean (unprotected) and
+        #: from the seasonal centre (protected). The profile is used in a bucket where it
+        #: explains that bucket's readings: the morning of a chiller, not its quiet night.
+        self.season_n = [0] * buckets
+        self.season_var = [0.0] * buckets
+        self.season_res = [0.0] * buckets
         #: the bucket being visited now, and the sum and count of its offsets so far
         self.bucket: int | None = None
+        self.visit_shift = 0.0
         self.visit_sum = 0.0
+        self.visit_sq = 0.0
         self.visit_n = 0
+        #: the daily level the offsets are taken from, and how many visits taught it
+        self.level = 0.0
+        self.visits = 0
         self.lo = math.inf
         self.hi = -math.inf
 
@@ -84,19 +95,23 @@ class SignalBaseline:
         return (
             bucket is not None
             and self.seen[bucket] >= p.season_min_count
-            and self.raw_resid_var < p.season_gain * self.raw_var
+            and self.season_res[bucket] < p.season_gain * self.season_var[bucket]
         )
 
     def center(self, bucket: int | None = None) -> float:
         """The expected value (at this time of day)."""
         if self._seasonal(bucket):
-            return self.mean + self.season[bucket]  # type: ignore[index]
+            return self.level + self.season[bucket]  # type: ignore[index]
         return self.mean
 
     def scale(self, bucket: int | None = None) -> float:
-        var = self.resid_var if self._seasonal(bucket) else self.var
+        var = self.season_res[bucket] if self._seasonal(bucket) else self.var  # type: ignore[index]
         floor = self.params.min_relative_scale * (abs(self.mean) + 1.0)
         return max(math.sqrt(var), floor)
+
+    def offset(self, bucket: int | None) -> float:
+        """The learned offset of this time of day (0 before a visit taught it)."""
+        return self.season[bucket] if bucket is not None and self.seen[bucket] else 0.0
 
     def z(self, x: float, bucket: int | None = None) -> float:
         """How many standard deviations ``x`` is from the baseline (0 before any data)."""
@@ -112,34 +127,53 @@ class SignalBaseline:
         margin = self.params.range_tolerance * span
         return x > self.hi + margin or x < self.lo - margin
 
-    def _season(self, x: float, bucket: int, seasonal_center: float | None) -> None:
-        p, a = self.params, self.params.fading
+    def _season(self, x: float, bucket: int) -> None:
+        p = self.params
         if bucket != self.bucket:
             if self.bucket is not None and self.visit_n:
-                # A visit ended: its mean offset teaches the bucket once, with 1/n weights up
-                # to ``season_days`` visits, then a fixed share.
-                done = self.bucket
-                self.seen[done] += 1
-                weight = 1.0 / min(self.seen[done], p.season_days)
-                self.season[done] += weight * (self.visit_sum / self.visit_n - self.season[done])
-            self.bucket, self.visit_sum, self.visit_n = bucket, 0.0, 0
-        self.visit_sum += x - self.mean
+                self._end_visit(self.bucket)
+            self.bucket, self.visit_shift = bucket, x
+            self.visit_sum, self.visit_sq, self.visit_n = 0.0, 0.0, 0
+        shifted = x - self.visit_shift  # shifted sums: no cancellation at large values
+        self.visit_sum += shifted
+        self.visit_sq += shifted * shifted
         self.visit_n += 1
         d = x - self.mean
-        self.raw_var = (1.0 - a) * (self.raw_var + a * d * d)
+        n = self.season_n[bucket] = self.season_n[bucket] + 1
+        a = max(1.0 / n, p.fading)
+        self.season_var[bucket] += a * (d * d - self.season_var[bucket])
         if self.seen[bucket]:
-            r = x - self.mean - self.season[bucket]
-            self.raw_resid_var = (1.0 - a) * (self.raw_resid_var + a * r * r)
-            if seasonal_center is not None:
-                taught = x - seasonal_center
-                limit = p.protect_z * max(math.sqrt(self.resid_var), 1e-12)
-                if self.count >= 10 and abs(taught) > limit:
-                    taught = math.copysign(limit, taught)
-                self.resid_var = (1.0 - a) * (self.resid_var + a * taught * taught)
-            else:
-                self.resid_var = (1.0 - a) * (self.resid_var + a * r * r)
+            r = x - self.level - self.season[bucket]
+            limit = p.protect_z * math.sqrt(self.season_res[bucket])
+            if n > 10 and abs(r) > limit:
+                r = math.copysign(limit, r)
+            self.season_res[bucket] += a * (r * r - self.season_res[bucket])
         else:
-            self.raw_resid_var = (1.0 - a) * (self.raw_resid_var + a * d * d)
+            self.season_res[bucket] = self.season_var[bucket]
+
+    def _end_visit(self, done: int) -> None:
+        """A visit of bucket ``done`` ended: its mean teaches the daily level and the bucket's
+        offset from it once (1/n weights up to ``season_days`` visits, then a fixed share).
+
+        The offsets are taken from a level that moves over a day (the mean of the last
+        ``season_buckets`` visits), not from the baseline's mean, which follows the signal
+        within hours and would hide the daily shape.
+        """
+        p = self.params
+        mean = self.visit_sum / self.visit_n
+        visit_mean = self.visit_shift + mean
+        self.visits += 1
+        if self.visits == 1:
+            self.level = visit_mean
+        else:
+            self.level += (visit_mean - self.level) / min(self.visits, p.season_buckets)
+        self.seen[done] += 1
+        weight = 1.0 / min(self.seen[done], p.season_days)
+        self.season[done] += weight * (visit_mean - self.level - self.season[done])
+        if self.seen[done] == 1:
+            # The first visit's spread around its own mean is the residual variance the
+            # profile would have had (so day two can already use it).
+            self.season_res[done] = max(self.visit_sq / self.visit_n - mean * mean, 0.0)
 
     def update(self, x: float, bucket: int | None = None, learn: bool = True) -> float:
         """Learn one value; return its z-score against the baseline *before* learning it.
@@ -153,8 +187,8 @@ class SignalBaseline:
             self.count = 1
             return 0.0
         seasonal = self._seasonal(bucket)
-        center = self.mean + self.season[bucket] if seasonal else self.mean  # type: ignore[index]
-        var = self.resid_var if seasonal else self.var
+        center = self.level + self.season[bucket] if seasonal else self.mean  # type: ignore[index]
+        var = self.season_res[bucket] if seasonal else self.var  # type: ignore[index]
         scale = max(math.sqrt(var), p.min_relative_scale * (abs(self.mean) + 1.0))
         z = (x - center) / scale
         taught = x
@@ -168,7 +202,7 @@ class SignalBaseline:
             # The time-of-day profile learns even while the device is out of control: a daily
             # pattern seen for the first time (a chiller's first morning) is out of control
             # until the profile knows it, and one day moves a bucket by at most 1/n.
-            self._season(x, bucket, center if seasonal else None)
+            self._season(x, bucket)
         if not learn:
             return z
         # 1/n weights until the horizon 1/fading, then the fixed fading factor: the first

@@ -129,7 +129,7 @@ class DeviceDetector:
                 upper_h=r.upper_h,
                 detector_version=self.version,
             )
-            for r in self.trends.update(ts, metrics)
+            for r in self.trends.update(ts, self.anomaly.deseasonalized(metrics, ts))
         ]
         return DetectorOutput(score, contributions, predictions, quality)
 
