@@ -357,8 +357,8 @@ class AlertPolicy:
         elif c.calm >= p.prediction_clear_reports:
             slot = c.slot
             c.reset()
-            horizon = _duration(p.prediction_horizon_h)
-            reason = f"{metric} no longer heading for its limit within {horizon}"
+            within = _duration(p.prediction_horizon_h)
+            reason = f"{metric} no longer heading for its limit within {within}"
             return self._sync(slot, ts, seq, reason)
         if inside and ttf is not None:
             relaxed = (
