@@ -155,11 +155,13 @@ class AlertPolicyParams:
     #: Score 0.9 <=> likelihood 0.99997: with a signal heading for its failure limit, so far
     #: out that it calls for immediate response (IEC 60601-1-8 high priority).
     anomaly_critical: float = 0.9
-    #: An anomaly counts as heading for failure when a signal is >= 3 sd off its baseline and
-    #: has gone this share of the way from its baseline to its failure limit (a battery at 99 %
-    #: instead of 100 % is many sd off, but nowhere near empty).
-    min_share_to_limit: float = 0.15
-    min_deviation_sd: float = 3.0
+    #: An anomaly counts as heading for failure when a signal is >= 4 sd off its baseline (the
+    #: detector's protection limit: beyond it a reading is not learned as normal) and has gone
+    #: a quarter of the way from its baseline to its failure limit (a battery at 86 % instead
+    #: of 100 %, a monitor unplugged for a transport, is many sd off but nowhere near empty;
+    #: 0.15 paged for that in the simulated fleet).
+    min_share_to_limit: float = 0.25
+    min_deviation_sd: float = 4.0
     #: Devices of a type without failure limits (replayed data, SKAB, unknown types): an anomaly
     #: sustained this many readings in a row at or above ``anomaly_raise`` pages (warning).
     #: Ten readings is three times the minimum duration: a regime change, not a transient.
@@ -174,6 +176,11 @@ class AlertPolicyParams:
     #: Two reports in a row inside the horizon open a predicted failure; three outside end it.
     prediction_min_reports: int = 2
     prediction_clear_reports: int = 3
+    #: A signal past its failure limit latches its alert (IEC 60601-1-8's latching alarm
+    #: signal): the device has failed, and the alert stays open until maintenance is done.
+    #: Without it a failed device's alert resolved and opened again with every swing of its
+    #: signal around the limit (a failed battery recharging and draining again).
+    latch_until_maintenance: bool = True
     #: An open alert's time to failure is updated when its shown value changes and it has
     #: shrunk by >= 20 % (19 h -> 15 h yes, 19 h -> 17 h no; about 15 updates from 24 h down
     #: to minutes) or grown by >= 50 %: people see the countdown, not the noise of the fit
@@ -215,6 +222,7 @@ class _Condition:
     severity: Severity = "info"  # what it shows now (info while suppressed)
     note: str = ""  # why it does not page, if it does not
     quiet: bool = False  # began in the quiet period after maintenance
+    latched: bool = False  # its signal went past the failure limit: the device failed
     text: str = ""
     signature: str = ""  # the coarse content of ``text``: a change of it updates the alert
     contributions: list[Contribution] = field(default_factory=list)
@@ -226,6 +234,10 @@ class _Condition:
         self.active, self.streak, self.calm, self.above = False, 0, 0, 0
         self.seq_first, self.peak, self.severity, self.note = None, "info", "info", ""
         self.quiet, self.shown_ttf, self.cooldown = False, None, cooldown
+        self.latched = False
+
+
+_NONE = _Condition("predicted_failure")  # stands in for a condition never seen
 
 
 @dataclass
@@ -348,13 +360,17 @@ class AlertPolicy:
         c.streak, c.calm = (c.streak + 1, 0) if inside else (0, c.calm + 1)
         if inside and c.seq_first is None:
             c.seq_first = seq
+        if ttf == 0.0 and not self.quiet:
+            c.latched = True  # past the limit: failed
         if not inside and not c.active:
             c.seq_first = None
         if not c.active:
             if c.streak < p.prediction_min_reports:
                 return []
             self._activate(c, f"fault:{metric}")
-        elif c.calm >= p.prediction_clear_reports:
+        elif c.calm >= p.prediction_clear_reports and not (
+            c.latched and p.latch_until_maintenance
+        ):
             slot = c.slot
             c.reset()
             within = _duration(p.prediction_horizon_h)
@@ -494,7 +510,13 @@ class AlertPolicy:
         # Unusual is not the same as failing: with limits known, an anomaly pages only when a
         # signal moves towards its failure limit. A pump pausing or a battery charging is
         # unusual for a moment but harmless: that is "info".
-        if any(self._towards_failure(x) for x in c.contributions):
+        heading = {x.metric for x in c.contributions if self._towards_failure(x)}
+        # A signal whose predicted failure already has an alert open is that alert's root
+        # cause: the anomaly does not page a second time for it.
+        covered = {
+            m for m in heading if self.conditions.get(f"predicted_failure:{m}", _NONE).active
+        }
+        if heading - covered:
             return "critical" if score >= p.anomaly_critical else "warning"
         return "info"
 
