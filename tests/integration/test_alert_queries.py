@@ -46,8 +46,9 @@ def test_an_alert_that_changed_severity_is_shown_once_at_its_severity(
     influxql(influxdb1_url, f'CREATE DATABASE "{db}"')
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     policy = AlertPolicy("pump-0001", "infusion_pump")
+    policy.on_telemetry(t0 - timedelta(days=2), 0)  # past the device's learning day
     events: list[Alert] = []
-    for i in range(3):
+    for i in range(1, 4):
         events += policy.on_score(t0 + timedelta(seconds=i), i, 0.6, WORN)
     for i, ttf in enumerate([3.0, 3.0], start=3):
         prediction = Prediction(

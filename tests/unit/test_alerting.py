@@ -27,8 +27,9 @@ def watched(
 
 def test_a_new_devices_first_day_pages_no_anomaly_but_the_second_does() -> None:
     top = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
-    new = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 3, top)[0]
-    assert new.severity == "info" and not new.pages
+    new = run(AlertPolicy("pump-0001", "infusion_pump"), [0.95] * 30, top)
+    assert not any(e.pages for e in new)  # its first day: not even an info record
+    assert new == []
     assert run(watched("pump-0001", "infusion_pump"), [0.95] * 3, top)[0].pages
 
 
@@ -100,8 +101,9 @@ def test_severity_depends_on_heading_for_failure_and_info_never_pages() -> None:
     assert warning.severity == "warning" and warning.pages and pages(warning)
     critical = run(watched("pump-0001", "infusion_pump"), [0.95] * 3)[0]
     assert critical.severity == "critical" and critical.pages
-    charging = run(watched("pump-0001", "infusion_pump"), [0.95] * 3, CHARGING)[0]
-    assert charging.severity == "info"
+    assert run(watched("pump-0001", "infusion_pump"), [0.95] * 3, CHARGING) == []  # a blip
+    (charging,) = run(watched("pump-0001", "infusion_pump"), [0.95] * 12, CHARGING)
+    assert charging.severity == "info" and charging.seq_last == 9  # lasted 10 readings
     assert not charging.pages and not pages(charging)
 
 
@@ -201,15 +203,16 @@ def test_anomaly_and_predicted_failure_of_one_signal_are_one_alert() -> None:
 
 
 def test_info_alerts_are_rate_limited_per_device() -> None:
-    params = AlertPolicyParams(cooldown_readings=0, clear_min_readings=1)
+    assert AlertPolicyParams().info_min_gap_readings == 1440  # a day at one a minute
+    params = AlertPolicyParams(cooldown_readings=0, clear_min_readings=1, info_min_gap_readings=100)
     policy = watched("pump-0001", "infusion_pump", params)
     opened = []
-    for cycle in range(10):  # an info excursion every 20 readings, 200 readings in all
-        events = run(policy, [0.95] * 3 + [0.1] * 17, CHARGING, start=cycle * 20)
+    for cycle in range(10):  # a 12-reading info excursion every 20 readings, 200 in all
+        events = run(policy, [0.95] * 12 + [0.1] * 8, CHARGING, start=cycle * 20)
         opened += [e for e in events if e.state == "open"]
     assert all(e.severity == "info" for e in opened)
-    assert len(opened) == 2  # at 2 and at 102: one per 100 readings, not 10
-    assert [e.seq_last for e in opened] == [2, 102]
+    assert len(opened) == 2  # at 9 and at 109: one per 100 readings, not 10
+    assert [e.seq_last for e in opened] == [9, 109]
     # warnings are never rate-limited
     assert run(policy, [0.6] * 3, start=210)[0].severity == "warning"
 
@@ -249,7 +252,7 @@ def test_bad_data_is_kept_apart_from_faults_and_does_not_page_them() -> None:
     (dq,) = policy.on_quality(at(0), 0, [pinned])
     assert dq.severity == "warning"  # the pump's occlusion detection depends on it
     events: list[Alert] = []
-    for seq in range(1, 4):
+    for seq in range(1, 11):  # an unpaged anomaly is a record once it lasted 10 readings
         events += policy.on_score(at(seq), seq, 0.95, rising)
         events += policy.on_quality(at(seq), seq, [pinned])
     (anomaly,) = events
@@ -259,7 +262,7 @@ def test_bad_data_is_kept_apart_from_faults_and_does_not_page_them() -> None:
     assert "not paged" in anomaly.summary
     # the sensor is fixed: the fault, still there, now pages
     events = []
-    for seq in range(4, 20):
+    for seq in range(11, 30):
         events += policy.on_score(at(seq), seq, 0.95, rising)
         events += policy.on_quality(at(seq), seq, [])
     by_id = {e.alert_id: e for e in events}
@@ -343,3 +346,23 @@ def test_pickle_keeps_the_version_and_gives_identical_outputs() -> None:
     del old.__dict__["version"]
     unpickled = pickle.loads(pickle.dumps(old))  # noqa: S301 - our own
     assert getattr(unpickled, "version", None) != AlertPolicy.version
+
+
+def test_a_failure_latches_its_alert_until_maintenance() -> None:
+    policy = watched("pump-0001", "infusion_pump")
+    events: list[Alert] = []
+    for i, ttf in enumerate([3.0, 2.0, 1.0, 0.0]):  # heading for the limit, then past it
+        events += policy.on_prediction(prediction(ttf, hours=i / 6), i)
+    (alert_id,) = {e.alert_id for e in events}
+    for i in range(4, 60):  # the failed signal swings back inside its limit, heading nowhere
+        events += policy.on_prediction(prediction(None, hours=i / 6), i)
+    assert [e.state for e in events if e.state == "resolved"] == []  # still open: failed
+    assert [a.alert_id for a in policy.open_alerts()] == [alert_id]
+    (resolved,) = policy.on_maintenance(T0 + timedelta(hours=11))
+    assert resolved.alert_id == alert_id and resolved.state == "resolved"
+    # without a crossing, the same swing back resolves the alert after a few reports
+    other = watched("pump-0001", "infusion_pump")
+    later = other.on_prediction(prediction(3.0), 0) + other.on_prediction(prediction(2.0), 1)
+    for i in range(2, 6):
+        later += other.on_prediction(prediction(None, hours=i / 6), i)
+    assert later[-1].state == "resolved"

@@ -187,10 +187,15 @@ class AlertPolicyParams:
     #: (a trend wavering between 2.0 h and 2.5 h would otherwise update at every report).
     min_text_shrink: float = 0.2
     min_text_growth: float = 0.5
-    #: At most one new ``info`` alert per device per 100 readings: the detector's baseline
-    #: memory (1 / fading) and its onset gap are 100 readings, so within that window a second
-    #: info finding is most likely the same excursion again.
-    info_min_gap_readings: int = 100
+    #: ``info`` findings are for the record (the device's history in Grafana), not for people
+    #: now: at most one new one per device per 1,440 readings (a day at one a minute), only an
+    #: anomaly that lasted 10 readings (a blip is not a finding), and none on a new device's
+    #: learning day (what is unusual then is the day it is learning). With 100 readings, no
+    #: minimum duration and no learning day the simulated fleet recorded ~1.5 info alerts per
+    #: device-day, most of them pumps going on battery for a transport, ventilators leaving
+    #: standby and chillers' first mornings; at 720 readings, ~0.6.
+    info_min_gap_readings: int = 1440
+    info_min_readings: int = 10
     #: A data-quality alert resolves after its finding has been absent 10 readings in a row.
     quality_clear_readings: int = 10
     #: After maintenance, anomalies and predicted failures do not page for 300 readings: the
@@ -630,6 +635,12 @@ class AlertPolicy:
             if severity not in PAGING_SEVERITIES:
                 if self.info_wait:
                     return []  # rate-limited: the condition stays, its alert waits
+                if any(
+                    c.kind == "anomaly"
+                    and (c.above < self.params.info_min_readings or self._learning_day())
+                    for c in conds
+                ):
+                    return []  # not (yet) a finding: it must last, past the learning day
                 self.info_wait = self.params.info_min_gap_readings
             firsts = [c.seq_first for c in conds if c.seq_first is not None]
             seq_first = min(firsts) if firsts else seq
