@@ -378,7 +378,16 @@ class _Kafka(_Service):
         ]
         if not (log_dir / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            fmt = [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)]
+            # "--cluster-id=ID" in one argument: a random id may begin with "-" (1 in 32), which
+            # the tool's argument parser would take for an option ("expected one argument").
+            fmt = [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(props),
+            ]
             result = subprocess.run(fmt, capture_output=True, text=True, timeout=120)
             with open(self.log_path, "a") as f:
                 f.write(result.stdout + result.stderr)
