@@ -311,11 +311,14 @@ class AlertPolicy:
         self._tick(seq, ts)
         events = self._resume(ts, seq)
         p, c = self.params, self._condition("anomaly", "anomaly")
-        c.above = c.above + 1 if score >= p.anomaly_raise else 0
+        # Raised by a surprising change (the score) or by a device that stays out of its normal
+        # (SPC: most of the last five readings beyond the model's alpha limit).
+        raised = score >= p.anomaly_raise or not in_control
+        c.above = c.above + 1 if raised else 0
         if c.cooldown:
             c.cooldown -= 1
         if not c.active:
-            if score >= p.anomaly_raise:
+            if raised:
                 c.streak += 1
                 if c.seq_first is None:
                     c.seq_first = seq
@@ -526,6 +529,11 @@ class AlertPolicy:
         return "info"
 
     def _learning_day(self) -> bool:
+        """A fleet device's first day (of its own clock). Devices of a type the platform does
+        not know (a replayed history, a benchmark) have no learning day: nothing is known of
+        their days, and their alerts rest on the score alone."""
+        if not self._has_limits:
+            return False
         if self.first_ts is None or self.last_ts is None:
             return True
         return (self.last_ts - self.first_ts).total_seconds() < self.params.learning_h * 3600
