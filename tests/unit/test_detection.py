@@ -367,3 +367,19 @@ def test_a_flat_noisy_signal_predicts_no_failure() -> None:
             T0 + timedelta(minutes=i), {"compressor_temp": 60 + rng.gauss(0, 1.5)}
         )
     assert reports and all(r.time_to_failure_h is None for r in reports)
+
+
+def test_detector_records_serialise_to_the_event_schemas() -> None:
+    """The hot path builds plain records; the pydantic schemas stay the contract."""
+    from dataclasses import asdict
+
+    from twin_stream.domain.events import AnomalyScore, Contribution
+
+    detector = DeviceDetector("pump-0001", "infusion_pump")
+    feed(detector, 400, seed=5)
+    out = detector.process(T0, 400, {**normal_reading(random.Random(6)), "motor_current": 0.9})
+    parsed = AnomalyScore.model_validate_json(out.score.to_json())
+    assert parsed.model_dump() == asdict(out.score)
+    assert parsed.contributions and parsed.contributions["motor_current"] > 4
+    for c in out.contributions:
+        assert Contribution.model_validate(asdict(c)).metric == c.metric

@@ -77,9 +77,7 @@ async def _bare_loop(bootstrap: str, source: str, sink: str, total: int) -> floa
                     state = states.setdefault(device_id, DeviceState.new(device_id))
                     out = state.on_telemetry(record.value, now=datetime.now(UTC))
                     for score in out.scores:
-                        await producer.send(
-                            sink, key=record.key, value=score.model_dump_json().encode()
-                        )
+                        await producer.send(sink, key=record.key, value=score.to_json())
                     done += 1
         await producer.flush()
     finally:

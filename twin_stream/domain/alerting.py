@@ -53,6 +53,7 @@ An alert's whole life, on a pump whose motor wears out:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -65,6 +66,7 @@ from twin_stream.domain.events import (
     Alert,
     AlertKind,
     Contribution,
+    ContributionLike,
     Prediction,
     Severity,
 )
@@ -230,7 +232,7 @@ class _Condition:
     latched: bool = False  # its signal went past the failure limit: the device failed
     text: str = ""
     signature: str = ""  # the coarse content of ``text``: a change of it updates the alert
-    contributions: list[Contribution] = field(default_factory=list)
+    contributions: list[ContributionLike] = field(default_factory=list)
     prediction: Prediction | None = None
     shown_ttf: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -243,6 +245,13 @@ class _Condition:
 
 
 _NONE = _Condition("predicted_failure")  # stands in for a condition never seen
+
+
+def _contribution(x: ContributionLike) -> Contribution:
+    """The schema's contribution, built when an alert carries it (rarely, unlike scores)."""
+    if isinstance(x, Contribution):
+        return x
+    return Contribution(metric=x.metric, value=x.value, baseline=x.baseline, deviation=x.deviation)
 
 
 @dataclass
@@ -299,7 +308,7 @@ class AlertPolicy:
         ts: datetime,
         seq: int,
         score: float,
-        top: list[Contribution],
+        top: Sequence[ContributionLike],
         in_control: bool = True,
     ) -> list[Alert]:
         """Feed one reading's anomaly score and its top contributions; return alert events.
@@ -376,9 +385,7 @@ class AlertPolicy:
             if c.streak < p.prediction_min_reports:
                 return []
             self._activate(c, f"fault:{metric}")
-        elif c.calm >= p.prediction_clear_reports and not (
-            c.latched and p.latch_until_maintenance
-        ):
+        elif c.calm >= p.prediction_clear_reports and not (c.latched and p.latch_until_maintenance):
             slot = c.slot
             c.reset()
             within = _duration(p.prediction_horizon_h)
@@ -538,7 +545,7 @@ class AlertPolicy:
             return True
         return (self.last_ts - self.first_ts).total_seconds() < self.params.learning_h * 3600
 
-    def _towards_failure(self, c: Contribution) -> bool:
+    def _towards_failure(self, c: ContributionLike) -> bool:
         spec = METRICS_BY_TYPE.get(self.device_type, {}).get(c.metric)
         if spec is None or abs(c.deviation) < self.params.min_deviation_sd:
             return False
@@ -635,7 +642,7 @@ class AlertPolicy:
             "severity": severity,
             "ts": ts,
             "summary": summary,
-            "contributions": list(anomaly.contributions) if anomaly else [],
+            "contributions": [_contribution(x) for x in anomaly.contributions] if anomaly else [],
             "prediction": predicted.prediction if predicted else None,
             "details": details,
         }

@@ -14,9 +14,11 @@ detector's version, so that an alert can be traced back to its data and its mode
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Protocol
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from twin_stream.domain.messages import DesiredSettings
@@ -32,7 +34,10 @@ __all__ = [
     "Command",
     "CommandKind",
     "Contribution",
+    "ContributionLike",
     "Prediction",
+    "ScoreRecord",
+    "SignalContribution",
     "Severity",
 ]
 
@@ -128,6 +133,58 @@ class AnomalyScore(BaseModel):
     #: False while the device is out of its normal (most recent readings beyond the model's
     #: alpha limit): the alert policy holds an anomaly alert open while so.
     in_control: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """An :class:`AnomalyScore` as the detector makes it on its hot path: the same fields,
+    serialised straight to the same JSON (no validation of values our own code computed; the
+    schema stays the contract, checked in the tests).
+
+    >>> from datetime import timezone
+    >>> r = ScoreRecord("pump-0001", "infusion_pump", datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...                 7, 7, 0.12, {"motor_current": 1.5}, "ts-detector/2")
+    >>> AnomalyScore.model_validate_json(r.to_json()).score
+    0.12
+    """
+
+    device_id: str
+    device_type: str
+    ts: datetime
+    seq_first: int
+    seq_last: int
+    score: float
+    contributions: dict[str, float]
+    detector_version: str
+    warming_up: bool = False
+    in_control: bool = True
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_UTC_Z)
+
+
+class ContributionLike(Protocol):
+    """What the alert policy reads of a contribution."""
+
+    @property
+    def metric(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def baseline(self) -> float: ...
+    @property
+    def deviation(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SignalContribution:
+    """One signal behind a score, as the detector makes it per reading (a
+    :class:`Contribution` is built from it only when an alert carries it)."""
+
+    metric: str
+    value: float
+    baseline: float
+    deviation: float
 
 
 class Prediction(BaseModel):

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.detection.detector import DeviceDetector, StateVersionMismatch
-from twin_stream.domain.events import Alert, AnomalyScore, Contribution, Prediction
+from twin_stream.domain.events import Alert, Prediction, ScoreRecord, SignalContribution
 
 __all__ = ["DeviceMonitor", "MonitorOutput"]
 
@@ -36,8 +36,8 @@ __all__ = ["DeviceMonitor", "MonitorOutput"]
 class MonitorOutput:
     """What one reading produced: its score, any predictions, and alert events."""
 
-    score: AnomalyScore
-    contributions: list[Contribution]
+    score: ScoreRecord
+    contributions: list[SignalContribution]
     predictions: list[Prediction] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 

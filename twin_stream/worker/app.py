@@ -136,7 +136,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     async def publish(device_id: str, state: DeviceState, out: Outputs) -> None:
         key = device_id.encode()
         for score in out.scores:
-            await topics["scores"].send(key=key, value=score.model_dump_json().encode())
+            await topics["scores"].send(key=key, value=score.to_json())
         for prediction in out.predictions:
             await topics["predictions"].send(key=key, value=prediction.model_dump_json().encode())
         for alert in out.alerts:

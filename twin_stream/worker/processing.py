@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from twin_stream.domain.detection.detector import StateVersionMismatch
-from twin_stream.domain.events import Alert, AnomalyScore, Command, Prediction
+from twin_stream.domain.events import Alert, Command, Prediction, ScoreRecord
 from twin_stream.domain.messages import (
     ReportedState,
     StatusMessage,
@@ -41,7 +41,7 @@ class Outputs:
     """What one event makes the worker produce."""
 
     outcome: str = "accepted"
-    scores: list[AnomalyScore] = field(default_factory=list)
+    scores: list[ScoreRecord] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     twin_changed: bool = False

@@ -131,8 +131,9 @@ class QualityMonitor:
                 if dropping:
                     found.append(
                         QualityFinding(
-                            name, "dropout", f"{name} missing in {missing} of the last "
-                            f"{len(s.missing)} readings"
+                            name,
+                            "dropout",
+                            f"{name} missing in {missing} of the last {len(s.missing)} readings",
                         )
                     )
                 continue
@@ -166,8 +167,9 @@ class QualityMonitor:
             if s.pinned >= PINNED_READINGS and s.jumped and spec is not None:
                 found.append(
                     QualityFinding(
-                        name, "pinned", f"{name} pinned at its range limit {value:g}{unit} "
-                        f"for {s.pinned} readings"
+                        name,
+                        "pinned",
+                        f"{name} pinned at its range limit {value:g}{unit} for {s.pinned} readings",
                     )
                 )
             elif (
@@ -178,15 +180,17 @@ class QualityMonitor:
             ):
                 found.append(
                     QualityFinding(
-                        name, "stuck", f"{name} stuck at {value:g}{unit} for "
-                        f"{s.repeats + 1} readings"
+                        name,
+                        "stuck",
+                        f"{name} stuck at {value:g}{unit} for {s.repeats + 1} readings",
                     )
                 )
             elif dropping:
                 found.append(
                     QualityFinding(
-                        name, "dropout", f"{name} missing in {missing} of the last "
-                        f"{len(s.missing)} readings"
+                        name,
+                        "dropout",
+                        f"{name} missing in {missing} of the last {len(s.missing)} readings",
                     )
                 )
         if skew_s is not None:
