@@ -124,7 +124,11 @@ class DeviceDetector:
                 upper_h=r.upper_h,
                 detector_version=self.version,
             )
-            for r in self.trends.update(ts, self.anomaly.deseasonalized(metrics, ts))
+            for r in (
+                self.trends.update(ts, self.anomaly.deseasonalized(metrics, ts))
+                if self.trends.signals
+                else ()
+            )
         ]
         return DetectorOutput(score, contributions, predictions, quality)
 

@@ -163,8 +163,8 @@ class QualityMonitor:
                     span = spec.high - spec.low  # type: ignore[union-attr]
                     s.jumped = previous is not None and abs(previous - limit) > 0.1 * span
                 s.pinned += 1
-            unit = f" {spec.unit}" if spec is not None else ""
             if s.pinned >= PINNED_READINGS and s.jumped and spec is not None:
+                unit = f" {spec.unit}"
                 found.append(
                     QualityFinding(
                         name,
@@ -178,6 +178,7 @@ class QualityMonitor:
                 and value != 0
                 and not at_rest
             ):
+                unit = f" {spec.unit}" if spec is not None else ""
                 found.append(
                     QualityFinding(
                         name,
