@@ -209,6 +209,9 @@ class AlertPolicyParams:
     #: load is new on day one, normal from day two). Predicted failures page from the start,
     #: but only imminent ones (within ``prediction_critical_h``) on that day.
     learning_h: float = 24.0
+    #: ... except a signal already half-way from its baseline to its failure limit: an
+    #: emergency (an occlusion) pages on day one too.
+    learning_min_share: float = 0.5
 
 
 @dataclass
@@ -520,12 +523,13 @@ class AlertPolicy:
         if not self._has_limits:
             # No limits to head for: a sustained anomaly is all the policy can know.
             return "warning" if c.above >= p.unlimited_sustain_readings else "info"
-        if self._learning_day():
-            return "info"
+        # On the learning day only a signal half-way to its failure limit pages (an occlusion,
+        # not a chiller's first morning load, which goes a quarter of the way).
+        share = p.learning_min_share if self._learning_day() else p.min_share_to_limit
         # Unusual is not the same as failing: with limits known, an anomaly pages only when a
         # signal moves towards its failure limit. A pump pausing or a battery charging is
         # unusual for a moment but harmless: that is "info".
-        heading = {x.metric for x in c.contributions if self._towards_failure(x)}
+        heading = {x.metric for x in c.contributions if self._towards_failure(x, share)}
         # A signal whose predicted failure already has an alert open is that alert's root
         # cause: the anomaly does not page a second time for it.
         covered = {
@@ -545,14 +549,16 @@ class AlertPolicy:
             return True
         return (self.last_ts - self.first_ts).total_seconds() < self.params.learning_h * 3600
 
-    def _towards_failure(self, c: ContributionLike) -> bool:
+    def _towards_failure(self, c: ContributionLike, share: float | None = None) -> bool:
         spec = METRICS_BY_TYPE.get(self.device_type, {}).get(c.metric)
         if spec is None or abs(c.deviation) < self.params.min_deviation_sd:
             return False
         limit = spec.failure_above if spec.failure_above is not None else spec.failure_below
         if limit is None or limit == c.baseline:
             return False
-        return (c.value - c.baseline) / (limit - c.baseline) >= self.params.min_share_to_limit
+        if share is None:
+            share = self.params.min_share_to_limit
+        return (c.value - c.baseline) / (limit - c.baseline) >= share
 
     def _settle(self, c: _Condition) -> None:
         """What a device-fault condition shows now: its earned severity, unless suppressed."""
