@@ -135,13 +135,11 @@ class AnomalyDetector:
         bucket = None if ts is None else ts.hour * p.season_buckets // 24
         warm = self.count >= p.warmup
         zs: dict[str, float] = {}
-        centers: dict[str, float] = {}
         novel: list[str] = []
         for name, value in present.items():
             baseline = baselines.get(name)
             if baseline is None:
                 baseline = baselines[name] = SignalBaseline(p)
-            centers[name] = baseline.center(bucket)
             known = baseline.count >= (_MODE_MIN_READINGS if mode else 1)
             beyond = warm and known and baseline.novel(value)
             z = baseline.update(value, bucket, learn=self.in_control)
@@ -184,6 +182,8 @@ class AnomalyDetector:
             score = 1.0
             top = [(n, zs[n]) for n in novel] + [t for t in top if t[0] not in novel]
         self.count += 1
+        # The centres the top signals were scored against (before this reading was learned).
+        centers = {name: baselines[name].last_center for name, _ in top[:3]}
         return ReadingScore(
             score=score if warm else 0.0,
             warming_up=not warm,

@@ -48,6 +48,7 @@ class SignalBaseline:
         "season_var",
         "seen",
         "var",
+        "last_center",
         "level",
         "visit_n",
         "visit_shift",
@@ -80,6 +81,8 @@ class SignalBaseline:
         #: the daily level the offsets are taken from, and how many visits taught it
         self.level = 0.0
         self.visits = 0
+        #: the centre the last reading was scored against (its explanation's "baseline")
+        self.last_center = 0.0
         self.lo = math.inf
         self.hi = -math.inf
 
@@ -140,7 +143,7 @@ class SignalBaseline:
         self.visit_n += 1
         d = x - self.mean
         n = self.season_n[bucket] = self.season_n[bucket] + 1
-        a = max(1.0 / n, p.fading)
+        a = 1.0 / n if n * p.fading < 1.0 else p.fading
         self.season_var[bucket] += a * (d * d - self.season_var[bucket])
         if self.seen[bucket]:
             r = x - self.level - self.season[bucket]
@@ -183,13 +186,17 @@ class SignalBaseline:
         """
         p = self.params
         if self.count == 0:
-            self.mean, self.lo, self.hi = x, x, x
+            self.mean, self.lo, self.hi, self.last_center = x, x, x, x
             self.count = 1
             return 0.0
         seasonal = self._seasonal(bucket)
         center = self.level + self.season[bucket] if seasonal else self.mean  # type: ignore[index]
         var = self.season_res[bucket] if seasonal else self.var  # type: ignore[index]
-        scale = max(math.sqrt(var), p.min_relative_scale * (abs(self.mean) + 1.0))
+        scale = math.sqrt(var)
+        floor = p.min_relative_scale * (abs(self.mean) + 1.0)
+        if scale < floor:
+            scale = floor
+        self.last_center = center
         z = (x - center) / scale
         taught = x
         if abs(z) > p.protect_z and self.count >= 10:
@@ -208,7 +215,7 @@ class SignalBaseline:
         # 1/n weights until the horizon 1/fading, then the fixed fading factor: the first
         # readings do not leave the variance underestimated (as a fixed factor from the start
         # would: 78 % of it after 150 readings).
-        a = max(1.0 / (self.count + 1), p.fading)
+        a = 1.0 / (self.count + 1) if (self.count + 1) * p.fading < 1.0 else p.fading
         d = taught - self.mean
         self.mean += a * d
         self.var = (1.0 - a) * (self.var + a * d * d)

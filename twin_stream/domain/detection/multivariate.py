@@ -74,9 +74,28 @@ class StreamingPCA:
         self.cov = np.eye(p)
         self.count = 0
         self.frozen = 0
+        #: readings learned since the last decomposition, folded into ``cov`` only then (the
+        #: covariance is read nowhere else): the same weights, one matrix product per
+        #: ``pca_refresh`` readings instead of an outer product per reading
+        self.pending: list[tuple[list[float], float]] = []
         self._decompose()
 
+    def _fold(self) -> None:
+        """Apply the pending updates C <- (1 - a) C + a x x^T, in order, in one product."""
+        if not self.pending:
+            return
+        keep = 1.0
+        weights = []
+        for _, a in reversed(self.pending):
+            weights.append(a * keep)
+            keep *= 1.0 - a
+        weights.reverse()
+        x = np.asarray([z for z, _ in self.pending])
+        self.cov = keep * self.cov + (x.T * np.asarray(weights)) @ x
+        self.pending.clear()
+
     def _decompose(self) -> None:
+        self._fold()
         lam, vec = np.linalg.eigh(self.cov)
         order = np.argsort(lam)[::-1]
         lam = np.maximum(lam[order], 1e-6 * max(float(lam.sum()), 1e-12))
@@ -124,12 +143,10 @@ class StreamingPCA:
         inside = always_learn or result.p_value >= self.params.pca_alpha
         self.frozen = 0 if inside else self.frozen + 1
         if inside or self.frozen > self.params.freeze_max:
-            x = np.asarray(z)
             # 1/n weights up to the baseline's horizon, then a fixed fading factor
             # (DETECTION-NOTES, "Streaming").
             a = max(1.0 / (self.count + 2), self.params.fading)
-            self.cov *= 1.0 - a
-            self.cov += a * np.outer(x, x)
+            self.pending.append((z, a))
             self.count += 1
             if self.count % self.params.pca_refresh == 0:
                 self._decompose()

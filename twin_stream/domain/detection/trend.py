@@ -52,6 +52,23 @@ NORMAL_SPREAD_Z = 3.0
 BASELINE_FADING = 0.02
 
 
+def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """(intercept, slope, sum of squares of t about its mean, residual sum of squares) of the
+    least-squares line through ``points``, in two passes (centred, so no cancellation)."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sxy = syy = 0.0
+    for t, y in points:
+        dt, dy = t - mean_t, y - mean_y
+        sxx += dt * dt
+        sxy += dt * dy
+        syy += dy * dy
+    slope = sxy / sxx if sxx else 0.0
+    residual = max(syy - slope * sxy, 0.0)
+    return mean_y - slope * mean_t, slope, sxx, residual
+
+
 @dataclass(frozen=True)
 class TrendReport:
     """A prediction for one signal at the close of a bucket."""
@@ -111,22 +128,13 @@ class SignalTrend:
 
     @staticmethod
     def _slope(points: list[tuple[float, float]]) -> float:
-        n = len(points)
-        mean_t = sum(t for t, _ in points) / n
-        mean_y = sum(y for _, y in points) / n
-        sxx = sum((t - mean_t) ** 2 for t, _ in points)
-        return sum((t - mean_t) * (y - mean_y) for t, y in points) / sxx if sxx else 0.0
+        return _least_squares(points)[1]
 
     def _fit(self) -> tuple[float, float, float, float]:
         """Least squares over the window: (level at the last point, slope/s, slope's s.e.,
         residual sd)."""
         n = len(self.points)
-        mean_t = sum(t for t, _ in self.points) / n
-        mean_y = sum(y for _, y in self.points) / n
-        sxx = sum((t - mean_t) ** 2 for t, _ in self.points)
-        slope = sum((t - mean_t) * (y - mean_y) for t, y in self.points) / sxx if sxx else 0.0
-        intercept = mean_y - slope * mean_t
-        residual = sum((y - intercept - slope * t) ** 2 for t, y in self.points)
+        intercept, slope, sxx, residual = _least_squares(self.points)
         sigma2 = residual / (n - 2) if n > 2 else 0.0
         se = math.sqrt(sigma2 / sxx) if sxx else math.inf
         return intercept + slope * self.points[-1][0], slope, se, math.sqrt(sigma2)
