@@ -40,7 +40,9 @@ from twin_stream.stack import Stack, free_port
 __all__ = ["DemoOptions", "demo_plan", "run_demo", "score_devices"]
 
 SHOWCASE = "pump-0001"
-DETECTION_KINDS = ("anomaly", "predicted_failure")
+#: The alert kinds that detect a fault: a device fault (anomaly, predicted failure) or a sensor
+#: fault (data quality: the simulator's stuck sensors and dropouts).
+DETECTION_KINDS = ("anomaly", "predicted_failure", "data_quality")
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ def score_devices(
     truth: list[dict[str, Any]], alerts: list[dict[str, Any]], run_end: datetime
 ) -> dict[str, Any]:
     """Device-level precision and recall: a device is faulty when a fault began during the
-    run, alerted when it got a detection alert (anomaly or predicted failure, warning or
-    critical).
+    run, alerted when it got a detection alert (anomaly, predicted failure or data quality;
+    warning or critical).
 
     >>> truth = [{"device_id": "pump-0001", "onset": "2026-01-01T00:00:00+00:00"}]
     >>> alerts = [{"device_id": "pump-0001", "kind": "predicted_failure", "severity": "warning",
