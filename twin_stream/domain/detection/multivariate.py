@@ -106,6 +106,8 @@ class StreamingPCA:
         self.k = k
         self.components = np.ascontiguousarray(vec[:, :k])
         self.inv_lam = 1.0 / lam[:k]
+        self._rows: list[list[float]] = self.components.tolist()
+        self._inv_lam: list[float] = self.inv_lam.tolist()
         rest = lam[k:]
         # Box's approximation of Q's distribution: g chi²(h).
         theta1, theta2 = float(rest.sum()), float((rest**2).sum())
@@ -114,24 +116,36 @@ class StreamingPCA:
 
     def score(self, z: list[float]) -> PCAScore:
         """T², Q and their tail probability for one vector of z-scores (no learning)."""
-        x = np.asarray(z)
-        y = x @ self.components
-        t2 = float((y * y) @ self.inv_lam)
-        p_t2 = chi2_sf(t2, self.k)
+        # Plain Python for the per-reading products: with p <= 8 signals, numpy's per-call
+        # overhead cost more than the arithmetic (4.6 us against 1.7 us here).
+        rows, inv_lam, k = self._rows, self._inv_lam, self.k
+        y = [0.0] * k
+        for zi, row in zip(z, rows, strict=True):
+            for j in range(k):
+                y[j] += zi * row[j]
+        t2 = 0.0
+        for j in range(k):
+            t2 += y[j] * y[j] * inv_lam[j]
+        p_t2 = chi2_sf(t2, k)
         q = 0.0
         p_q = 1.0
-        residual = None
-        if self.k < len(z):
-            residual = x - self.components @ y
-            q = float(residual @ residual)
+        if k < len(z):
+            for zi, row in zip(z, rows, strict=True):
+                r = zi
+                for j in range(k):
+                    r -= row[j] * y[j]
+                q += r * r
             if self.q_g > 0:
                 p_q = chi2_sf(q / self.q_g, self.q_h)
         p_min = min(p_t2, p_q)
         p_value = 1.0 - (1.0 - p_min) ** 2  # Šidák: two statistics
         top: list[tuple[str, float]] = []
         if p_min < self.params.pca_alpha:
-            share = x * (self.components @ (y * self.inv_lam))
-            if residual is not None:
+            x = np.asarray(z)
+            yv = np.asarray(y)
+            share = x * (self.components @ (yv * self.inv_lam))
+            if k < len(z):
+                residual = x - self.components @ yv
                 share = share + residual * residual
             order = np.argsort(-np.abs(share))
             top = [(self.names[i], float(share[i])) for i in order[:3]]
