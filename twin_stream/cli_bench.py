@@ -36,13 +36,13 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Readings/s one simulator process publishes into Mosquitto, vs mosquitto_pub."""
-    with progress_bar(f"{devices} devices publishing for {duration:g} s") as bar:
+    with progress_bar(f"{devices} devices publishing for {duration:g} s") as progress:
         figures = bench_simulate(
             devices=devices,
             rate_hz=rate,
             duration_s=duration,
             peer_count=peer_count,
-            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+            progress=progress,
         )
     if as_json:
         typer.echo(json.dumps(figures))
@@ -109,14 +109,14 @@ def detect(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """DeviceMonitor's cost: us per reading, cold start, state size, RSS of 10k devices."""
-    with progress_bar("DeviceMonitor: per event, cold start, state, RSS") as bar:
+    with progress_bar("DeviceMonitor: per event, cold start, state, RSS") as progress:
         figures = bench_detect(
             events=events,
             warmup=warmup,
             serialize_after=serialize_after,
             rss_devices=devices,
             readings_per_device=per_device,
-            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+            progress=progress,
         )
     if as_json:
         typer.echo(json.dumps(figures))

@@ -47,10 +47,8 @@ def nab(
     Each file is one fresh device of type "nab" with the single signal "value"; a row's
     anomaly_score is the monitor's score for it, unchanged.
     """
-    with progress_bar("NAB files") as bar:
-        result = evaluate_nab(
-            data, labels, out, progress=lambda f: bar.update(bar.task_ids[0], completed=f)
-        )
+    with progress_bar("NAB files") as progress:
+        result = evaluate_nab(data, labels, out, progress=progress)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -74,8 +72,8 @@ def skab(
     device of type "skab" sees every row; the first 400 rows train it, the rest are
     scored: a row is an alarm while an anomaly alert is open.
     """
-    with progress_bar("SKAB files") as bar:
-        result = evaluate_skab(data, progress=lambda f: bar.update(bar.task_ids[0], completed=f))
+    with progress_bar("SKAB files") as progress:
+        result = evaluate_skab(data, progress=progress)
     _print(f"SKAB, {result['files']} files", result, as_json)
 
 
@@ -89,14 +87,14 @@ def fleet(
     as_json: JsonOption = False,
 ) -> None:
     """Precision, recall, lead time and false alerts against the simulator's ground truth."""
-    with progress_bar(f"{devices} devices x {hours:g} h") as bar:
+    with progress_bar(f"{devices} devices x {hours:g} h") as progress:
         result = evaluate_fleet(
             devices,
             hours,
             seed,
             fault_fraction=fault_fraction,
             interval_s=interval,
-            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+            progress=progress,
         )
     _print("simulated fleet", result, as_json)
 
@@ -124,14 +122,14 @@ def replay(
     missing values. Each device's rows are processed in file order.
     """
     target = out if out is not None else Path(f"{file.stem}-replay")
-    with progress_bar(f"replaying {file.name}") as bar:
+    with progress_bar(f"replaying {file.name}") as progress:
         result = replay_csv(
             file,
             target,
             time_col=time_col,
             device_col=device_col,
             device_type=device_type,
-            progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+            progress=progress,
         )
     if as_json:
         typer.echo(json.dumps(result))

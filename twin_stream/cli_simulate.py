@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +25,8 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str) -> Iterator[Progress]:
-    """A progress bar on stderr; yields the Progress whose single task is updated by fraction."""
+def progress_bar(description: str) -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr; yields the function that reports the fraction done."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -34,9 +34,9 @@ def progress_bar(description: str) -> Iterator[Progress]:
         TimeRemainingColumn(),
         console=console,
         transient=False,
-    ) as bar:
-        bar.add_task(description, total=1.0)
-        yield bar
+    ) as progress:
+        task = bar.add_task(description, total=1.0)
+        yield lambda fraction: bar.update(task, completed=fraction)
 
 
 def resolve_mqtt(
@@ -100,12 +100,12 @@ def simulate(
             seed=seed,
             sample_interval_s=interval,
         )
-        with progress_bar(f"simulating {devices} devices x {hours:g} h") as bar:
+        with progress_bar(f"simulating {devices} devices x {hours:g} h") as progress:
             count = write_dataset(
                 plan,
                 out,
                 interval_s=interval,
-                progress=lambda f: bar.update(bar.task_ids[0], completed=f),
+                progress=progress,
             )
         console.print(f"wrote {count} readings and {len(plan.labels())} faults to {out}")
         return
@@ -130,8 +130,8 @@ def simulate(
     fleet = MqttFleet(
         plan, host=host, port=port, passwords=passwords, rate_hz=rate, speed=speed, tls=context
     )
-    with progress_bar(f"{devices} devices publishing to {url}") as bar:
-        stats = fleet.run(duration, progress=lambda f: bar.update(bar.task_ids[0], completed=f))
+    with progress_bar(f"{devices} devices publishing to {url}") as progress:
+        stats = fleet.run(duration, progress=progress)
     console.print(
         f"published {stats.published} readings, {stats.acked} acknowledged, "
         f"{stats.dropped} dropped; {stats.desired_received} desired-state messages received"
