@@ -34,7 +34,7 @@ def progress_bar(description: str) -> Iterator[Callable[[float], None]]:
         TimeRemainingColumn(),
         console=console,
         transient=False,
-    ) as progress:
+    ) as bar:
         task = bar.add_task(description, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
 
