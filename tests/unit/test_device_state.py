@@ -52,3 +52,44 @@ def test_resuming_from_an_older_checkpoint_counts_no_gaps_but_real_gaps_still_co
 
 def test_a_new_device_is_not_resumed() -> None:
     assert not DeviceState.restore("pump-0001", None, None).resumed
+
+
+def test_maintenance_done_and_new_firmware_re_baseline_the_device() -> None:
+    import orjson
+
+    from twin_stream.domain.events import Command
+
+    raws = _raw_readings(400)
+    state = DeviceState.new("pump-0001")
+    for raw in raws[:300]:
+        state.on_telemetry(raw, now=NOW)
+    assert state.monitor is not None and not state.monitor.detector.anomaly.count < 300
+    command = Command.create("pump-0001", "maintenance_done", now=NOW, maintenance_epoch=0)
+    state.on_command(command.model_dump_json().encode(), now=NOW)
+    assert state.monitor.detector.rebaselines == 1
+    out = state.on_telemetry(raws[300], now=NOW)
+    assert out.scores[0].warming_up  # learning the repaired device's normal afresh
+    # a firmware change does the same, once
+    upgraded = orjson.loads(raws[301])
+    upgraded["fw"] = "9.9.9"
+    state.on_telemetry(orjson.dumps(upgraded), now=NOW)
+    assert state.monitor.detector.rebaselines == 2
+    following = orjson.loads(raws[302])
+    following["fw"] = "9.9.9"
+    state.on_telemetry(orjson.dumps(following), now=NOW)
+    assert state.monitor.detector.rebaselines == 2
+
+
+def test_checkpoints_of_another_model_version_start_afresh() -> None:
+    import pickle
+    import zlib
+
+    raws = _raw_readings(50)
+    state = DeviceState.new("pump-0001")
+    for raw in raws:
+        state.on_telemetry(raw, now=NOW)
+    detector, policy, fw = pickle.loads(zlib.decompress(state.models_bytes()))
+    old = detector.replace(b"ts-detector/2", b"ts-detector/1")
+    stale = zlib.compress(pickle.dumps((old, policy, fw)))
+    restored = DeviceState.restore("pump-0001", state.twin.model_dump_json().encode(), stale)
+    assert restored.monitor is None  # a new monitor is built at the next reading
