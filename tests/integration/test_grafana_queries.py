@@ -75,7 +75,7 @@ def _records(now: datetime) -> Iterator[tuple[str, bytes]]:
             yield twin(state, reading.ts)
         out = state.on_telemetry(raw, now=reading.ts)
         for score in out.scores:
-            yield "scores", score.model_dump_json().encode()
+            yield "scores", score.to_json()
         for prediction in out.predictions:
             yield "predictions", prediction.model_dump_json().encode()
         for alert in out.alerts:
