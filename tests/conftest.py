@@ -67,14 +67,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def victoriametrics_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    stack = _start(tmp_path_factory, "victoriametrics")
-    yield _state(stack).url("victoriametrics")
-    stack.down()
-
-
-@pytest.fixture(scope="session")
-def influxdb1_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def influxdb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The stack's InfluxDB (1.13, built by ``make influxd``): v2 write API and InfluxQL."""
     stack = _start(tmp_path_factory, "influxdb")
     yield _state(stack).url("influxdb")
     stack.down()

@@ -25,7 +25,7 @@ from twin_stream.errors import TwinStreamError
 app = typer.Typer(
     help="twin-stream: digital twins of medical devices, streamed.", no_args_is_help=True
 )
-stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, VictoriaMetrics, InfluxDB).")
+stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, InfluxDB).")
 app.command("demo")(demo)
 app.add_typer(stack_app, name="stack")
 app.command("simulate")(simulate)

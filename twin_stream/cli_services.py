@@ -111,7 +111,7 @@ def worker(
     """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
     import faust
 
-    from twin_stream.bridge import ensure_topics
+    from twin_stream.kafka import ensure_topics
     from twin_stream.worker.app import WorkerConfig, create_app
 
     settings = Settings()
@@ -145,7 +145,7 @@ def sink(
     settings = Settings()
     try:
         bootstrap = kafka_bootstrap(settings)
-        url = settings.influx.url or _stack_state(settings).url("victoriametrics")
+        url = settings.influx.url or _stack_state(settings).url("influxdb")
     except TwinStreamError as e:
         console.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(1) from e

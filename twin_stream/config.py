@@ -106,7 +106,7 @@ class InfluxSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    url: str | None = None  # default: the local stack's VictoriaMetrics
+    url: str | None = None  # default: the local stack's InfluxDB
     token: SecretStr = SecretStr("")
     org: str = "twin"
     bucket: str = "twin"

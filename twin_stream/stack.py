@@ -1,4 +1,4 @@
-"""The local stack: real Mosquitto, Apache Kafka, VictoriaMetrics and InfluxDB 1.x as processes.
+"""The local stack: real Mosquitto, Apache Kafka and InfluxDB as local processes.
 
 No Docker engine is needed. Each service runs as a local process on a free loopback port with its
 own data directory under the stack's root; ``up`` waits until every service answers (bounded, and
@@ -11,10 +11,11 @@ Services and why they are here:
   auth and ACLs generated from the device list; anonymous clients are refused.
 * **kafka** (Apache Kafka 3.9 jars from Maven Central, ``deploy/kafka/pom.xml``): one node in
   KRaft mode, formatted with ``kafka.tools.StorageTool`` and run with ``kafka.Kafka``.
-* **victoriametrics** (Debian ``victoria-metrics``): a real server of the InfluxDB v2 write API
-  (``/api/v2/write``), which the Influx sink's write path is tested against.
-* **influxdb** (Debian ``influxdb``, 1.x): the real InfluxQL engine that dashboard and alert
-  queries are checked against.
+* **influxdb** (InfluxDB OSS 1.13, built from its Go module by ``make influxd`` into
+  ``.cache/influxdb``): the one time-series server. The sink writes to it through the InfluxDB
+  v2 write API (``/api/v2/write?bucket=DB/RP``, any token: auth is off), and dashboard and alert
+  queries are checked on its InfluxQL engine (``/query``). Its database ``twin`` (the sink's
+  default bucket) is created on start.
 
 Processes started for a test session are tied to their parent (``PR_SET_PDEATHSIG``), so a killed
 test run cannot leave a broker behind; ``twin-stream stack up`` detaches them on purpose and
@@ -36,6 +37,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from abc import ABC, abstractmethod
@@ -57,6 +59,8 @@ __all__ = [
     "ServiceInfo",
     "Stack",
     "StackState",
+    "INFLUXDB_VERSION",
+    "find_influxd",
     "find_kafka_libs",
     "free_port",
     "mqtt_login_accepted",
@@ -67,7 +71,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ALL_SERVICES: tuple[str, ...] = ("mosquitto", "kafka", "victoriametrics", "influxdb")
+ALL_SERVICES: tuple[str, ...] = ("mosquitto", "kafka", "influxdb")
+INFLUXDB_VERSION = "v1.13.2"  # what `make influxd` builds (the Makefile's INFLUXDB_VERSION)
+INFLUX_DATABASE = "twin"  # created on start: the sink's default bucket
 STATE_FILE = "state.json"
 CREDENTIALS_FILE = "mqtt-credentials.json"
 
@@ -97,6 +103,22 @@ def find_kafka_libs(start: Path | None = None) -> Path:
         candidates += [p / ".cache" / "kafka" / "libs" for p in [base, *base.parents]]
     for candidate in candidates:
         if any(candidate.glob("kafka_2.13-*.jar")):
+            return candidate
+    return candidates[0]
+
+
+def find_influxd(start: Path | None = None) -> Path:
+    """The InfluxDB server built by ``make influxd`` (``.cache/influxdb/bin/influxd``).
+
+    Looked for like :func:`find_kafka_libs`; ``$TWIN_INFLUXD`` names another binary.
+    """
+    if os.environ.get("TWIN_INFLUXD"):
+        return Path(os.environ["TWIN_INFLUXD"])
+    candidates: list[Path] = []
+    for base in [start or Path.cwd(), Path(__file__).resolve().parent]:
+        candidates += [p / ".cache" / "influxdb" / "bin" / "influxd" for p in [base, *base.parents]]
+    for candidate in candidates:
+        if candidate.is_file():
             return candidate
     return candidates[0]
 
@@ -195,6 +217,10 @@ class _Service(ABC):
     def extra(self) -> dict[str, Any]:
         return {}
 
+    def environment(self) -> dict[str, str]:
+        """Variables set for the server process, on top of ours."""
+        return {}
+
     def start(self, *, tie_to_parent: bool) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
@@ -206,6 +232,7 @@ class _Service(ABC):
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
+                env={**os.environ, **self.environment()},
                 start_new_session=True,  # its own process group: we stop it and its children
                 preexec_fn=die_with_parent if tie_to_parent else None,
             )
@@ -417,41 +444,31 @@ class _Kafka(_Service):
         return {"controller_port": self.controller_port, "partitions": self.partitions}
 
 
-class _VictoriaMetrics(_Service):
-    name = "victoriametrics"
-    binary = "victoria-metrics"
-    debian_package = "victoria-metrics"
+class _InfluxDB(_Service):
+    """InfluxDB OSS 1.13, built from its Go module by ``make influxd`` into ``.cache/influxdb``.
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    One server for everything: the sink writes through the v2 write API
+    (``/api/v2/write?bucket=DB/RP``), InfluxQL answers on ``/query``. Auth is off, so any token
+    is accepted. ``database`` is created once the server answers, so that the sink's default
+    bucket (``twin``) exists.
+    """
 
-    def command(self) -> list[str]:
-        return [
-            self.executable(),
-            f"-httpListenAddr=127.0.0.1:{self.port}",
-            f"-storageDataPath={self.data_dir / 'storage'}",
-            "-retentionPeriod=100y",
-            # One point per series and timestamp: a rewrite of the same point is not a second
-            # point. This is how InfluxDB itself behaves (last write wins).
-            "-dedup.minScrapeInterval=1ms",
-            "-search.latencyOffset=0s",
-            "-loggerLevel=INFO",
-        ]
-
-    def is_ready(self) -> bool:
-        status, body = _http_get(f"{self.url}/health")
-        return status == 200 and body.strip() == b"OK"
-
-
-class _InfluxDB1(_Service):
     name = "influxdb"
     binary = "influxd"
-    debian_package = "influxdb"
+    debian_package = ""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database: str) -> None:
         super().__init__(data_dir)
         self.rpc_port = free_port()
+        self.database = database
+
+    def executable(self) -> str:
+        found = find_influxd()
+        if not found.is_file():
+            raise ServiceBinaryMissing(
+                self.name, str(found), f"build InfluxDB {INFLUXDB_VERSION} with 'make influxd'"
+            )
+        return str(found)
 
     @property
     def url(self) -> str:
@@ -461,6 +478,7 @@ class _InfluxDB1(_Service):
         return [self.port, self.rpc_port]
 
     def command(self) -> list[str]:
+        # Every path in the config: the defaults write under /var/lib/influxdb and ~/.influxdb.
         d = self.data_dir
         conf = d / "influxdb.conf"
         conf.write_text(
@@ -479,7 +497,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   enabled = true
   bind-address = "127.0.0.1:{self.port}"
   auth-enabled = false
+  flux-enabled = false
   log-enabled = false
+  max-row-limit = 0
+  pprof-enabled = false
 
 [monitor]
   store-enabled = false
@@ -493,12 +514,25 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         )
         return [self.executable(), "run", "-config", str(conf)]
 
+    def environment(self) -> dict[str, str]:
+        # Flux's Snowflake driver makes a credential cache dir when the server starts, by
+        # default ~/.cache/snowflake: keep it in the data dir (it must exist to be used).
+        cache = self.data_dir / "snowflake"
+        cache.mkdir(parents=True, exist_ok=True)
+        return {"SF_TEMPORARY_CREDENTIAL_CACHE_DIR": str(cache)}
+
     def is_ready(self) -> bool:
         status, _ = _http_get(f"{self.url}/ping")
-        return status == 204
+        if status != 204:
+            return False
+        # CREATE DATABASE is idempotent: the same probe serves a restart on the same data.
+        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'}).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=query, timeout=5) as response:  # noqa: S310 - loopback
+            body = json.loads(response.read())
+        return "error" not in body["results"][0]
 
     def extra(self) -> dict[str, Any]:
-        return {"rpc_port": self.rpc_port}
+        return {"rpc_port": self.rpc_port, "database": self.database, "version": INFLUXDB_VERSION}
 
 
 def mqtt_login_accepted(
@@ -573,6 +607,7 @@ class Stack:
         accounts: Sequence[MqttAccount] | None = None,
         kafka_libs: Path | None = None,
         kafka_partitions: int = 6,
+        influx_database: str = INFLUX_DATABASE,
     ) -> None:
         self.root = Path(root).resolve()
         self.services = list(services)
@@ -582,6 +617,7 @@ class Stack:
         self.accounts = list(accounts) if accounts is not None else generate_accounts(device_ids)
         self.kafka_libs = kafka_libs or find_kafka_libs()
         self.kafka_partitions = kafka_partitions
+        self.influx_database = influx_database
         self.state: StackState | None = None
         # The started processes' handles, kept until down() so that they are reaped here.
         self._running: list[_Service] = []
@@ -595,8 +631,7 @@ class Stack:
         factories: dict[str, Callable[[], _Service]] = {
             "mosquitto": lambda: _Mosquitto(data_dir, self.accounts),
             "kafka": lambda: _Kafka(data_dir, self.kafka_libs, self.kafka_partitions),
-            "victoriametrics": lambda: _VictoriaMetrics(data_dir),
-            "influxdb": lambda: _InfluxDB1(data_dir),
+            "influxdb": lambda: _InfluxDB(data_dir, self.influx_database),
         }
         return factories[name]()
 

@@ -1,5 +1,5 @@
 """The whole pipeline on real services: simulator -> Mosquitto -> bridge -> Kafka -> two Faust
-workers -> Kafka -> sink -> VictoriaMetrics (InfluxDB v2 write API), and desired state back."""
+workers -> Kafka -> sink -> InfluxDB (v2 write API), and desired state back."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import FleetStats, MqttFleet
 from tests.conftest import MqttBroker
-from tests.integration.test_influx_write import export
+from tests.integration.test_influx_write import stored_seqs
 from tests.mqtt_helpers import close, connect, wait_until
-from twin_stream.bridge import ensure_topics, run_bridge
+from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
+from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
 from twin_stream.stack import Stack, free_port
 
@@ -70,9 +71,9 @@ class Pipeline:
         return kafka_topics(self.prefix)
 
     @property
-    def vm_url(self) -> str:
+    def influx_url(self) -> str:
         assert self.tsdb.state is not None
-        return self.tsdb.state.url("victoriametrics")
+        return self.tsdb.state.url("influxdb")
 
     def api(self, worker: int) -> str:
         return f"http://127.0.0.1:{self.ports[worker]}"
@@ -147,14 +148,9 @@ class Pipeline:
             plan, host="127.0.0.1", port=self.broker.port, passwords=passwords, **kwargs
         )
 
-    def stored_seqs(self, since: float | None = None) -> list[tuple[str, float]]:
+    def stored_seqs(self, since: float | None = None) -> list[tuple[str, int]]:
         """(device_id, seq) of every telemetry point stored (from ``since``, unix seconds)."""
-        selector = '{__name__="telemetry_seq"}'
-        return [
-            (s["metric"]["device_id"], v)
-            for s in export(self.vm_url, selector, since)
-            for v in s["values"]
-        ]
+        return stored_seqs(self.influx_url, "twin", since)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +158,7 @@ def pipeline(
     mosquitto: MqttBroker, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
     root = tmp_path_factory.mktemp("pipeline")
-    tsdb = Stack(root / "tsdb", services=["victoriametrics"])
+    tsdb = Stack(root / "tsdb", services=["influxdb"])
     tsdb.up(timeout=60)
     prefix = f"e2e{int(time.time())}"
     p = Pipeline(mosquitto, kafka_bootstrap, prefix, tsdb, root)
@@ -184,7 +180,7 @@ def pipeline(
     bridge.start()
     sink = make_sink(
         kafka_bootstrap,
-        InfluxTarget(p.vm_url, "unused", "twin", "twin"),
+        InfluxTarget(p.influx_url, "unused", "twin", "twin"),
         group_id=f"{prefix}-sink",
         topics=p.topics,
         batch_size=2000,
@@ -391,20 +387,20 @@ def test_every_reading_reaches_the_tsdb_once_through_a_worker_kill_and_a_tsdb_ou
         pipeline.kill_worker(0)  # SIGKILL mid-run: no goodbye, no final commit
         time.sleep(3)
         pipeline.start_worker(0)
-        pipeline.tsdb.stop_service("victoriametrics")
+        pipeline.tsdb.stop_service("influxdb")
         time.sleep(30)
-        pipeline.tsdb.start_service("victoriametrics")
+        pipeline.tsdb.start_service("influxdb")
     finally:
         runner.join()
     stats: FleetStats = fleet.stats
     assert stats.published == stats.acked and stats.dropped == 0
-    published = {(d, float(s)) for d, seqs in stats.published_seqs.items() for s in seqs}
+    published = {(d, int(s)) for d, seqs in stats.published_seqs.items() for s in seqs}
 
     assert wait_until(
         lambda: published <= set(pipeline.stored_seqs(since)), timeout=120, interval=2.0
     )
     stored = pipeline.stored_seqs(since)
-    per_point: dict[tuple[str, float], int] = {}
+    per_point: dict[tuple[str, int], int] = {}
     for point in stored:
         per_point[point] = per_point.get(point, 0) + 1
     assert set(per_point) == published  # nothing missing, nothing invented

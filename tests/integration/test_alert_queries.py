@@ -40,10 +40,10 @@ def _rows(base_url: str, db: str, query: q.Query) -> list[dict[str, Any]]:
 
 
 def test_an_alert_that_changed_severity_is_shown_once_at_its_severity(
-    influxdb1_url: str, unique: str
+    influxdb_url: str, unique: str
 ) -> None:
     db = unique.replace("-", "_")
-    influxql(influxdb1_url, f'CREATE DATABASE "{db}"')
+    influxql(influxdb_url, f'CREATE DATABASE "{db}"')
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     policy = AlertPolicy("pump-0001", "infusion_pump")
     policy.on_telemetry(t0 - timedelta(days=2), 0)  # past the device's learning day
@@ -67,14 +67,14 @@ def test_an_alert_that_changed_severity_is_shown_once_at_its_severity(
         ("open", "warning"),
         ("updated", "critical"),
     ]
-    _write(influxdb1_url, db, events)
+    _write(influxdb_url, db, events)
     by_severity = {
-        r["severity"]: r["open"] for r in _rows(influxdb1_url, db, q.OPEN_ALERTS_BY_SEVERITY)
+        r["severity"]: r["open"] for r in _rows(influxdb_url, db, q.OPEN_ALERTS_BY_SEVERITY)
     }
     assert by_severity.get("critical") == 1 and not by_severity.get("warning")
-    open_rows = _rows(influxdb1_url, db, q.OPEN_ALERTS)
+    open_rows = _rows(influxdb_url, db, q.OPEN_ALERTS)
     assert [(r["severity"], r["open"]) for r in open_rows] == [("critical", 1)]
     assert "predicted failure" in open_rows[0]["summary"]
-    _write(influxdb1_url, db, policy.on_maintenance(t0 + timedelta(minutes=10)))
-    assert _rows(influxdb1_url, db, q.OPEN_ALERTS) == []
-    assert not any(r["open"] for r in _rows(influxdb1_url, db, q.OPEN_ALERTS_BY_SEVERITY))
+    _write(influxdb_url, db, policy.on_maintenance(t0 + timedelta(minutes=10)))
+    assert _rows(influxdb_url, db, q.OPEN_ALERTS) == []
+    assert not any(r["open"] for r in _rows(influxdb_url, db, q.OPEN_ALERTS_BY_SEVERITY))

@@ -1,4 +1,4 @@
-"""Every dashboard and alert query on the real InfluxQL engine (Debian InfluxDB 1.x).
+"""Every dashboard and alert query on the real InfluxQL engine (the stack's InfluxDB 1.13).
 
 The data is what the sink writes for a short simulated run: six devices for five hours, one
 infusion pump whose motor wears out, run through the worker's own domain code
@@ -111,10 +111,10 @@ def _write(base_url: str, db: str, lines: list[str], precision: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def db(influxdb1_url: str) -> str:
+def db(influxdb_url: str) -> str:
     """A database holding the run, written as the sink's line protocol."""
     name = f"grafana_{int(datetime.now(UTC).timestamp())}"
-    influxql(influxdb1_url, f'CREATE DATABASE "{name}"')
+    influxql(influxdb_url, f'CREATE DATABASE "{name}"')
     by_precision: dict[str, list[str]] = {"ms": [], "u": []}
     kinds: set[str] = set()
     for kind, record in _records(datetime.now(UTC)):
@@ -124,7 +124,7 @@ def db(influxdb1_url: str) -> str:
             by_precision[precision].append(point.to_line_protocol())
     assert kinds == {"telemetry", "scores", "predictions", "alerts", "twins", "dlq"}
     for precision, lines in by_precision.items():
-        _write(influxdb1_url, name, lines, precision)
+        _write(influxdb_url, name, lines, precision)
     return name
 
 
@@ -152,9 +152,9 @@ def panel_queries() -> list[q.Query]:
 
 @pytest.mark.parametrize("query", panel_queries(), ids=lambda query: query.name)
 def test_every_panel_query_returns_rows_with_the_columns_its_panel_expects(
-    influxdb1_url: str, db: str, query: q.Query
+    influxdb_url: str, db: str, query: q.Query
 ) -> None:
-    series = run(influxdb1_url, db, query)
+    series = run(influxdb_url, db, query)
     assert series, f"{query.name} returned no series"
     for s in series:
         assert not query.expects(s["columns"]), (query.name, s["columns"])
@@ -164,16 +164,16 @@ def test_every_panel_query_returns_rows_with_the_columns_its_panel_expects(
 
 
 def test_the_fleet_panels_see_the_offline_monitor_the_failing_pump_and_the_dead_letters(
-    influxdb1_url: str, db: str
+    influxdb_url: str, db: str
 ) -> None:
     online = {
         s["tags"]["device_type"]: dict(zip(s["columns"], s["values"][0], strict=True))
-        for s in run(influxdb1_url, db, q.ONLINE_BY_TYPE)
+        for s in run(influxdb_url, db, q.ONLINE_BY_TYPE)
     }
     assert online["patient_monitor"]["offline"] == 1
-    predicted = {s["tags"]["device_id"] for s in run(influxdb1_url, db, q.PREDICTED_FAILURES)}
+    predicted = {s["tags"]["device_id"] for s in run(influxdb_url, db, q.PREDICTED_FAILURES)}
     assert FAULTY in predicted
-    letters = run(influxdb1_url, db, q.DEAD_LETTER_RATE)
+    letters = run(influxdb_url, db, q.DEAD_LETTER_RATE)
     assert sum(row[1] for s in letters for row in s["values"]) == 30
 
 
@@ -193,10 +193,10 @@ def _evaluate(series: list[dict[str, Any]], rule: Any) -> dict[str, bool]:
 
 @pytest.mark.parametrize("rule", rule_group().rules, ids=lambda rule: rule.uid)
 def test_every_alert_query_runs_and_fires_for_the_device_it_should(
-    influxdb1_url: str, db: str, rule: Any
+    influxdb_url: str, db: str, rule: Any
 ) -> None:
     query = rule_query(rule)
-    series = run(influxdb1_url, db, query)
+    series = run(influxdb_url, db, query)
     assert series, f"{rule.uid}: no series"
     for s in series:
         assert not query.expects(s["columns"]) and set(query.tags) <= set(s["tags"])

@@ -1,32 +1,40 @@
-"""influxdb-client writes to a real /api/v2/write server (VictoriaMetrics); points read back."""
+"""influxdb-client writes through the v2 write API of the real server (the stack's InfluxDB 1.13,
+``/api/v2/write?bucket=DB/RP``), as the sink does; the points read back by InfluxQL."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.parse
-import urllib.request
 from typing import Any
 
-import pytest
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from tests.mqtt_helpers import wait_until
+from tests.integration.test_influxql import influxql
 
 
-def export(base_url: str, selector: str, start: float | None = None) -> list[dict[str, Any]]:
-    """Every raw sample of the series that match a selector (from ``start``, unix seconds),
-    from VictoriaMetrics' export API."""
-    params = {"match[]": selector, **({"start": f"{start:.3f}"} if start is not None else {})}
-    query = urllib.parse.urlencode(params)
-    with urllib.request.urlopen(f"{base_url}/api/v1/export?{query}", timeout=10) as response:
-        return [json.loads(line) for line in response.read().decode().splitlines() if line]
+def rows(base_url: str, db: str, q: str) -> list[dict[str, Any]]:
+    """Every row an InfluxQL query returns (time in epoch ms), each with its series' tags."""
+    result = influxql(base_url, q, db)["results"][0]
+    assert "error" not in result, (q, result["error"])
+    return [
+        {**s.get("tags", {}), **dict(zip(s["columns"], values, strict=True))}
+        for s in result.get("series", [])
+        for values in s["values"]
+    ]
 
 
-def test_points_read_back_with_tags_fields_and_timestamps(
-    victoriametrics_url: str, unique: str
-) -> None:
+def stored_seqs(
+    base_url: str, db: str = "twin", since: float | None = None
+) -> list[tuple[str, int]]:
+    """(device_id, seq) of every telemetry point stored in ``db`` (from ``since``, unix s)."""
+    where = f" WHERE time >= {int(since * 1000)}ms" if since is not None else ""
+    q = f'SELECT "seq" FROM "telemetry"{where} GROUP BY "device_id"'
+    return [(r["device_id"], r["seq"]) for r in rows(base_url, db, q)]
+
+
+def test_points_read_back_with_tags_fields_and_timestamps(influxdb_url: str, unique: str) -> None:
+    db = unique.replace("-", "_")
+    influxql(influxdb_url, f'CREATE DATABASE "{db}"')
     device_id = f"pump-{unique}"[:60]
     start_ms = int(time.time() * 1000) - 60_000
     points = [
@@ -35,23 +43,22 @@ def test_points_read_back_with_tags_fields_and_timestamps(
         .tag("device_type", "infusion_pump")
         .field("motor_current", 0.40 + i / 100)
         .field("line_pressure", 100.0 + i)
+        .field("seq", i)
         .time(start_ms + i * 1000, WritePrecision.MS)
         for i in range(5)
     ]
-    with InfluxDBClient(url=victoriametrics_url, token="unused", org="twin") as client:
+    # A v1 server's v2 API: bucket "database/retention-policy", token "user:password" (any
+    # token while auth is off); the org is not used.
+    with InfluxDBClient(url=influxdb_url, token="twin:unused", org="twin") as client:
         client.write_api(write_options=SYNCHRONOUS).write(
-            bucket="twin", record=points, write_precision=WritePrecision.MS
+            bucket=f"{db}/autogen", record=points, write_precision=WritePrecision.MS
         )
 
-    selector = f'{{__name__=~"telemetry_.*",device_id="{device_id}"}}'
-    assert wait_until(lambda: len(export(victoriametrics_url, selector)) == 2, timeout=15)
-    series = {s["metric"]["__name__"]: s for s in export(victoriametrics_url, selector)}
-    assert set(series) == {"telemetry_motor_current", "telemetry_line_pressure"}
-    for s in series.values():
-        assert s["metric"]["device_type"] == "infusion_pump"
-        assert s["timestamps"] == [start_ms + i * 1000 for i in range(5)]
-    # VictoriaMetrics stores floats as decimals: 0.41 may come back as the nearest double.
-    assert series["telemetry_motor_current"]["values"] == pytest.approx(
-        [0.40 + i / 100 for i in range(5)], rel=1e-12
-    )
-    assert series["telemetry_line_pressure"]["values"] == [100.0 + i for i in range(5)]
+    got = rows(influxdb_url, db, 'SELECT * FROM "telemetry" GROUP BY *')
+    assert [r["time"] for r in got] == [start_ms + i * 1000 for i in range(5)]
+    assert all(r["device_id"] == device_id for r in got)
+    assert all(r["device_type"] == "infusion_pump" for r in got)
+    assert [r["motor_current"] for r in got] == [0.40 + i / 100 for i in range(5)]
+    assert [r["line_pressure"] for r in got] == [100.0 + i for i in range(5)]
+    assert [r["seq"] for r in got] == list(range(5))  # an integer field stays an integer
+    assert stored_seqs(influxdb_url, db) == [(device_id, i) for i in range(5)]

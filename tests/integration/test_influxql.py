@@ -1,4 +1,4 @@
-"""InfluxQL on the real engine (Debian InfluxDB 1.x) returns points written as line protocol."""
+"""InfluxQL on the real engine (the stack's InfluxDB 1.13) answers for points written to it."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ def write_lines(base_url: str, db: str, lines: list[str]) -> None:
         assert response.status == 204
 
 
-def test_influxql_returns_written_points(influxdb1_url: str, unique: str) -> None:
+def test_influxql_returns_written_points(influxdb_url: str, unique: str) -> None:
     db = unique.replace("-", "_")
-    influxql(influxdb1_url, f'CREATE DATABASE "{db}"')
+    influxql(influxdb_url, f'CREATE DATABASE "{db}"')
     now_ms = int(time.time() * 1000)
     write_lines(
-        influxdb1_url,
+        influxdb_url,
         db,
         [
             f"anomaly,device_id=pump-0001,device_type=infusion_pump score={s} {t}"
@@ -39,7 +39,7 @@ def test_influxql_returns_written_points(influxdb1_url: str, unique: str) -> Non
         + [f"anomaly,device_id=vent-0002,device_type=ventilator score=0.05 {now_ms - 1000}"],
     )
     result = influxql(
-        influxdb1_url,
+        influxdb_url,
         'SELECT max("score") AS "max_score" FROM "anomaly" WHERE time > now() - 1h '
         'GROUP BY "device_id"',
         db,

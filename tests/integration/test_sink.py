@@ -1,4 +1,5 @@
-"""The sink on real Kafka and a real /api/v2/write server: every reading once, through an outage."""
+"""The sink on real Kafka and the real InfluxDB (v2 write API): every reading once, through an
+outage."""
 
 from __future__ import annotations
 
@@ -13,31 +14,31 @@ from kafka import KafkaProducer
 
 from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
-from tests.integration.test_influx_write import export
+from tests.integration.test_influx_write import stored_seqs
 from tests.mqtt_helpers import wait_until
-from twin_stream.bridge import ensure_topics
 from twin_stream.domain.topics import kafka_topics
+from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
 from twin_stream.stack import Stack
 
 
 @pytest.fixture
-def own_victoriametrics(tmp_path: Path) -> Iterator[Stack]:
-    """A VictoriaMetrics of this test's own, since the test stops and starts it."""
-    stack = Stack(tmp_path / "vm", services=["victoriametrics"])
+def own_influxdb(tmp_path: Path) -> Iterator[Stack]:
+    """An InfluxDB of this test's own, since the test stops and starts it."""
+    stack = Stack(tmp_path / "influxdb", services=["influxdb"])
     stack.up(timeout=60)
     yield stack
     stack.down()
 
 
 def test_every_reading_lands_once_even_across_a_30s_tsdb_outage(
-    own_victoriametrics: Stack, kafka_bootstrap: str, unique: str
+    own_influxdb: Stack, kafka_bootstrap: str, unique: str
 ) -> None:
     prefix = f"s{unique}"
     topics = kafka_topics(prefix)
     ensure_topics(kafka_bootstrap, 6, {}, topics)
-    assert own_victoriametrics.state is not None
-    vm_url = own_victoriametrics.state.url("victoriametrics")
+    assert own_influxdb.state is not None
+    influx_url = own_influxdb.state.url("influxdb")
     plan = FleetPlan.generate(8, hours=1, fault_fraction=0.0, seed=41)
     start = datetime.now(UTC) - timedelta(hours=1)
     batch = list(readings(plan, interval_s=10, start=start))
@@ -55,7 +56,7 @@ def test_every_reading_lands_once_even_across_a_30s_tsdb_outage(
 
     sink = make_sink(
         kafka_bootstrap,
-        InfluxTarget(vm_url, "unused", "twin", "twin"),
+        InfluxTarget(influx_url, "unused", "twin", "twin"),
         group_id=f"{prefix}-sink",
         topics=topics,
         batch_size=500,
@@ -64,31 +65,30 @@ def test_every_reading_lands_once_even_across_a_30s_tsdb_outage(
     stop = threading.Event()
     thread = threading.Thread(target=sink.run, args=(stop,))
     thread.start()
-    selector = (
-        f'{{__name__="telemetry_seq",device_id=~"{"|".join(d.device_id for d in plan.devices)}"}}'
-    )
 
     def stored() -> int:
-        return sum(len(s["values"]) for s in export(vm_url, selector))
+        return len(stored_seqs(influx_url))
 
     try:
         produce(first, redeliver=50)
         assert wait_until(lambda: stored() == len(first), timeout=60)
-        own_victoriametrics.stop_service("victoriametrics")
+        own_influxdb.stop_service("influxdb")
         outage_started = time.monotonic()
         produce(second)
         while time.monotonic() - outage_started < 30:
             time.sleep(1)
         failures_during_outage = sink.stats.write_failures
-        own_victoriametrics.start_service("victoriametrics")
+        own_influxdb.start_service("influxdb")
         assert wait_until(lambda: stored() == len(batch), timeout=90)
     finally:
         stop.set()
         thread.join(60)
         producer.close()
     assert failures_during_outage >= 1  # it really tried and failed while the TSDB was down
-    per_device = {s["metric"]["device_id"]: sorted(s["values"]) for s in export(vm_url, selector)}
+    per_device: dict[str, list[int]] = {}
+    for device_id, seq in stored_seqs(influx_url):
+        per_device.setdefault(device_id, []).append(seq)
     for device in plan.devices:
-        expected = sorted(float(r.seq) for r in batch if r.device_id == device.device_id)
-        assert per_device[device.device_id] == expected  # each seq exactly once
+        expected = sorted(r.seq for r in batch if r.device_id == device.device_id)
+        assert sorted(per_device[device.device_id]) == expected  # each seq exactly once
     assert sink.stats.bad_records == 0

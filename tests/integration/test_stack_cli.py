@@ -21,7 +21,7 @@ def test_stack_up_then_down_leaves_no_process_or_port(tmp_path: Path) -> None:
     up = run("stack", "up", "--dir", str(root), "--devices", "3", "--json")
     assert up.returncode == 0, up.stderr
     urls = json.loads(up.stdout)
-    assert set(urls) == {"mosquitto", "kafka", "victoriametrics", "influxdb"}
+    assert set(urls) == {"mosquitto", "kafka", "influxdb"}
 
     state = json.loads((root / "state.json").read_text())["services"]
     pids = [s["pid"] for s in state.values()]

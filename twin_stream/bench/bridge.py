@@ -22,11 +22,11 @@ from typing import Any
 from simulators.device import SimulatedDevice
 from twin_stream.bench.machine import machine_info
 from twin_stream.bench.readback import count_records
-from twin_stream.bridge import ensure_topics, make_producer
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.errors import ServiceBinaryMissing
+from twin_stream.kafka import ensure_topics, make_producer
 from twin_stream.stack import Stack
 
 __all__ = ["bench_bridge"]

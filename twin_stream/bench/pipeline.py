@@ -28,8 +28,8 @@ from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.bench.machine import machine_info
 from twin_stream.bench.readback import output_span, percentile
-from twin_stream.bridge import ensure_topics
 from twin_stream.domain.topics import kafka_topics
+from twin_stream.kafka import ensure_topics
 from twin_stream.processes import subcommand
 from twin_stream.stack import Stack, free_port
 
@@ -145,7 +145,7 @@ def bench_e2e(
         plan_ids = FleetPlan.generate(devices, hours=1, fault_fraction=0, seed=1).devices
         stack = Stack(
             root / "stack",
-            services=["mosquitto", "kafka", "victoriametrics"],
+            services=["mosquitto", "kafka", "influxdb"],
             device_ids=[d.device_id for d in plan_ids],
         )
         state = stack.up()
@@ -169,7 +169,7 @@ def bench_e2e(
                     results.append(
                         _measure(
                             bootstrap,
-                            state.url("victoriametrics"),
+                            state.url("influxdb"),
                             topics,
                             state.services["mosquitto"].port,
                             passwords,
@@ -185,7 +185,7 @@ def bench_e2e(
 
 def _measure(
     bootstrap: str,
-    vm_url: str,
+    influx_url: str,
     topics: dict[str, str],
     port: int,
     passwords: dict[str, str],
@@ -225,13 +225,12 @@ def _measure(
         time.sleep(0.5)
     stop.set()
     collector.join()
-    # VictoriaMetrics makes fresh samples searchable after a delay (-search.latencyOffset,
-    # 30 s by default): wait for the points, bounded.
+    # The sink may still be flushing its last batches: wait for the points, bounded.
     deadline = time.monotonic() + 90
-    stored = count_points(vm_url, since)
+    stored = count_points(influx_url, since)
     while stored < stats.published and time.monotonic() < deadline:
         time.sleep(2.0)
-        stored = count_points(vm_url, since)
+        stored = count_points(influx_url, since)
     return {
         "rate": rate,
         "published": stats.published,

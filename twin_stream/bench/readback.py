@@ -1,4 +1,4 @@
-"""Counting what a benchmark run produced: records on a Kafka topic, points in the TSDB."""
+"""Counting what a benchmark run produced: records on a Kafka topic, points in InfluxDB."""
 
 from __future__ import annotations
 
@@ -53,12 +53,20 @@ def output_span(
     return seen, ((last - first) / 1000.0 if first is not None and last is not None else 0.0)
 
 
-def count_points(base_url: str, since: float, metric: str = "telemetry_seq") -> int:
-    """How many samples of ``metric`` are stored from ``since`` (unix seconds) on."""
-    query = urllib.parse.urlencode({"match[]": f'{{__name__="{metric}"}}', "start": f"{since}"})
-    with urllib.request.urlopen(f"{base_url}/api/v1/export?{query}", timeout=60) as response:
-        return sum(
-            len(json.loads(line)["values"])
-            for line in response.read().decode().splitlines()
-            if line
-        )
+def count_points(
+    base_url: str,
+    since: float,
+    measurement: str = "telemetry",
+    field: str = "seq",
+    database: str = "twin",
+) -> int:
+    """How many points of ``measurement`` with ``field`` are stored from ``since`` (unix
+    seconds) on, by InfluxQL's ``count()`` on the InfluxDB at ``base_url``."""
+    q = f'SELECT count("{field}") FROM "{measurement}" WHERE time >= {int(since * 1000)}ms'
+    data = urllib.parse.urlencode({"q": q, "db": database}).encode()
+    with urllib.request.urlopen(f"{base_url}/query", data=data, timeout=60) as response:
+        result = json.loads(response.read())["results"][0]
+    if "error" in result:
+        raise ValueError(f"InfluxQL {q!r}: {result['error']}")
+    series = result.get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0

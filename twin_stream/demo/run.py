@@ -1,6 +1,6 @@
 """``twin-stream demo``: the whole platform on one machine, catching a failing device.
 
-The local stack (Mosquitto, Kafka, VictoriaMetrics) and the bridge, a worker and the sink, all
+The local stack (Mosquitto, Kafka, InfluxDB) and the bridge, a worker and the sink, all
 real processes on loopback, fed by a simulated fleet whose clock runs ``speed`` times faster
 than the wall clock, so that degradations that take hours show in minutes. One infusion pump
 always wears out during the run (the showcase); ``fault_fraction`` of the others get a fault
@@ -28,12 +28,12 @@ from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.bench.readback import count_points, percentile
-from twin_stream.bridge import ensure_topics
 from twin_stream.demo.live_view import render
 from twin_stream.demo.observer import Observer
 from twin_stream.demo.report import write_report
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import TwinStreamError
+from twin_stream.kafka import ensure_topics
 from twin_stream.processes import subcommand
 from twin_stream.stack import Stack, free_port
 
@@ -169,14 +169,14 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     logs = options.workdir / "logs"
     stack = Stack(
         options.workdir / "stack",
-        services=["mosquitto", "kafka", "victoriametrics"],
+        services=["mosquitto", "kafka", "influxdb"],
         device_ids=list(device_types),
     )
     with ExitStack() as cleanup:
-        with console.status("starting Mosquitto, Kafka and VictoriaMetrics"):
+        with console.status("starting Mosquitto, Kafka and InfluxDB"):
             state = stack.up()
         cleanup.callback(stack.down)
-        bootstrap, vm_url = state.url("kafka"), state.url("victoriametrics")
+        bootstrap, influx_url = state.url("kafka"), state.url("influxdb")
         topics = kafka_topics()
         ensure_topics(bootstrap, 6, {}, topics)
         env = {"TWIN_STACK__DIR": str(options.workdir / "stack")}
@@ -244,7 +244,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 if now - last_count >= 3.0:
                     last_count = now
                     try:
-                        stored = count_points(vm_url, since)
+                        stored = count_points(influx_url, since)
                     except OSError:
                         pass  # the TSDB is busy; the count catches up next time
                 observer.snapshot(totals())

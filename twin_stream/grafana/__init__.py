@@ -6,4 +6,13 @@
 * ``alert_rules``: anomaly, predicted failure, offline and dead-letter rules, and routing;
 * ``provisioning``: the files Grafana reads at start-up (``twin-stream grafana export``);
 * ``push``: the same objects over the HTTP API (``twin-stream grafana push``).
+
+``push`` is imported on its own (``twin_stream.grafana.push``), so that grafana-client is loaded
+only by ``twin-stream grafana push``.
 """
+
+from twin_stream.grafana.dashboards import all_dashboards
+from twin_stream.grafana.provisioning import export, provisioning_files
+from twin_stream.grafana.queries import ALL_QUERIES, Query, render
+
+__all__ = ["ALL_QUERIES", "Query", "all_dashboards", "export", "provisioning_files", "render"]

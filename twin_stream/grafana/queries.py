@@ -1,9 +1,9 @@
 """Every InfluxQL query the dashboards and alert rules run, with the columns each must return.
 
 InfluxQL, because InfluxDB 1.8, 2.x (through a DBRP mapping) and 3.x all serve it. The
-measurements are the ones the sink writes (:mod:`twin_stream.sink.points`). Grafana fills in
-``$timeFilter``, ``$__interval`` and ``$device_id`` before a query is sent; :func:`render` does the
-same, so that the tests can run each query on a real InfluxQL engine.
+measurements, tags and fields are the sink's, named once in :mod:`twin_stream.sink.measurements`.
+Grafana fills in ``$timeFilter``, ``$__interval`` and ``$device_id`` before a query is sent;
+:func:`render` does the same, so that the tests can run each query on a real InfluxQL engine.
 
 >>> print(render(DEVICE_SCORE.influxql, since="1h", device_id="pump-0001").split("WHERE ")[1])
 "device_id" = 'pump-0001' AND time > now() - 1h GROUP BY time(1m) fill(none)
@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from twin_stream.domain.devices import METRICS_BY_TYPE
+from twin_stream.sink.measurements import (
+    DEVICE_ID,
+    DEVICE_TYPE,
+    Alert,
+    Anomaly,
+    DeadLetter,
+    Prediction,
+    Telemetry,
+    Twin,
+)
 
 __all__ = ["ALL_QUERIES", "Query", "render"]
 
@@ -40,18 +50,20 @@ class Query:
 
 
 _SIGNALS: Final = "|".join(sorted({m for specs in METRICS_BY_TYPE.values() for m in specs}))
-_DEVICE: Final = "\"device_id\" = '$device_id'"
+_DEVICE: Final = f"\"{DEVICE_ID}\" = '$device_id'"
 _QUALITY: Final = ("duplicates", "reordered", "stale", "invalid", "gaps", "dropouts")
+_ID, _TYPE = f'"{DEVICE_ID}"', f'"{DEVICE_TYPE}"'  # quoted, as GROUP BY names them
+_A, _P, _T = Alert, Prediction, Twin
 
 # -- fleet overview ----------------------------------------------------------------------------
 
 ONLINE_BY_TYPE = Query(
     "online_by_type",
-    'SELECT sum("online") AS "online", count("online") - sum("online") AS "offline" '
-    'FROM (SELECT last("online") AS "online" FROM "twin" WHERE $timeFilter '
-    'GROUP BY "device_id", "device_type") GROUP BY "device_type"',
+    f'SELECT sum("online") AS "online", count("online") - sum("online") AS "offline" '
+    f'FROM (SELECT last("{_T.ONLINE}") AS "online" FROM "{_T.NAME}" WHERE $timeFilter '
+    f"GROUP BY {_ID}, {_TYPE}) GROUP BY {_TYPE}",
     ("online", "offline"),
-    ("device_type",),
+    (DEVICE_TYPE,),
     "table",
 )
 # Open alerts: the last "open" of each alert (tag "alert", its id) in each severity. An alert
@@ -59,29 +71,30 @@ ONLINE_BY_TYPE = Query(
 # is counted once, at its current severity (an updated alert stays open: open=1).
 OPEN_ALERTS_BY_SEVERITY = Query(
     "open_alerts_by_severity",
-    'SELECT sum("open") AS "open" FROM (SELECT last("open") AS "open" FROM "alert" '
-    'WHERE $timeFilter GROUP BY "device_id", "kind", "severity", "alert") GROUP BY "severity"',
+    f'SELECT sum("open") AS "open" FROM (SELECT last("{_A.OPEN}") AS "open" FROM "{_A.NAME}" '
+    f'WHERE $timeFilter GROUP BY {_ID}, "{_A.KIND}", "{_A.SEVERITY}", "{_A.ALERT}") '
+    f'GROUP BY "{_A.SEVERITY}"',
     ("open",),
-    ("severity",),
+    (_A.SEVERITY,),
     "table",
 )
 ANOMALY_NOW = Query(
     "anomaly_now",
-    'SELECT last("score") AS "score" FROM "anomaly" WHERE $timeFilter '
-    'GROUP BY "device_id", "device_type"',
+    f'SELECT last("{Anomaly.SCORE}") AS "score" FROM "{Anomaly.NAME}" WHERE $timeFilter '
+    f"GROUP BY {_ID}, {_TYPE}",
     ("score",),
-    ("device_id", "device_type"),
+    (DEVICE_ID, DEVICE_TYPE),
     "table",
 )
 PREDICTED_FAILURES = Query(
     "predicted_failures",
     'SELECT "ttf_h", "lower_h", "upper_h", "trend_per_h" FROM ('
-    'SELECT last("time_to_failure_h") AS "ttf_h", last("lower_h") AS "lower_h", '
-    'last("upper_h") AS "upper_h", last("trend_per_h") AS "trend_per_h" FROM "prediction" '
-    'WHERE $timeFilter GROUP BY "device_id", "device_type", "metric") WHERE "ttf_h" <= 24 '
-    'GROUP BY "device_id", "device_type", "metric"',
+    f'SELECT last("{_P.TIME_TO_FAILURE_H}") AS "ttf_h", last("{_P.LOWER_H}") AS "lower_h", '
+    f'last("{_P.UPPER_H}") AS "upper_h", last("{_P.TREND_PER_H}") AS "trend_per_h" '
+    f'FROM "{_P.NAME}" WHERE $timeFilter GROUP BY {_ID}, {_TYPE}, "{_P.METRIC}") '
+    f'WHERE "ttf_h" <= 24 GROUP BY {_ID}, {_TYPE}, "{_P.METRIC}"',
     ("ttf_h", "lower_h", "upper_h", "trend_per_h"),
-    ("device_id", "device_type", "metric"),
+    (DEVICE_ID, DEVICE_TYPE, _P.METRIC),
     "table",
 )
 DATA_QUALITY = Query(
@@ -89,72 +102,74 @@ DATA_QUALITY = Query(
     "SELECT "
     + ", ".join(f'sum("{q}") AS "{q}"' for q in _QUALITY)
     + " FROM (SELECT "
-    + ", ".join(f'last("quality_{q}") AS "{q}"' for q in _QUALITY)
-    + ' FROM "twin" WHERE $timeFilter GROUP BY "device_id")',
+    + ", ".join(f'last("{_T.QUALITY_PREFIX}{q}") AS "{q}"' for q in _QUALITY)
+    + f' FROM "{_T.NAME}" WHERE $timeFilter GROUP BY {_ID})',
     _QUALITY,
     (),
     "table",
 )
 DEAD_LETTER_RATE = Query(
     "dead_letter_rate",
-    'SELECT count("count") AS "dead_letters" FROM "dead_letter" WHERE $timeFilter '
-    'GROUP BY time($__interval), "rule" fill(0)',
+    f'SELECT count("{DeadLetter.COUNT}") AS "dead_letters" FROM "{DeadLetter.NAME}" '
+    f'WHERE $timeFilter GROUP BY time($__interval), "{DeadLetter.RULE}" fill(0)',
     ("dead_letters",),
-    ("rule",),
+    (DeadLetter.RULE,),
 )
 
 # -- device detail -----------------------------------------------------------------------------
 
 DEVICE_SIGNALS = Query(
     "device_signals",
-    f'SELECT mean(/^({_SIGNALS})$/) FROM "telemetry" WHERE {_DEVICE} AND $timeFilter '
+    f'SELECT mean(/^({_SIGNALS})$/) FROM "{Telemetry.NAME}" WHERE {_DEVICE} AND $timeFilter '
     "GROUP BY time($__interval) fill(none)",
     ("mean_.+",),
 )
 DEVICE_SCORE = Query(
     "device_score",
-    f'SELECT max("score") AS "score" FROM "anomaly" WHERE {_DEVICE} AND $timeFilter '
-    "GROUP BY time($__interval) fill(none)",
+    f'SELECT max("{Anomaly.SCORE}") AS "score" FROM "{Anomaly.NAME}" '
+    f"WHERE {_DEVICE} AND $timeFilter GROUP BY time($__interval) fill(none)",
     ("score",),
 )
 DEVICE_DEVIATIONS = Query(
     "device_deviations",
-    f'SELECT max(/^z_/) FROM "anomaly" WHERE {_DEVICE} AND $timeFilter '
-    "GROUP BY time($__interval) fill(none)",
-    ("max_z_.+",),
+    f'SELECT max(/^{Anomaly.DEVIATION_PREFIX}/) FROM "{Anomaly.NAME}" '
+    f"WHERE {_DEVICE} AND $timeFilter GROUP BY time($__interval) fill(none)",
+    (f"max_{Anomaly.DEVIATION_PREFIX}.+",),
 )
 DEVICE_TIME_TO_FAILURE = Query(
     "device_time_to_failure",
-    'SELECT last("time_to_failure_h") AS "ttf_h", last("lower_h") AS "lower_h", '
-    f'last("upper_h") AS "upper_h" FROM "prediction" WHERE {_DEVICE} AND $timeFilter '
-    'GROUP BY time($__interval), "metric" fill(none)',
+    f'SELECT last("{_P.TIME_TO_FAILURE_H}") AS "ttf_h", last("{_P.LOWER_H}") AS "lower_h", '
+    f'last("{_P.UPPER_H}") AS "upper_h" FROM "{_P.NAME}" WHERE {_DEVICE} AND $timeFilter '
+    f'GROUP BY time($__interval), "{_P.METRIC}" fill(none)',
     ("ttf_h", "lower_h", "upper_h"),
-    ("metric",),
+    (_P.METRIC,),
 )
+_SETTINGS: Final = "|".join(p.removesuffix("_") for p in (_T.REPORTED_PREFIX, _T.DESIRED_PREFIX))
 DEVICE_SETTINGS = Query(
     "device_settings",
-    f'SELECT last(/^(reported|desired)_/) FROM "twin" WHERE {_DEVICE} AND $timeFilter '
+    f'SELECT last(/^({_SETTINGS})_/) FROM "{_T.NAME}" WHERE {_DEVICE} AND $timeFilter '
     "GROUP BY time($__interval) fill(previous)",
-    ("last_reported_.+", "last_desired_.+"),
+    (f"last_{_T.REPORTED_PREFIX}.+", f"last_{_T.DESIRED_PREFIX}.+"),
 )
 DEVICE_STATE = Query(
     "device_state",
-    'SELECT last("online") AS "online", last("delta_size") AS "delta_size", '
-    f'last("version") AS "version" FROM "twin" WHERE {_DEVICE} AND $timeFilter',
+    f'SELECT last("{_T.ONLINE}") AS "online", last("{_T.DELTA_SIZE}") AS "delta_size", '
+    f'last("{_T.VERSION}") AS "version" FROM "{_T.NAME}" WHERE {_DEVICE} AND $timeFilter',
     ("online", "delta_size", "version"),
     (),
     "table",
 )
 DEVICE_ALERT_MARKS = Query(
     "device_alert_marks",
-    f'SELECT "summary", "kind", "severity", "state" FROM "alert" WHERE {_DEVICE} AND $timeFilter',
-    ("summary", "kind", "severity", "state"),
+    f'SELECT "{_A.SUMMARY}", "{_A.KIND}", "{_A.SEVERITY}", "{_A.STATE}" FROM "{_A.NAME}" '
+    f"WHERE {_DEVICE} AND $timeFilter",
+    (_A.SUMMARY, _A.KIND, _A.SEVERITY, _A.STATE),
     (),
     "table",
 )
 DEVICE_IDS = Query(
     "device_ids",
-    'SHOW TAG VALUES FROM "telemetry" WITH KEY = "device_id"',
+    f'SHOW TAG VALUES FROM "{Telemetry.NAME}" WITH KEY = {_ID}',
     ("key", "value"),
     (),
     "table",
@@ -164,26 +179,27 @@ DEVICE_IDS = Query(
 
 ALERT_HISTORY = Query(
     "alert_history",
-    'SELECT "state", "summary", "duration_s", "alert_id" FROM "alert" WHERE $timeFilter '
-    'GROUP BY "device_id", "device_type", "kind", "severity"',
-    ("state", "summary", "duration_s", "alert_id"),
-    ("device_id", "device_type", "kind", "severity"),
+    f'SELECT "{_A.STATE}", "{_A.SUMMARY}", "{_A.DURATION_S}", "{_A.ALERT_ID}" FROM "{_A.NAME}" '
+    f'WHERE $timeFilter GROUP BY {_ID}, {_TYPE}, "{_A.KIND}", "{_A.SEVERITY}"',
+    (_A.STATE, _A.SUMMARY, _A.DURATION_S, _A.ALERT_ID),
+    (DEVICE_ID, DEVICE_TYPE, _A.KIND, _A.SEVERITY),
     "table",
 )
 ALERTS_RAISED = Query(
     "alerts_raised",
-    'SELECT count("alert_id") AS "raised" FROM "alert" WHERE "state" = \'open\' '
-    'AND $timeFilter GROUP BY time($__interval), "severity" fill(0)',
+    f'SELECT count("{_A.ALERT_ID}") AS "raised" FROM "{_A.NAME}" WHERE "{_A.STATE}" = \'open\' '
+    f'AND $timeFilter GROUP BY time($__interval), "{_A.SEVERITY}" fill(0)',
     ("raised",),
-    ("severity",),
+    (_A.SEVERITY,),
 )
 OPEN_ALERTS = Query(
     "open_alerts",
-    'SELECT "open", "summary" FROM (SELECT last("open") AS "open", last("summary") AS '
-    '"summary" FROM "alert" WHERE $timeFilter GROUP BY "device_id", "kind", "severity", '
-    '"alert") WHERE "open" = 1 GROUP BY "device_id", "kind", "severity"',
+    f'SELECT "open", "summary" FROM (SELECT last("{_A.OPEN}") AS "open", '
+    f'last("{_A.SUMMARY}") AS "summary" FROM "{_A.NAME}" WHERE $timeFilter '
+    f'GROUP BY {_ID}, "{_A.KIND}", "{_A.SEVERITY}", "{_A.ALERT}") WHERE "open" = 1 '
+    f'GROUP BY {_ID}, "{_A.KIND}", "{_A.SEVERITY}"',
     ("open", "summary"),
-    ("device_id", "kind", "severity"),
+    (DEVICE_ID, _A.KIND, _A.SEVERITY),
     "table",
 )
 
@@ -196,37 +212,38 @@ RULE_WINDOWS: Final = {"anomaly": 180, "prediction": 900, "offline": 86400, "dea
 
 RULE_ANOMALY = Query(
     "rule_anomaly",
-    'SELECT min("score") AS "score" FROM "anomaly" WHERE "warming_up" = false '
+    f'SELECT min("{Anomaly.SCORE}") AS "score" FROM "{Anomaly.NAME}" '
+    f'WHERE "{Anomaly.WARMING_UP}" = false '
     f"AND time > now() - {RULE_WINDOWS['anomaly']}s "
-    'GROUP BY "device_id", "device_type"',
+    f"GROUP BY {_ID}, {_TYPE}",
     ("score",),
-    ("device_id", "device_type"),
+    (DEVICE_ID, DEVICE_TYPE),
 )
 RULE_PREDICTION = Query(
     "rule_prediction",
-    'SELECT last("time_to_failure_h") AS "ttf_h" FROM "prediction" '
+    f'SELECT last("{_P.TIME_TO_FAILURE_H}") AS "ttf_h" FROM "{_P.NAME}" '
     f"WHERE time > now() - {RULE_WINDOWS['prediction']}s "
-    'GROUP BY "device_id", "device_type", "metric"',
+    f'GROUP BY {_ID}, {_TYPE}, "{_P.METRIC}"',
     ("ttf_h",),
-    ("device_id", "device_type", "metric"),
+    (DEVICE_ID, DEVICE_TYPE, _P.METRIC),
 )
 RULE_OFFLINE = Query(
     "rule_offline",
-    'SELECT last("online") AS "online" FROM "twin" '
+    f'SELECT last("{_T.ONLINE}") AS "online" FROM "{_T.NAME}" '
     f"WHERE time > now() - {RULE_WINDOWS['offline']}s "
-    'GROUP BY "device_id", "device_type"',
+    f"GROUP BY {_ID}, {_TYPE}",
     ("online",),
-    ("device_id", "device_type"),
+    (DEVICE_ID, DEVICE_TYPE),
 )
 #: Dead letters of one device over the window: the growth of its twin's invalid counter (the
 #: twin knows the device's type, which a refused payload does not carry).
 RULE_DEAD_LETTERS = Query(
     "rule_dead_letters",
-    'SELECT spread("quality_invalid") AS "dead_letters" FROM "twin" '
+    f'SELECT spread("{_T.QUALITY_PREFIX}invalid") AS "dead_letters" FROM "{_T.NAME}" '
     f"WHERE time > now() - {RULE_WINDOWS['dead_letters']}s "
-    'GROUP BY "device_id", "device_type"',
+    f"GROUP BY {_ID}, {_TYPE}",
     ("dead_letters",),
-    ("device_id", "device_type"),
+    (DEVICE_ID, DEVICE_TYPE),
 )
 
 #: Every query, for the checks against a real InfluxQL engine.

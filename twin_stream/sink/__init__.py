@@ -1,17 +1,25 @@
-"""The InfluxDB sink: ``points`` (records -> points) and ``writer`` (the commit-after-write loop).
+"""The InfluxDB sink: ``measurements`` (the one list of names), ``points`` (records -> points)
+and ``writer`` (the commit-after-write loop).
 
 :func:`make_sink` wires a Kafka consumer of the platform's topics to an InfluxDB target.
 """
 
 from __future__ import annotations
 
-from kafka import KafkaConsumer
-
-from twin_stream.domain.topics import KAFKA_TOPICS
-from twin_stream.sink.points import MEASUREMENTS
+from twin_stream.kafka import KAFKA_TOPICS, make_consumer
+from twin_stream.sink.measurements import MEASUREMENT_OF_KIND
+from twin_stream.sink.points import MEASUREMENTS, to_points
 from twin_stream.sink.writer import InfluxTarget, Sink, SinkStats
 
-__all__ = ["InfluxTarget", "Sink", "SinkStats", "make_sink"]
+__all__ = [
+    "MEASUREMENTS",
+    "MEASUREMENT_OF_KIND",
+    "InfluxTarget",
+    "Sink",
+    "SinkStats",
+    "make_sink",
+    "to_points",
+]
 
 
 def make_sink(
@@ -25,13 +33,8 @@ def make_sink(
     flush_interval_s: float = 1.0,
 ) -> Sink:
     kind_of_topic = {topics[kind]: kind for kind in MEASUREMENTS}
-    consumer = KafkaConsumer(
-        *kind_of_topic,
-        bootstrap_servers=bootstrap,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **(kafka_options or {}),
+    consumer = make_consumer(
+        bootstrap, *kind_of_topic, group_id=group_id, options=kafka_options or {}
     )
     return Sink(
         consumer, target, kind_of_topic, batch_size=batch_size, flush_interval_s=flush_interval_s

@@ -19,6 +19,18 @@ import orjson
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
+from twin_stream.sink.measurements import (
+    DEVICE_ID,
+    DEVICE_TYPE,
+    MEASUREMENT_OF_KIND,
+    Alert,
+    Anomaly,
+    DeadLetter,
+    Prediction,
+    Telemetry,
+    Twin,
+)
+
 __all__ = ["MEASUREMENTS", "to_points"]
 
 
@@ -29,14 +41,14 @@ def _ms(ts: str) -> int:
 def _base(measurement: str, body: dict[str, object], ts: str) -> Point:
     return (
         Point(measurement)
-        .tag("device_id", body["device_id"])
-        .tag("device_type", body.get("device_type") or "unknown")
+        .tag(DEVICE_ID, body["device_id"])
+        .tag(DEVICE_TYPE, body.get("device_type") or "unknown")
         .time(_ms(ts), WritePrecision.MS)
     )
 
 
 def _telemetry(body: dict[str, object]) -> list[Point]:
-    point = _base("telemetry", body, str(body["ts"])).field("seq", int(body["seq"]))  # type: ignore[call-overload]
+    point = _base(Telemetry.NAME, body, str(body["ts"])).field(Telemetry.SEQ, int(body["seq"]))  # type: ignore[call-overload]
     for name, value in (body.get("metrics") or {}).items():  # type: ignore[attr-defined]
         if value is not None:
             point.field(name, float(value))
@@ -45,32 +57,29 @@ def _telemetry(body: dict[str, object]) -> list[Point]:
 
 def _anomaly(body: dict[str, object]) -> list[Point]:
     point = (
-        _base("anomaly", body, str(body["ts"]))
-        .field("score", float(body["score"]))  # type: ignore[arg-type]
-        .field("seq", int(body["seq_last"]))  # type: ignore[call-overload]
-        .field("warming_up", bool(body.get("warming_up")))
-        .tag("detector_version", body.get("detector_version") or "")
+        _base(Anomaly.NAME, body, str(body["ts"]))
+        .field(Anomaly.SCORE, float(body["score"]))  # type: ignore[arg-type]
+        .field(Anomaly.SEQ, int(body["seq_last"]))  # type: ignore[call-overload]
+        .field(Anomaly.WARMING_UP, bool(body.get("warming_up")))
+        .tag(Anomaly.DETECTOR_VERSION, body.get("detector_version") or "")
     )
     for name, deviation in (body.get("contributions") or {}).items():  # type: ignore[attr-defined]
-        point.field(f"z_{name}", float(deviation))
+        point.field(f"{Anomaly.DEVIATION_PREFIX}{name}", float(deviation))
     return [point]
 
 
 def _prediction(body: dict[str, object]) -> list[Point]:
     point = (
-        _base("prediction", body, str(body["ts"]))
-        .tag("metric", body["metric"])
-        .field("value", float(body["value"]))  # type: ignore[arg-type]
-        .field("limit", float(body["limit"]))  # type: ignore[arg-type]
-        .field("trend_per_h", float(body["trend_per_h"]))  # type: ignore[arg-type]
+        _base(Prediction.NAME, body, str(body["ts"]))
+        .tag(Prediction.METRIC, body["metric"])
+        .field(Prediction.VALUE, float(body["value"]))  # type: ignore[arg-type]
+        .field(Prediction.LIMIT, float(body["limit"]))  # type: ignore[arg-type]
+        .field(Prediction.TREND_PER_H, float(body["trend_per_h"]))  # type: ignore[arg-type]
     )
-    for key in ("time_to_failure_h", "lower_h", "upper_h"):
+    for key in (Prediction.TIME_TO_FAILURE_H, Prediction.LOWER_H, Prediction.UPPER_H):
         if body.get(key) is not None:
             point.field(key, float(body[key]))  # type: ignore[arg-type]
     return [point]
-
-
-_SEVERITIES = ("info", "warning", "critical")
 
 
 def _alert(body: dict[str, object]) -> list[Point]:
@@ -90,26 +99,26 @@ def _alert(body: dict[str, object]) -> list[Point]:
     """
     state, severity = str(body["state"]), str(body["severity"])
     point = (
-        _base("alert", body, str(body["ts"]))
-        .tag("kind", body["kind"])
-        .tag("severity", severity)
-        .tag("alert", str(body["alert_id"]))
-        .field("state", state)
-        .field("open", 0 if state == "resolved" else 1)
-        .field("alert_id", str(body["alert_id"]))
-        .field("summary", str(body["summary"]))
-        .field("revision", int(body.get("revision") or 0))  # type: ignore[call-overload]
+        _base(Alert.NAME, body, str(body["ts"]))
+        .tag(Alert.KIND, body["kind"])
+        .tag(Alert.SEVERITY, severity)
+        .tag(Alert.ALERT, str(body["alert_id"]))
+        .field(Alert.STATE, state)
+        .field(Alert.OPEN, 0 if state == "resolved" else 1)
+        .field(Alert.ALERT_ID, str(body["alert_id"]))
+        .field(Alert.SUMMARY, str(body["summary"]))
+        .field(Alert.REVISION, int(body.get("revision") or 0))  # type: ignore[call-overload]
     )
     if body.get("resolved_at"):
         duration = (_ms(str(body["resolved_at"])) - _ms(str(body["opened_at"]))) / 1000
-        point.field("duration_s", duration)
+        point.field(Alert.DURATION_S, duration)
     others = [
-        _base("alert", body, str(body["ts"]))
-        .tag("kind", body["kind"])
-        .tag("severity", other)
-        .tag("alert", str(body["alert_id"]))
-        .field("open", 0)
-        for other in _SEVERITIES
+        _base(Alert.NAME, body, str(body["ts"]))
+        .tag(Alert.KIND, body["kind"])
+        .tag(Alert.SEVERITY, other)
+        .tag(Alert.ALERT, str(body["alert_id"]))
+        .field(Alert.OPEN, 0)
+        for other in Alert.SEVERITIES
         if other != severity
     ]
     return [point, *others]
@@ -118,21 +127,21 @@ def _alert(body: dict[str, object]) -> list[Point]:
 def _twin(body: dict[str, object]) -> list[Point]:
     quality: dict[str, int] = body.get("quality") or {}  # type: ignore[assignment]
     point = (
-        _base("twin", body, str(body["changed_at"]))
-        .tag("connectivity", body["connectivity"])
-        .field("version", int(body["version"]))  # type: ignore[call-overload]
-        .field("online", 1 if body["connectivity"] == "online" else 0)
-        .field("delta_size", len(body.get("delta") or {}))  # type: ignore[arg-type]
-        .field("health", str(body.get("health")))
+        _base(Twin.NAME, body, str(body["changed_at"]))
+        .tag(Twin.CONNECTIVITY, body["connectivity"])
+        .field(Twin.VERSION, int(body["version"]))  # type: ignore[call-overload]
+        .field(Twin.ONLINE, 1 if body["connectivity"] == "online" else 0)
+        .field(Twin.DELTA_SIZE, len(body.get("delta") or {}))  # type: ignore[arg-type]
+        .field(Twin.HEALTH, str(body.get("health")))
     )
     for key, value in quality.items():
-        point.field(f"quality_{key}", int(value))
+        point.field(f"{Twin.QUALITY_PREFIX}{key}", int(value))
     # Numeric settings side by side, for "reported vs desired" (strings stay in the twin API).
-    for side in ("reported", "desired"):
+    for side, prefix in (("reported", Twin.REPORTED_PREFIX), ("desired", Twin.DESIRED_PREFIX)):
         settings: dict[str, object] = body.get(side) or {}  # type: ignore[assignment]
         for key, setting in settings.items():
             if isinstance(setting, int | float) and not isinstance(setting, bool):
-                point.field(f"{side}_{key}", float(setting))
+                point.field(f"{prefix}{key}", float(setting))
     return [point]
 
 
@@ -146,24 +155,27 @@ def _dead_letter(body: dict[str, object]) -> list[Point]:
     rule = _RULE.search(reason)
     received = datetime.fromisoformat(str(body["received_at"]).replace("Z", "+00:00"))
     return [
-        Point("dead_letter")
-        .tag("device_id", body.get("device_id") or "unknown")
-        .tag("rule", rule.group(1) if rule else "unknown")
-        .field("count", 1)
-        .field("reason", reason)
-        .field("mqtt_topic", str(body.get("mqtt_topic")))
+        Point(DeadLetter.NAME)
+        .tag(DEVICE_ID, body.get("device_id") or "unknown")
+        .tag(DeadLetter.RULE, rule.group(1) if rule else "unknown")
+        .field(DeadLetter.COUNT, 1)
+        .field(DeadLetter.REASON, reason)
+        .field(DeadLetter.MQTT_TOPIC, str(body.get("mqtt_topic")))
         .time(int(received.timestamp() * 1_000_000), WritePrecision.US)
     ]
 
 
-#: The measurement written for each kind of Kafka topic.
+_WRITERS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
+    Telemetry.NAME: _telemetry,
+    Anomaly.NAME: _anomaly,
+    Prediction.NAME: _prediction,
+    Alert.NAME: _alert,
+    Twin.NAME: _twin,
+    DeadLetter.NAME: _dead_letter,
+}
+#: The points written for each kind of Kafka topic (its measurement: ``MEASUREMENT_OF_KIND``).
 MEASUREMENTS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
-    "telemetry": _telemetry,
-    "scores": _anomaly,
-    "predictions": _prediction,
-    "alerts": _alert,
-    "twins": _twin,
-    "dlq": _dead_letter,
+    kind: _WRITERS[measurement] for kind, measurement in MEASUREMENT_OF_KIND.items()
 }
 
 

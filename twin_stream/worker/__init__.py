@@ -1,0 +1,20 @@
+"""The Faust worker: ``app`` (wiring), ``agents`` (one per topic), ``checkpoint`` (the device
+cache and its checkpoints), ``processing`` (one device's events, without Faust), ``views`` (the
+twin API)."""
+
+from twin_stream.worker.agents import Publisher, WorkerAgents, register_agents
+from twin_stream.worker.app import WorkerConfig, create_app
+from twin_stream.worker.checkpoint import DeviceCache
+from twin_stream.worker.processing import DeviceState, Outputs, twin_view
+
+__all__ = [
+    "DeviceCache",
+    "DeviceState",
+    "Outputs",
+    "Publisher",
+    "WorkerAgents",
+    "WorkerConfig",
+    "create_app",
+    "register_agents",
+    "twin_view",
+]

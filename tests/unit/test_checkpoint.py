@@ -1,0 +1,140 @@
+"""The worker's device cache and checkpoints, on plain dicts (no Faust): which devices are due,
+when each was last saved, and what a rebalance forgets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from simulators.fast_forward import readings
+from simulators.fleet import FleetPlan
+from twin_stream.worker.checkpoint import DeviceCache
+from twin_stream.worker.processing import DeviceState, Outputs
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+DEVICE = "pump-0001"
+
+
+class Clock:
+    def __init__(self, t: float = 10_000.0) -> None:  # time.monotonic: long past interval_s
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _cache(
+    every: int = 5, interval_s: float = 30.0
+) -> tuple[DeviceCache, dict[bytes, bytes | None], dict[bytes, bytes | None], Clock]:
+    twins: dict[bytes, bytes | None] = {}
+    models: dict[bytes, bytes | None] = {}
+    clock = Clock()
+    cache = DeviceCache(twins, models, every=every, interval_s=interval_s, clock=clock)
+    return cache, twins, models, clock
+
+
+def _raw_readings(n: int) -> list[bytes]:
+    plan = FleetPlan.generate(1, hours=n / 3600, fault_fraction=0.0, seed=3)
+    return [
+        r.model_dump_json(exclude_none=True).encode()
+        for r in readings(plan, interval_s=1.0, start=NOW - timedelta(seconds=n))
+    ]
+
+
+def _device(raw: bytes) -> str:
+    device_id: str = orjson.loads(raw)["device_id"]
+    return device_id
+
+
+def _read(cache: DeviceCache, raw: bytes) -> DeviceState:
+    """One reading through the cache, as the telemetry agent handles it."""
+    device = _device(raw)
+    state = cache.load(device)
+    out = state.on_telemetry(raw, now=NOW)
+    cache.save(device, state, out, reading=True)
+    return state
+
+
+def test_load_caches_the_state_and_peek_does_not() -> None:
+    cache, _, _, _ = _cache()
+    peeked = cache.peek(DEVICE)
+    assert cache.items() == []
+    loaded = cache.load(DEVICE)
+    assert loaded is not peeked
+    assert cache.load(DEVICE) is loaded
+    assert cache.peek(DEVICE) is loaded  # a cached device is read from the cache
+    assert cache.items() == [(DEVICE, loaded)]
+
+
+def test_models_are_saved_every_k_readings_not_on_every_reading() -> None:
+    cache, twins, models, clock = _cache(every=5, interval_s=3600.0)
+    raws = _raw_readings(12)
+    device = _device(raws[0])
+    _read(cache, raws[0])  # never checkpointed by this worker: due
+    assert device.encode() in models
+    assert cache.last_checkpoint(device) == clock.t
+    saved = models[device.encode()]
+    for raw in raws[1:5]:
+        clock.t += 1
+        _read(cache, raw)
+    assert models[device.encode()] == saved  # 4 readings: not due yet
+    state = cache.load(device)
+    assert state.events_since_checkpoint == 4
+    assert not cache.is_due(device, state)
+    clock.t += 1
+    _read(cache, raws[5])  # the 5th reading since the checkpoint
+    assert models[device.encode()] != saved
+    assert state.events_since_checkpoint == 0
+    assert cache.last_checkpoint(device) == clock.t
+    assert twins[device.encode()] is not None
+
+
+def test_models_are_saved_after_the_interval_even_with_few_readings() -> None:
+    cache, _, models, clock = _cache(every=1000, interval_s=30.0)
+    raws = _raw_readings(3)
+    device = _device(raws[0])
+    _read(cache, raws[0])
+    first = cache.last_checkpoint(device)
+    clock.t += 10
+    _read(cache, raws[1])
+    assert cache.last_checkpoint(device) == first
+    clock.t += 25  # 35 s since the checkpoint
+    state = cache.load(device)
+    assert cache.is_due(device, state)
+    _read(cache, raws[2])
+    assert cache.last_checkpoint(device) == clock.t
+    assert device.encode() in models
+
+
+def test_a_non_reading_change_writes_the_twin_at_once_but_never_the_models() -> None:
+    cache, twins, models, _ = _cache(every=1000, interval_s=3600.0)
+    state = cache.load(DEVICE)
+    out = state.on_dead_letter()
+    cache.save(DEVICE, state, out, reading=False)
+    assert twins[DEVICE.encode()] == state.twin.model_dump_json().encode()
+    assert DEVICE.encode() not in models
+    # Nothing changed: nothing is written.
+    twins.clear()
+    cache.save(DEVICE, state, Outputs(twin_changed=False), reading=False)
+    assert twins == {}
+
+
+def test_assignment_forgets_the_cache_and_reloads_from_the_tables() -> None:
+    cache, twins, _, _ = _cache()
+    state = cache.load(DEVICE)
+    cache.save(DEVICE, state, state.on_dead_letter(), reading=False)
+    state.twin.count_invalid()  # a change after the last save, lost with the cache
+    cache.on_assigned()
+    assert cache.items() == []
+    reloaded = cache.load(DEVICE)
+    assert reloaded is not state
+    assert reloaded.twin.quality.invalid == 1
+    assert reloaded.resumed  # restored from a checkpoint
+
+
+def test_revocation_forgets_the_cache() -> None:
+    cache, _, _, _ = _cache()
+    cache.load(DEVICE)
+    cache.on_revoked()
+    assert cache.items() == []

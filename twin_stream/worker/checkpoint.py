@@ -1,0 +1,118 @@
+"""The devices a worker owns: their cached state, and when each is checkpointed to the tables.
+
+The twin and the models (detector and alert policy) live in two tables backed by changelog
+topics. Writing the models on every reading would cost a pickle and a changelog record per
+event, so a device's models are saved every ``every`` readings or ``interval_s`` seconds,
+whichever comes first; a restarted or rebalanced worker resumes the device from there.
+Between checkpoints the state is kept in memory, for as long as this worker owns the device.
+
+The tables are plain mappings here (Faust tables in the worker, dicts in the tests):
+
+>>> from twin_stream.worker.processing import Outputs
+>>> twins, models = {}, {}
+>>> cache = DeviceCache(twins, models, every=2, interval_s=3600.0, clock=lambda: 0.0)
+>>> state = cache.load("pump-0001")
+>>> state.events_since_checkpoint = 2
+>>> cache.is_due("pump-0001", state)
+True
+>>> cache.save("pump-0001", state, Outputs(twin_changed=True), reading=False)
+>>> list(twins), state.twin.version
+([b'pump-0001'], 0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping
+
+from twin_stream.worker.processing import DeviceState, Outputs
+
+__all__ = ["DeviceCache"]
+
+#: A table of bytes keys (the device id) and bytes values; ``get`` answers None when absent.
+Table = MutableMapping[bytes, bytes | None]
+
+
+class DeviceCache:
+    """The states of the devices this worker owns, and their checkpoint bookkeeping."""
+
+    def __init__(
+        self,
+        twins: Table,
+        models: Table,
+        *,
+        every: int,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.twins = twins
+        self.models = models
+        self.every = every
+        self.interval_s = interval_s
+        self.clock = clock
+        self._states: dict[str, DeviceState] = {}
+        self._last_checkpoint: dict[str, float] = {}
+        self._saved_version: dict[str, int] = {}  # the twin version last written, per device
+
+    def peek(self, device_id: str) -> DeviceState:
+        """The state for a read-only view: never cached, so a worker that does not own the
+        device cannot keep a stale copy of it."""
+        state = self._states.get(device_id)
+        if state is not None:
+            return state
+        key = device_id.encode()
+        return DeviceState.restore(device_id, self.twins.get(key), self.models.get(key))
+
+    def load(self, device_id: str) -> DeviceState:
+        """The state to update: cached while this worker owns the device."""
+        state = self._states.get(device_id)
+        if state is None:
+            state = self._states[device_id] = self.peek(device_id)
+        return state
+
+    def items(self) -> list[tuple[str, DeviceState]]:
+        """Every cached device and its state (a copy: safe to iterate while events arrive)."""
+        return list(self._states.items())
+
+    def is_due(self, device_id: str, state: DeviceState, now: float | None = None) -> bool:
+        """Whether the device's models are due for a checkpoint (enough readings or time)."""
+        now = self.clock() if now is None else now
+        return (
+            state.events_since_checkpoint >= self.every
+            or now - self._last_checkpoint.get(device_id, 0.0) >= self.interval_s
+        )
+
+    def last_checkpoint(self, device_id: str) -> float | None:
+        """When (on :attr:`clock`) the device's models were last saved by this worker."""
+        return self._last_checkpoint.get(device_id)
+
+    def save(self, device_id: str, state: DeviceState, out: Outputs, *, reading: bool) -> None:
+        """Write the twin and the models to their tables (and so to their changelogs).
+
+        A reading changes only the twin's latest values and counters: the twin is written
+        with the models, at checkpoints. Anything else (connectivity, settings, desired
+        state, dead letters) and any version change is written at once.
+        """
+        key = device_id.encode()
+        now = self.clock()
+        due = self.is_due(device_id, state, now)
+        changed_version = self._saved_version.get(device_id) != state.twin.version
+        if out.twin_changed and (not reading or changed_version or due):
+            self.twins[key] = state.twin.model_dump_json().encode()
+            self._saved_version[device_id] = state.twin.version
+        if reading and state.monitor is not None and due:
+            self.models[key] = state.models_bytes()
+            state.events_since_checkpoint = 0
+            self._last_checkpoint[device_id] = now
+
+    def on_assigned(self) -> None:
+        """Partitions were assigned: what this worker owns now is loaded afresh from the
+        tables, and every twin is written again at its next event."""
+        self._states.clear()
+        self._saved_version.clear()
+
+    def on_revoked(self) -> None:
+        """Partitions may move: whoever owns a device after the rebalance loads it from the
+        tables (its last checkpoint), so a stale copy is never used. (Faust tables can only
+        be written while handling an event, so nothing is saved here.)"""
+        self._states.clear()
