@@ -1,0 +1,56 @@
+"""Regressions found by review of detector v2: each was a false finding on healthy behaviour."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from twin_stream.domain.detection.anomaly import AnomalyDetector
+from twin_stream.domain.detection.quality import QualityMonitor
+from twin_stream.domain.monitor import DeviceMonitor
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def reading(rng: random.Random, current: float = 0.25) -> dict[str, float | None]:
+    return {
+        "flow_rate": 100 + rng.gauss(0, 1),
+        "line_pressure": 55 + rng.gauss(0, 2),
+        "motor_current": current + rng.gauss(0, 0.01),
+        "battery": 97 + rng.gauss(0, 0.3),
+    }
+
+
+def test_a_pause_pages_nobody_on_a_device_past_its_learning_day() -> None:
+    rng, m = random.Random(0), DeviceMonitor("pump-0001", "infusion_pump")
+    m.policy.on_telemetry(T0 - timedelta(days=2), -1)  # watched for two days already
+    pages = []
+    for i in range(600):
+        paused = 400 <= i < 460  # flow 0, the motor idle: a learned mode
+        r = reading(rng, 0.03 if paused else 0.25)
+        if paused:
+            r["flow_rate"] = 0.0
+        out = m.on_reading(T0 + timedelta(minutes=i), i, r)
+        pages += [a.summary for a in out.alerts if a.pages]
+    assert pages == []
+    # the same detector does page a real fault of the motor
+    for i in range(600, 620):
+        out = m.on_reading(T0 + timedelta(minutes=i), i, reading(rng, 0.6))
+        pages += [a.summary for a in out.alerts if a.pages]
+    assert pages and "motor_current" in pages[0]
+
+
+def test_healthy_gaussian_data_never_scores_one() -> None:
+    """Range novelty needs 4 sd as well as a new extreme: noise makes new extremes too."""
+    rng, d = random.Random(0), AnomalyDetector()
+    out = [d.score_one(reading(rng), T0 + timedelta(seconds=i)) for i in range(5000)]
+    assert [i for i, o in enumerate(out) if o.score == 1.0] == []
+    assert d.score_one({**reading(rng), "motor_current": 0.9}, T0).score == 1.0
+
+
+def test_a_battery_charged_to_its_limit_is_neither_stuck_nor_pinned() -> None:
+    q = QualityMonitor("infusion_pump")
+    found = []
+    for i in range(200):
+        found = q.update({"battery": min(100.0, 95.0 + i * 0.05)})
+    assert found == []
