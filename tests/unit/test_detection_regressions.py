@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from tests.unit.test_detection import T0
+from tests.unit.test_detection import normal_reading as reading
 from twin_stream.domain.detection.anomaly import AnomalyDetector
 from twin_stream.domain.detection.quality import QualityMonitor
 from twin_stream.domain.monitor import DeviceMonitor
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def reading(rng: random.Random, current: float = 0.25) -> dict[str, float | None]:
-    return {
-        "flow_rate": 100 + rng.gauss(0, 1),
-        "line_pressure": 55 + rng.gauss(0, 2),
-        "motor_current": current + rng.gauss(0, 0.01),
-        "battery": 97 + rng.gauss(0, 0.3),
-    }
 
 
 def test_a_pause_pages_nobody_on_a_device_past_its_learning_day() -> None:

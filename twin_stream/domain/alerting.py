@@ -247,9 +247,6 @@ class _Condition:
         self.latched = False
 
 
-_NONE = _Condition("predicted_failure")  # stands in for a condition never seen
-
-
 def _contribution(x: ContributionLike) -> Contribution:
     """The schema's contribution, built when an alert carries it (rarely, unlike scores)."""
     if isinstance(x, Contribution):
@@ -532,12 +529,15 @@ class AlertPolicy:
         heading = {x.metric for x in c.contributions if self._towards_failure(x, share)}
         # A signal whose predicted failure already has an alert open is that alert's root
         # cause: the anomaly does not page a second time for it.
-        covered = {
-            m for m in heading if self.conditions.get(f"predicted_failure:{m}", _NONE).active
-        }
+        covered = {m for m in heading if self._predicting(m)}
         if heading - covered:
             return "critical" if score >= p.anomaly_critical else "warning"
         return "info"
+
+    def _predicting(self, metric: str) -> bool:
+        """Whether ``metric``'s predicted failure has an alert open now."""
+        c = self.conditions.get(f"predicted_failure:{metric}")
+        return c is not None and c.active
 
     def _learning_day(self) -> bool:
         """A fleet device's first day (of its own clock). Devices of a type the platform does

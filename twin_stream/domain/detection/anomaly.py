@@ -48,6 +48,11 @@ _MAIN_MODE = ""
 _SQRT2 = math.sqrt(2.0)
 
 
+def time_of_day(ts: datetime, buckets: int) -> int:
+    """The time-of-day bucket of the device's clock ``ts`` (of ``buckets`` in a day)."""
+    return ts.hour * buckets // 24
+
+
 @dataclass(frozen=True)
 class ReadingScore:
     """The score of one reading and what drove it."""
@@ -114,7 +119,7 @@ class AnomalyDetector:
         """``metrics`` with each signal's time-of-day offset removed where its profile is in use
         (the main mode's): what the failure prediction extrapolates, so that a daily load is not
         taken for a trend."""
-        bucket = ts.hour * self.params.season_buckets // 24
+        bucket = time_of_day(ts, self.params.season_buckets)
         baselines = self.modes[_MAIN_MODE]
         out: dict[str, float | None] = {}
         for name, value in metrics.items():
@@ -132,7 +137,7 @@ class AnomalyDetector:
         present = {k: v for k, v in metrics.items() if v is not None}
         mode = self._mode(present)
         baselines = self.modes[mode]
-        bucket = None if ts is None else ts.hour * p.season_buckets // 24
+        bucket = None if ts is None else time_of_day(ts, p.season_buckets)
         warm = self.count >= p.warmup
         zs: dict[str, float] = {}
         novel: list[str] = []
