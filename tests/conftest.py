@@ -1,4 +1,4 @@
-"""Session-scoped fixtures that run the real services of twin_stream.stack.
+"""Session-scoped fixtures that run the real services of twin_stream.devtools.stack.
 
 Each service starts once per test session, on a free loopback port in a temp dir, and stops at
 the end. A missing service is an error, never a skip: the whole point of these tests is that the
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from twin_stream.devtools.stack import Stack, StackState
 from twin_stream.domain.devices import fleet_device
 from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount
-from twin_stream.stack import Stack, StackState
 
 TEST_DEVICES = [fleet_device(i)[0] for i in range(1, 21)]  # pump-0001, vent-0002, ...
 

@@ -30,10 +30,10 @@ from tests.integration.test_influx_write import stored_seqs
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
+from twin_stream.devtools.stack import Stack, free_port
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
-from twin_stream.stack import Stack, free_port
 
 DEVICES = 20
 

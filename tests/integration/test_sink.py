@@ -16,10 +16,10 @@ from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from tests.integration.test_influx_write import stored_seqs
 from tests.mqtt_helpers import wait_until
+from twin_stream.devtools.stack import Stack
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
-from twin_stream.stack import Stack
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from twin_stream.stack import _pid_alive, port_is_open
+from twin_stream.devtools.stack import _pid_alive, port_is_open
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from twin_stream.bench.detect import TARGETS, bench_detect, pump_readings
 from twin_stream.cli import app
+from twin_stream.devtools.bench.detect import TARGETS, bench_detect, pump_readings
 
 
 def test_pump_readings_are_pregenerated_in_time_order() -> None:

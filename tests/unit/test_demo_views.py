@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from twin_stream.demo.live_view import render
-from twin_stream.demo.observer import Observer
-from twin_stream.demo.report import write_report
-from twin_stream.demo.run import score_devices
+from twin_stream.devtools.demo.live_view import render
+from twin_stream.devtools.demo.observer import Observer
+from twin_stream.devtools.demo.report import write_report
+from twin_stream.devtools.demo.run import score_devices
 
 T0 = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TYPES = {"pump-0001": "infusion_pump", "vent-0002": "ventilator"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from twin_stream.devtools.evaluation.fleet import FleetEvaluation, distinct_alerts, score_alerts
 from twin_stream.domain.events import Alert
-from twin_stream.evaluation.fleet import FleetEvaluation, distinct_alerts, score_alerts
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 

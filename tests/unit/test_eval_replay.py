@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from twin_stream.evaluation.replay import parse_time, replay_csv, sniff_columns
+from twin_stream.devtools.evaluation.replay import parse_time, replay_csv, sniff_columns
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 NORMAL_ROWS = 2000

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from twin_stream.evaluation.skab import SENSORS, TRAIN_ROWS, Confusion, find_files, run_file
+from twin_stream.devtools.evaluation.skab import (
+    SENSORS,
+    TRAIN_ROWS,
+    Confusion,
+    find_files,
+    run_file,
+)
 
 HEADER = ["datetime", *SENSORS, "anomaly", "changepoint"]
 LEVELS = [0.03, 0.04, 2.0, 0.3, 70.0, 28.0, 230.0, 32.0]  # roughly SKAB's

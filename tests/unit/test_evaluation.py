@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from twin_stream.domain.monitor import DeviceMonitor
-from twin_stream.evaluation.nab import parse_nab_ts
-from twin_stream.evaluation.nab_scoring import (
+from twin_stream.devtools.evaluation.nab import parse_nab_ts
+from twin_stream.devtools.evaluation.nab_scoring import (
     PROFILES,
     best_threshold,
     normalized_score,
     scaled_sigmoid,
     sweep_rows,
 )
+from twin_stream.domain.monitor import DeviceMonitor
 
 
 def test_scaled_sigmoid_matches_nab() -> None:

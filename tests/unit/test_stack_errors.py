@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import twin_stream.stack as stack_module
+import twin_stream.devtools.stack as stack_module
+from twin_stream.devtools.stack import Stack, port_is_open
 from twin_stream.errors import ServiceBinaryMissing, ServiceNotReady
-from twin_stream.stack import Stack, port_is_open
 
 
 def test_missing_kafka_jars_name_the_make_target(tmp_path: Path) -> None:

@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from simulators.device import SimulatedDevice
-from twin_stream.bench.machine import machine_info
-from twin_stream.bench.readback import percentile
+from twin_stream.devtools.bench.machine import machine_info
+from twin_stream.devtools.bench.readback import percentile
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.monitor import DeviceMonitor
 
@@ -96,7 +96,7 @@ def _measure_rss(
     devices: int, readings_per_device: int, progress: Callable[[float], None] | None
 ) -> int:
     code = (
-        "from twin_stream.bench.detect import rss_child; "
+        "from twin_stream.devtools.bench.detect import rss_child; "
         f"rss_child({int(devices)}, {int(readings_per_device)})"
     )
     with tempfile.TemporaryFile("w+") as errors:

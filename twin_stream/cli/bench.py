@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin_stream.bench.bridge import bench_bridge
-from twin_stream.bench.detect import bench_detect
-from twin_stream.bench.pipeline import bench_e2e, bench_worker
-from twin_stream.bench.simulate import bench_simulate
-from twin_stream.cli_simulate import progress_bar
+from twin_stream.cli._common import progress_bar
+from twin_stream.devtools.bench.bridge import bench_bridge
+from twin_stream.devtools.bench.detect import bench_detect
+from twin_stream.devtools.bench.pipeline import bench_e2e, bench_worker
+from twin_stream.devtools.bench.simulate import bench_simulate
 
 bench_app = typer.Typer(help="Benchmarks (figures go to BENCHMARKS.md).", no_args_is_help=True)
 console = Console(stderr=True)

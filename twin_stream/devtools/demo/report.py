@@ -16,7 +16,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from twin_stream.demo.observer import Observer
+from twin_stream.devtools.demo.observer import Observer
 
 __all__ = ["write_report"]
 

@@ -20,10 +20,10 @@ from typing import Any
 from simulators.device import SimulatedDevice
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from twin_stream.bench.machine import machine_info
+from twin_stream.devtools.bench.machine import machine_info
+from twin_stream.devtools.stack import Stack
 from twin_stream.domain.topics import mqtt_topic
 from twin_stream.errors import ServiceBinaryMissing
-from twin_stream.stack import Stack
 
 __all__ = ["bench_simulate"]
 

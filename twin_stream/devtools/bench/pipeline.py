@@ -26,12 +26,12 @@ from kafka import KafkaConsumer, KafkaProducer
 from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from twin_stream.bench.machine import machine_info
-from twin_stream.bench.readback import output_span, percentile
+from twin_stream.devtools.bench.machine import machine_info
+from twin_stream.devtools.bench.readback import output_span, percentile
+from twin_stream.devtools.processes import subcommand
+from twin_stream.devtools.stack import Stack, free_port
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
-from twin_stream.processes import subcommand
-from twin_stream.stack import Stack, free_port
 
 __all__ = ["bench_e2e", "bench_worker"]
 
@@ -193,7 +193,7 @@ def _measure(
     duration_s: float,
     devices: int,
 ) -> dict[str, Any]:
-    from twin_stream.bench.readback import count_points
+    from twin_stream.devtools.bench.readback import count_points
 
     plan = FleetPlan.generate(devices, hours=1, fault_fraction=0.0, seed=rate)
     fleet = MqttFleet(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from twin_stream.stack import die_with_parent
+from twin_stream.devtools.stack import die_with_parent
 
 __all__ = ["subcommand"]
 

@@ -9,8 +9,8 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
-from twin_stream.bench.readback import percentile
-from twin_stream.demo.observer import Observer
+from twin_stream.devtools.bench.readback import percentile
+from twin_stream.devtools.demo.observer import Observer
 
 __all__ = ["STAGES", "render"]
 

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from simulators.device import SimulatedDevice
-from twin_stream.bench.machine import machine_info
-from twin_stream.bench.readback import count_records
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
+from twin_stream.devtools.bench.machine import machine_info
+from twin_stream.devtools.bench.readback import count_records
+from twin_stream.devtools.stack import Stack
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.errors import ServiceBinaryMissing
 from twin_stream.kafka import ensure_topics, make_producer
-from twin_stream.stack import Stack
 
 __all__ = ["bench_bridge"]
 

@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin_stream.cli_simulate import progress_bar
-from twin_stream.evaluation.fleet import evaluate_fleet
-from twin_stream.evaluation.nab import evaluate_nab
-from twin_stream.evaluation.replay import DEFAULT_TYPE, replay_csv
-from twin_stream.evaluation.skab import evaluate_skab
+from twin_stream.cli._common import progress_bar
+from twin_stream.devtools.evaluation.fleet import evaluate_fleet
+from twin_stream.devtools.evaluation.nab import evaluate_nab
+from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, replay_csv
+from twin_stream.devtools.evaluation.skab import evaluate_skab
 
 eval_app = typer.Typer(
     help="Evaluate the detectors through DeviceMonitor, production's per-device path (one "

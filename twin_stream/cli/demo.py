@@ -30,7 +30,7 @@ def demo(
 ) -> None:
     """Start the local stack, the bridge, a worker and the sink, run a simulated fleet with
     faults through them while showing what the platform sees, then write an HTML report."""
-    from twin_stream.demo.run import DemoOptions, run_demo
+    from twin_stream.devtools.demo.run import DemoOptions, run_demo
 
     if not 0.0 <= fault_fraction <= 1.0:
         raise typer.BadParameter("--fault-fraction must be within [0, 1]")

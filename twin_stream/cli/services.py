@@ -17,10 +17,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from twin_stream import stack as local_stack
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.config import Settings, parse_mqtt_url
+from twin_stream.devtools import stack as local_stack
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.mqtt_auth import BRIDGE_USER

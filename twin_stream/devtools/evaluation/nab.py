@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from twin_stream.domain.detection.params import DETECTOR_VERSION
-from twin_stream.domain.monitor import DeviceMonitor
-from twin_stream.evaluation.nab_scoring import (
+from twin_stream.devtools.evaluation.nab_scoring import (
     PROFILES,
     ScoredRow,
     best_threshold,
     normalized_score,
     sweep_rows,
 )
+from twin_stream.domain.detection.params import DETECTOR_VERSION
+from twin_stream.domain.monitor import DeviceMonitor
 
 __all__ = ["DEVICE_TYPE", "NabFile", "evaluate_nab", "load_corpus", "parse_nab_ts", "score_file"]
 

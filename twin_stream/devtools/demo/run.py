@@ -27,15 +27,15 @@ from rich.live import Live
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from twin_stream.bench.readback import count_points, percentile
-from twin_stream.demo.live_view import render
-from twin_stream.demo.observer import Observer
-from twin_stream.demo.report import write_report
+from twin_stream.devtools.bench.readback import count_points, percentile
+from twin_stream.devtools.demo.live_view import render
+from twin_stream.devtools.demo.observer import Observer
+from twin_stream.devtools.demo.report import write_report
+from twin_stream.devtools.processes import subcommand
+from twin_stream.devtools.stack import Stack, free_port
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import TwinStreamError
 from twin_stream.kafka import ensure_topics
-from twin_stream.processes import subcommand
-from twin_stream.stack import Stack, free_port
 
 __all__ = ["DemoOptions", "demo_plan", "run_demo", "score_devices"]
 

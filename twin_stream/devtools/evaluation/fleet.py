@@ -42,6 +42,7 @@ __all__ = [
     "score_alerts",
 ]
 
+
 @dataclass(frozen=True)
 class RaisedAlert:
     """One distinct alert: when it was raised (paged, for a paging one) and at what severity."""

@@ -1,0 +1,58 @@
+"""The package's layout rules, checked on the source: who may import what."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "twin_stream"
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules_importing(prefix: str) -> dict[str, set[str]]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        hits = {n for n in _imports(path) if n == prefix or n.startswith(prefix + ".")}
+        if hits:
+            found[str(path.relative_to(PACKAGE.parent))] = hits
+    return found
+
+
+def test_only_devtools_imports_the_simulators() -> None:
+    outside = {
+        path: names
+        for path, names in _modules_importing("simulators").items()
+        if not path.startswith("twin_stream/devtools/")
+    }
+    assert outside == {}, f"only twin_stream/devtools may import simulators: {outside}"
+    assert _modules_importing("simulators"), "the rule must look at real imports"
+
+
+def test_the_platform_does_not_import_devtools() -> None:
+    # The CLI is the one edge that may start dev tooling (demo, bench, eval, stack).
+    platform = {
+        path: names
+        for path, names in _modules_importing("twin_stream.devtools").items()
+        if not path.startswith(("twin_stream/devtools/", "twin_stream/cli/"))
+    }
+    assert platform == {}, f"the platform must not import devtools: {platform}"
+
+
+def test_the_domain_imports_no_io_library() -> None:
+    io_libraries = ("faust", "kafka", "aiokafka", "paho", "influxdb_client", "grafana_client")
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(
+            n for n in _imports(path) if n.split(".")[0] in io_libraries
+        )
+        for path in (PACKAGE / "domain").rglob("*.py")
+    }
+    assert {p: n for p, n in offenders.items() if n} == {}
