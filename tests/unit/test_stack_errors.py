@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import twin_stream.devtools.stack as stack_module
+import twin_stream.devtools.stack.service as service_module
 from twin_stream.devtools.stack import Stack, port_is_open
 from twin_stream.errors import ServiceBinaryMissing, ServiceNotReady
 
@@ -20,11 +20,8 @@ def test_missing_kafka_jars_name_the_make_target(tmp_path: Path) -> None:
         stack.up(timeout=5)
 
 
-def test_a_missing_influxd_names_the_make_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TWIN_INFLUXD", str(tmp_path / "no-influxd"))
-    stack = Stack(tmp_path / "s", services=["influxdb"])
+def test_a_missing_influxd_names_the_make_target(tmp_path: Path) -> None:
+    stack = Stack(tmp_path / "s", services=["influxdb"], influxd=tmp_path / "no-influxd")
     with pytest.raises(ServiceBinaryMissing, match="make influxd"):
         stack.up(timeout=5)
 
@@ -63,7 +60,7 @@ def test_a_service_that_dies_shows_its_log_tail(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(stack_module, "free_port", lambda: port)
+        monkeypatch.setattr(service_module, "free_port", lambda: port)  # what a service binds
         stack = Stack(tmp_path / "s", services=["mosquitto"], device_ids=["pump-0001"])
         with pytest.raises(ServiceNotReady) as raised:
             stack.up(timeout=10)

@@ -28,8 +28,8 @@ from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.devtools.bench.machine import machine_info
 from twin_stream.devtools.bench.readback import output_span, percentile
-from twin_stream.devtools.processes import subcommand
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.processes import subcommand
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
 

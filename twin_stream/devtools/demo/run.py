@@ -31,8 +31,8 @@ from twin_stream.devtools.bench.readback import count_points, percentile
 from twin_stream.devtools.demo.live_view import render
 from twin_stream.devtools.demo.observer import Observer
 from twin_stream.devtools.demo.report import write_report
-from twin_stream.devtools.processes import subcommand
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.processes import subcommand
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import TwinStreamError
 from twin_stream.kafka import ensure_topics

@@ -1,0 +1,162 @@
+"""The local stack: real Mosquitto, Apache Kafka and InfluxDB as local processes.
+
+No Docker engine is needed. :class:`Stack` builds the chosen services under one root directory;
+``up`` starts them all and waits until every service answers (bounded, and a failure shows the
+tail of that service's log, and stops whatever was started); ``down`` stops them all. The state
+file (``<root>/state.json``) records each service's pid, port and URL for ``status`` and ``down``.
+
+Processes started for a test session are tied to their parent, so a killed test run cannot leave
+a broker behind; ``twin-stream stack up`` detaches them on purpose and ``twin-stream stack down``
+stops them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from twin_stream.devtools.stack.influxdb import INFLUX_DATABASE, InfluxDB
+from twin_stream.devtools.stack.kafka import Kafka, find_kafka_libs
+from twin_stream.devtools.stack.mosquitto import Mosquitto
+from twin_stream.devtools.stack.processes import pid_alive, stop_process_group
+from twin_stream.devtools.stack.service import Service
+from twin_stream.devtools.stack.state import STATE_FILE, StackState, stop
+from twin_stream.errors import ServiceError
+from twin_stream.mqtt_auth import MqttAccount, generate_accounts
+
+__all__ = ["ALL_SERVICES", "Stack"]
+
+log = logging.getLogger(__name__)
+
+ALL_SERVICES: tuple[str, ...] = ("mosquitto", "kafka", "influxdb")
+
+
+class Stack:
+    """A set of local services under one root directory.
+
+    >>> stack = Stack("/tmp/example-stack", services=["mosquitto"], device_ids=["pump-0001"])
+    >>> stack.services
+    ['mosquitto']
+
+    Use :meth:`up` to start and :meth:`down` to stop; :meth:`load` reads a stack that
+    ``twin-stream stack up`` started earlier, from its state file. ``influxd`` names the InfluxDB
+    server to run (default: the one ``make influxd`` built, see
+    :func:`~twin_stream.devtools.stack.influxdb.find_influxd`).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        services: Iterable[str] = ALL_SERVICES,
+        device_ids: Iterable[str] = (),
+        accounts: Sequence[MqttAccount] | None = None,
+        kafka_libs: Path | None = None,
+        kafka_partitions: int = 6,
+        influx_database: str = INFLUX_DATABASE,
+        influxd: Path | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.services = list(services)
+        unknown = set(self.services) - set(ALL_SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {ALL_SERVICES}")
+        self.accounts = list(accounts) if accounts is not None else generate_accounts(device_ids)
+        self.kafka_libs = kafka_libs or find_kafka_libs()
+        self.kafka_partitions = kafka_partitions
+        self.influx_database = influx_database
+        self.influxd = influxd  # None: the InfluxDB server that `make influxd` built
+        self.state: StackState | None = None
+        # The started processes' handles, kept until down() so that they are reaped here.
+        self._running: list[Service] = []
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / STATE_FILE
+
+    def _build(self, name: str) -> Service:
+        data_dir = self.root / name
+        factories: dict[str, Callable[[], Service]] = {
+            "mosquitto": lambda: Mosquitto(data_dir, self.accounts),
+            "kafka": lambda: Kafka(data_dir, self.kafka_libs, self.kafka_partitions),
+            "influxdb": lambda: InfluxDB(data_dir, self.influx_database, self.influxd),
+        }
+        return factories[name]()
+
+    def up(self, *, timeout: float = 120.0, tie_to_parent: bool = True) -> StackState:
+        """Start every service, wait until all are ready, write the state file.
+
+        On any failure, whatever was started is stopped again before the error propagates.
+        """
+        if self.state_file.exists():
+            previous = StackState.from_json(json.loads(self.state_file.read_text()))
+            if any(pid_alive(s.pid) for s in previous.services.values()):
+                raise ServiceError("stack", f"already running under {self.root}; stop it first")
+        self.root.mkdir(parents=True, exist_ok=True)
+        started: list[Service] = []
+        try:
+            built = [self._build(name) for name in self.services]
+            for service in built:
+                service.executable()  # fail fast, before starting anything, if one is missing
+            for service in built:
+                service.start(tie_to_parent=tie_to_parent)
+                started.append(service)
+            deadline = time.monotonic() + timeout
+            for service in started:
+                service.wait_ready(deadline)
+                log.info("%s ready at %s", service.name, service.url)
+        except BaseException:
+            for service in started:
+                if service.process is not None:
+                    stop_process_group(service.process.pid, timeout=10)
+            raise
+        self._running = started
+        self.state = StackState(str(self.root), {s.name: s.info() for s in started})
+        self.state_file.write_text(json.dumps(self.state.to_json(), indent=2))
+        return self.state
+
+    def _running_service(self, name: str) -> Service:
+        for service in self._running:
+            if service.name == name:
+                return service
+        raise ServiceError(name, "not started by this stack")
+
+    def stop_service(self, name: str, *, timeout: float = 20.0) -> None:
+        """Stop one service, keeping its port and data, to start it again later (outages)."""
+        service = self._running_service(name)
+        assert service.process is not None
+        stop_process_group(service.process.pid, timeout=timeout)
+        service.process.wait(timeout=1)
+
+    def start_service(self, name: str, *, timeout: float = 120.0) -> None:
+        """Start a service stopped by :meth:`stop_service` again, on the same port and data."""
+        service = self._running_service(name)
+        service.start(tie_to_parent=True)
+        service.wait_ready(time.monotonic() + timeout)
+        assert self.state is not None
+        self.state.services[name] = service.info()
+        self.state_file.write_text(json.dumps(self.state.to_json(), indent=2))
+
+    @classmethod
+    def load(cls, root: str | os.PathLike[str]) -> StackState:
+        """The state of a stack started earlier under ``root``."""
+        state_file = Path(root).resolve() / STATE_FILE
+        if not state_file.exists():
+            raise ServiceError("stack", f"no stack state at {state_file}; run 'stack up' first")
+        return StackState.from_json(json.loads(state_file.read_text()))
+
+    def down(self, *, timeout: float = 20.0) -> None:
+        """Stop the services of this stack (started here or found in its state file)."""
+        state = self.state or (self.load(self.root) if self.state_file.exists() else None)
+        if state is None:
+            return
+        stop(state, timeout=timeout)
+        for service in self._running:
+            if service.process is not None:
+                service.process.wait(timeout=1)
+        self._running = []
+        self.state = None
