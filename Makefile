@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 KAFKA_LIBS := .cache/kafka/libs
-# Real servers the tests and the demo start as local processes (see twin_stream/devtools/stack.py).
+# Real servers the tests and the demo start as local processes (see twin_stream/devtools/stack/).
 DEB_PACKAGES := mosquitto mosquitto-clients kcat
 # InfluxDB OSS 1.x: the sink's v2 write API and the InfluxQL engine, one server (make influxd).
 INFLUXDB_VERSION := v1.13.2

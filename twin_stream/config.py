@@ -1,6 +1,9 @@
 """Settings, read once from the environment at the CLI edge and passed down as plain values.
 
-Every variable has the prefix ``TWIN_``; nested groups use ``__`` (``TWIN_STACK__DIR``).
+This is the only module that reads the environment. Every variable has the prefix ``TWIN_``;
+nested groups use ``__`` (``TWIN_STACK__DIR``). Secrets are :class:`~pydantic.SecretStr` and come
+from the environment (or a ``.env`` file), never from a command-line argument, which would show
+in ``ps`` and in shell history.
 
 >>> Settings().stack.dir.name
 'stack'
@@ -11,17 +14,22 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from twin_stream.errors import ConfigError
 
 __all__ = [
     "BridgeSettings",
+    "GrafanaSettings",
     "InfluxSettings",
     "KafkaSettings",
     "MqttSettings",
     "Settings",
     "SinkSettings",
     "StackSettings",
+    "WorkerSettings",
+    "load_settings",
     "parse_mqtt_url",
 ]
 
@@ -33,6 +41,7 @@ class StackSettings(BaseModel):
 
     dir: Path = Path(".twin-stream/stack")
     kafka_libs: Path | None = None  # default: .cache/kafka/libs found from the working dir
+    influxd: Path | None = None  # default: .cache/influxdb/bin/influxd (built by make influxd)
 
 
 class MqttSettings(BaseModel):
@@ -55,10 +64,14 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     ('broker.example.org', 8883, True)
     >>> parse_mqtt_url("mqtt://127.0.0.1:1884")
     ('127.0.0.1', 1884, False)
+    >>> parse_mqtt_url("tcp://broker:1883")
+    Traceback (most recent call last):
+    ...
+    twin_stream.errors.ConfigError: not an MQTT URL (mqtt://host:port or mqtts://host:port): 'tcp://broker:1883'
     """
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"not an MQTT URL (mqtt://host:port or mqtts://host:port): {url!r}")
+        raise ConfigError(f"not an MQTT URL (mqtt://host:port or mqtts://host:port): {url!r}")
     tls = parts.scheme == "mqtts"
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
@@ -101,6 +114,31 @@ class BridgeSettings(BaseModel):
     max_unacked: int = 1000
 
 
+class WorkerSettings(BaseModel):
+    """A Faust worker: its twin API, its table store and how often it checkpoints models."""
+
+    model_config = ConfigDict(frozen=True)
+
+    web_host: str = "127.0.0.1"  # how other workers reach this one's API ("hostname": this host's)
+    web_port: int = 6066
+    data_dir: Path | None = None  # default: .twin-stream/worker-PORT
+    checkpoint_every: int = 200  # save a device's models every K of its events...
+    checkpoint_interval_s: float = 30.0  # ...or every T seconds
+
+
+class GrafanaSettings(BaseModel):
+    """The Grafana that ``twin-stream grafana push`` provisions over its HTTP API."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None  # e.g. http://localhost:3000
+    token: SecretStr | None = None  # a service account token (Editor, or Admin for alerting)
+    #: Where Grafana's contact point posts alerts (a webhook URL often embeds a secret).
+    alert_webhook_url: SecretStr | None = None
+    #: The InfluxDB URL as Grafana reaches it (default: TWIN_INFLUX__URL).
+    influx_url: str | None = None
+
+
 class InfluxSettings(BaseModel):
     """The time-series store: anything serving the InfluxDB v2 write API (/api/v2/write)."""
 
@@ -133,3 +171,34 @@ class Settings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     influx: InfluxSettings = InfluxSettings()
     sink: SinkSettings = SinkSettings()
+    worker: WorkerSettings = WorkerSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+
+    def grafana_variables(self) -> dict[str, str]:
+        """The ``$TWIN_...`` placeholders of the Grafana provisioning files, filled from these
+        settings for ``grafana push`` (Grafana itself fills them from its own environment).
+        A setting that is not set is left out, so the push names it as missing."""
+        values = {
+            "TWIN_INFLUX__URL": self.grafana.influx_url or self.influx.url or None,
+            "TWIN_INFLUX__BUCKET": self.influx.bucket,
+            "TWIN_INFLUX__TOKEN": self.influx.token.get_secret_value(),
+            "TWIN_GRAFANA__ALERT_WEBHOOK_URL": (
+                self.grafana.alert_webhook_url.get_secret_value()
+                if self.grafana.alert_webhook_url
+                else None
+            ),
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment once; a bad value is a :class:`ConfigError`
+    naming the ``TWIN_*`` variable and the rule it breaks."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = "; ".join(
+            "TWIN_" + "__".join(str(part) for part in error["loc"]).upper() + ": " + error["msg"]
+            for error in e.errors()
+        )
+        raise ConfigError(problems) from e

@@ -56,3 +56,28 @@ def test_the_domain_imports_no_io_library() -> None:
         for path in (PACKAGE / "domain").rglob("*.py")
     }
     assert {p: n for p, n in offenders.items() if n} == {}
+
+
+def test_the_readme_walk_names_files_that_exist() -> None:
+    """The README's hop -> module table is the newcomer's map: every file it names exists, and
+    every named symbol is defined in its file."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    start = readme.index("| hop | what happens | module |")
+    rows = [line for line in readme[start:].splitlines()[2:] if line.startswith("|")]
+    assert len(rows) >= 9  # simulator ... Grafana query
+    hops = [row.split("|")[1].strip() for row in rows]
+    for hop in ("simulator", "MQTT topic", "bridge", "Kafka topic", "worker agent", "detector"):
+        assert hop in hops
+    for hop in ("alert policy", "sink measurement", "Grafana query"):
+        assert hop in hops
+    for row in rows:
+        cell = row.split("|")[3]
+        for path, symbol in re.findall(r"`([\w/]+\.py)`(?: \(`(\w+)[.`]?)?", cell):
+            file = PACKAGE.parent / path
+            assert file.is_file(), f"README names {path}, which does not exist"
+            if symbol:
+                assert re.search(
+                    rf"\b(def|class) {symbol}\b|^{symbol} =", file.read_text(), re.M
+                ), f"{symbol} is not defined in {path}"

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from twin_stream.cli._common import fail
 from twin_stream.cli.bench import bench_app
 from twin_stream.cli.demo import demo
 from twin_stream.cli.eval import eval_app
@@ -18,6 +19,8 @@ from twin_stream.cli.mqtt import mqtt_auth
 from twin_stream.cli.services import bridge, sink, worker
 from twin_stream.cli.simulate import simulate
 from twin_stream.cli.stack import stack_app
+from twin_stream.config import load_settings
+from twin_stream.errors import TwinStreamError
 
 __all__ = ["app"]
 
@@ -46,5 +49,12 @@ def _setup_logging(verbose: bool) -> None:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(
+    ctx: typer.Context, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
+) -> None:
+    """Read the settings once (``TWIN_*``) and pass them to the command as ``ctx.obj``."""
     _setup_logging(verbose)
+    try:
+        ctx.obj = load_settings()
+    except TwinStreamError as e:
+        raise fail(e) from e

@@ -1,55 +1,28 @@
-"""The long-running services: ``twin-stream bridge`` (and, as they land, worker and sink).
+"""The long-running services: ``twin-stream bridge``, ``worker`` and ``sink``.
 
-Each resolves its endpoints once here, at the CLI edge: flags and ``TWIN_*`` settings first,
-then the local stack started by ``twin-stream stack up``. SIGTERM and Ctrl-C stop it cleanly.
+Each resolves its endpoints once, at start (see :mod:`twin_stream.cli._endpoints`): its
+``TWIN_*`` settings, or the dev stack when ``twin-stream stack up`` runs, said on start.
+SIGTERM and Ctrl-C stop it cleanly.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
-import ssl
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import MqttEndpoint
-from twin_stream.config import Settings, parse_mqtt_url
-from twin_stream.devtools import stack as local_stack
+from twin_stream.cli._common import console, fail
+from twin_stream.cli._endpoints import Endpoints
+from twin_stream.config import Settings
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.mqtt_auth import BRIDGE_USER
 
-console = Console(stderr=True)
-
-
-def _stack_state(settings: Settings) -> local_stack.StackState:
-    try:
-        return local_stack.Stack.load(settings.stack.dir)
-    except TwinStreamError as e:
-        raise ConfigError(f"no endpoint configured and no local stack running: {e}") from e
-
-
-def kafka_bootstrap(settings: Settings) -> str:
-    return settings.kafka.bootstrap or _stack_state(settings).url("kafka")
-
-
-def bridge_endpoint(settings: Settings, client_id: str) -> MqttEndpoint:
-    url = settings.mqtt.url or _stack_state(settings).url("mosquitto")
-    host, port, tls = parse_mqtt_url(url)
-    password = settings.mqtt.password.get_secret_value() if settings.mqtt.password else None
-    if password is None:
-        creds = settings.mqtt.credentials_file or Path(
-            _stack_state(settings).services["mosquitto"].extra["credentials_file"]
-        )
-        password = json.loads(creds.read_text())[settings.mqtt.username]["password"]
-    context = ssl.create_default_context(cafile=settings.mqtt.ca_file) if tls else None
-    return MqttEndpoint(host, port, settings.mqtt.username, password, client_id, context)
+TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
 
 
 def _stop_on_signals() -> threading.Event:
@@ -60,31 +33,33 @@ def _stop_on_signals() -> threading.Event:
 
 
 def bridge(
+    ctx: typer.Context,
     client_id: Annotated[str | None, typer.Option(help="MQTT client id, unique per bridge")] = None,
-    topic_prefix: Annotated[str, typer.Option(help="Kafka topic prefix")] = "twin",
+    topic_prefix: TopicPrefix = "twin",
 ) -> None:
     """Forward device messages MQTT -> Kafka and desired state Kafka -> MQTT."""
-    settings = Settings()
-    if settings.mqtt.username != BRIDGE_USER and settings.mqtt.password is None:
-        raise typer.BadParameter("set TWIN_MQTT__PASSWORD for a non-default bridge account")
+    from twin_stream.bridge import run_bridge
+
+    settings: Settings = ctx.obj
+    endpoints = Endpoints(settings)
     try:
-        endpoint = bridge_endpoint(settings, client_id or settings.bridge.client_id)
-        bootstrap = kafka_bootstrap(settings)
-    except (TwinStreamError, ValueError, KeyError, OSError) as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(1) from e
-    stop = _stop_on_signals()
-    console.print(f"bridge: mqtt {endpoint.host}:{endpoint.port} <-> kafka {bootstrap}")
-    stats = run_bridge(
-        endpoint,
-        bootstrap,
-        stop=stop,
-        share_group=settings.bridge.share_group,
-        max_unacked=settings.bridge.max_unacked,
-        partitions=settings.kafka.partitions,
-        kafka_options=settings.kafka.client_options(),
-        topics=kafka_topics(topic_prefix),
-    )
+        if settings.mqtt.username != BRIDGE_USER and settings.mqtt.password is None:
+            raise ConfigError("set TWIN_MQTT__PASSWORD for a bridge account other than 'bridge'")
+        endpoint = endpoints.mqtt(client_id or settings.bridge.client_id)
+        bootstrap = endpoints.kafka_bootstrap()
+        console.print(f"bridge: mqtt {endpoint.host}:{endpoint.port} <-> kafka {bootstrap}")
+        stats = run_bridge(
+            endpoint,
+            bootstrap,
+            stop=_stop_on_signals(),
+            share_group=settings.bridge.share_group,
+            max_unacked=settings.bridge.max_unacked,
+            partitions=settings.kafka.partitions,
+            kafka_options=settings.kafka.client_options(),
+            topics=kafka_topics(topic_prefix),
+        )
+    except TwinStreamError as e:
+        raise fail(e) from e
     console.print(
         f"bridge stopped: {stats.received} received, {stats.forwarded} forwarded, "
         f"{stats.dead_lettered} dead-lettered"
@@ -92,21 +67,29 @@ def bridge(
 
 
 def worker(
-    web_port: Annotated[int, typer.Option(help="Port of this worker's twin API")] = 6066,
+    ctx: typer.Context,
+    web_port: Annotated[
+        int | None, typer.Option(help="Port of this worker's twin API [TWIN_WORKER__WEB_PORT]")
+    ] = None,
     web_host: Annotated[
-        str,
+        str | None,
         typer.Option(
-            envvar="TWIN_WORKER_WEB_HOST",
-            help="Host name other workers reach this one's API at ('hostname': this machine's)",
+            help="Host name other workers reach this one's API at ('hostname': this machine's) "
+            "[TWIN_WORKER__WEB_HOST]"
         ),
-    ] = "127.0.0.1",
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="This worker's table store (default .twin-stream/worker-PORT)"),
     ] = None,
-    topic_prefix: Annotated[str, typer.Option(help="Kafka topic prefix")] = "twin",
-    checkpoint_every: Annotated[int, typer.Option(help="Save models every K events")] = 200,
-    checkpoint_interval: Annotated[float, typer.Option(help="...or every T seconds")] = 30.0,
+    topic_prefix: TopicPrefix = "twin",
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Save models every K events [TWIN_WORKER__CHECKPOINT_EVERY]")
+    ] = None,
+    checkpoint_interval: Annotated[
+        float | None,
+        typer.Option(help="...or every T seconds [TWIN_WORKER__CHECKPOINT_INTERVAL_S]"),
+    ] = None,
 ) -> None:
     """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
     import faust
@@ -114,53 +97,58 @@ def worker(
     from twin_stream.kafka import ensure_topics
     from twin_stream.worker.app import WorkerConfig, create_app
 
-    settings = Settings()
-    try:
-        bootstrap = kafka_bootstrap(settings)
-    except TwinStreamError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(1) from e
+    settings: Settings = ctx.obj
+    ws = settings.worker
+    port = web_port if web_port is not None else ws.web_port
+    host = web_host if web_host is not None else ws.web_host
     topics = kafka_topics(topic_prefix)
-    ensure_topics(bootstrap, settings.kafka.partitions, settings.kafka.client_options(), topics)
+    try:
+        bootstrap = Endpoints(settings).kafka_bootstrap()
+        ensure_topics(bootstrap, settings.kafka.partitions, settings.kafka.client_options(), topics)
+    except TwinStreamError as e:
+        raise fail(e) from e
     config = WorkerConfig(
         bootstrap=bootstrap,
-        data_dir=data_dir or Path(f".twin-stream/worker-{web_port}"),
-        web_port=web_port,
-        web_host=socket.gethostname() if web_host == "hostname" else web_host,
+        data_dir=data_dir or ws.data_dir or Path(f".twin-stream/worker-{port}"),
+        web_port=port,
+        web_host=socket.gethostname() if host == "hostname" else host,
         topic_prefix=topic_prefix,
         partitions=settings.kafka.partitions,
-        checkpoint_every=checkpoint_every,
-        checkpoint_interval_s=checkpoint_interval,
+        checkpoint_every=checkpoint_every if checkpoint_every is not None else ws.checkpoint_every,
+        checkpoint_interval_s=(
+            checkpoint_interval if checkpoint_interval is not None else ws.checkpoint_interval_s
+        ),
     )
     app = create_app(config)
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 
-def sink(
-    topic_prefix: Annotated[str, typer.Option(help="Kafka topic prefix")] = "twin",
-) -> None:
+def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:
     """Write telemetry, scores, predictions, alerts and twins to InfluxDB (v2 write API)."""
     from twin_stream.sink import InfluxTarget, make_sink
 
-    settings = Settings()
+    settings: Settings = ctx.obj
+    endpoints = Endpoints(settings)
     try:
-        bootstrap = kafka_bootstrap(settings)
-        url = settings.influx.url or _stack_state(settings).url("influxdb")
+        bootstrap = endpoints.kafka_bootstrap()
+        url = endpoints.influx_url()
+        target = InfluxTarget(
+            url,
+            settings.influx.token.get_secret_value(),
+            settings.influx.org,
+            settings.influx.bucket,
+        )
+        writer = make_sink(
+            bootstrap,
+            target,
+            group_id=settings.sink.group_id,
+            topics=kafka_topics(topic_prefix),
+            kafka_options=settings.kafka.client_options(),
+            batch_size=settings.sink.batch_size,
+            flush_interval_s=settings.sink.flush_interval_s,
+        )
+        console.print(f"sink: kafka {bootstrap} -> {url} (bucket {target.bucket})")
+        stats = writer.run(_stop_on_signals())
     except TwinStreamError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(1) from e
-    target = InfluxTarget(
-        url, settings.influx.token.get_secret_value(), settings.influx.org, settings.influx.bucket
-    )
-    writer = make_sink(
-        bootstrap,
-        target,
-        group_id=settings.sink.group_id,
-        topics=kafka_topics(topic_prefix),
-        kafka_options=settings.kafka.client_options(),
-        batch_size=settings.sink.batch_size,
-        flush_interval_s=settings.sink.flush_interval_s,
-    )
-    console.print(f"sink: kafka {bootstrap} -> {url} (bucket {target.bucket})")
-    stats = writer.run(_stop_on_signals())
+        raise fail(e) from e
     console.print(f"sink stopped: {stats.records} records, {stats.points} points written")

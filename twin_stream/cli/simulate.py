@@ -13,6 +13,7 @@ from twin_stream.errors import TwinStreamError
 
 
 def simulate(
+    ctx: typer.Context,
     devices: Annotated[int, typer.Option(help="Devices in the fleet")] = 20,
     rate: Annotated[float, typer.Option(help="Readings per second per device (live)")] = 1.0,
     fault_fraction: Annotated[float, typer.Option(help="Share of devices with a fault")] = 0.2,
@@ -46,7 +47,7 @@ def simulate(
         console.print(f"wrote {count} readings and {faults} faults to {out}")
         return
 
-    settings = Settings()
+    settings: Settings = ctx.obj
     try:
         url, passwords, ca_file = sim.resolve_mqtt(settings, mqtt, credentials)
         with progress_bar(f"{devices} devices publishing to {url}") as progress:

@@ -20,6 +20,7 @@ stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, InfluxDB)."
 
 @stack_app.command("up")
 def stack_up(
+    ctx: typer.Context,
     root: DirOption = None,
     devices: Annotated[int, typer.Option(help="Device accounts to create (pump-0001...)")] = 20,
     service: Annotated[
@@ -29,12 +30,13 @@ def stack_up(
     as_json: JsonOption = False,
 ) -> None:
     """Start the local services, wait until they are ready, print their URLs."""
-    settings = Settings()
+    settings: Settings = ctx.obj
     stack = local_stack.Stack(
         root or settings.stack.dir,
         services=service or local_stack.ALL_SERVICES,
         device_ids=[fleet_device(i)[0] for i in range(1, devices + 1)],
         kafka_libs=settings.stack.kafka_libs,
+        influxd=settings.stack.influxd,
     )
     with console.status("starting services..."):
         try:
@@ -50,9 +52,9 @@ def stack_up(
 
 
 @stack_app.command("down")
-def stack_down(root: DirOption = None) -> None:
+def stack_down(ctx: typer.Context, root: DirOption = None) -> None:
     """Stop every service the last ``stack up`` started under this root."""
-    stack_root = root or Settings().stack.dir
+    stack_root = root or ctx.obj.stack.dir
     try:
         state = local_stack.Stack.load(stack_root)
         local_stack.stop(state)
@@ -62,9 +64,9 @@ def stack_down(root: DirOption = None) -> None:
 
 
 @stack_app.command("status")
-def stack_status(root: DirOption = None, as_json: JsonOption = False) -> None:
+def stack_status(ctx: typer.Context, root: DirOption = None, as_json: JsonOption = False) -> None:
     """Show each service's URL, pid and whether it is up."""
-    stack_root = root or Settings().stack.dir
+    stack_root = root or ctx.obj.stack.dir
     try:
         report = local_stack.status(local_stack.Stack.load(stack_root))
     except TwinStreamError as e:

@@ -37,7 +37,7 @@ FOLDER_UID = "twin-stream"
 FOLDER_TITLE = "twin-stream"
 CONTACT_POINT = "twin-stream-webhook"
 #: Grafana expands ``$VAR`` in provisioning files: the webhook URL never lives in git.
-WEBHOOK_URL_ENV = "TWIN_ALERT_WEBHOOK_URL"
+WEBHOOK_URL_ENV = "TWIN_GRAFANA__ALERT_WEBHOOK_URL"
 #: Dead letters from one device in 5 minutes that count as a spike.
 DEAD_LETTER_SPIKE = 20
 
