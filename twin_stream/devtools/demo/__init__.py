@@ -5,3 +5,9 @@
 * ``live_view``: the terminal view (rich);
 * ``report``: the HTML report (plotly).
 """
+
+from __future__ import annotations
+
+from twin_stream.devtools.demo.run import DemoOptions, run_demo
+
+__all__ = ["DemoOptions", "run_demo"]
