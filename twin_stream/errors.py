@@ -7,7 +7,20 @@ Every error the package raises on purpose derives from :class:`TwinStreamError`:
     ├── ServiceError                a local service of the stack
     │   ├── ServiceBinaryMissing    its program is not installed
     │   └── ServiceNotReady         it did not become ready in time (carries its log tail)
-    └── PayloadRejected             a message that breaks the wire protocol (data for the DLQ)
+    ├── KafkaError                  Kafka refused or failed a request (topics, produce, consume)
+    │   └── KafkaUnavailable        no broker answered in time (down, unreachable, retriable)
+    ├── MqttError                   the MQTT broker was unreachable or refused the login
+    ├── StoreError                  InfluxDB was unreachable or refused a write or a query
+    ├── GrafanaError                Grafana's HTTP API was unreachable or refused a request
+    ├── StateError                  saved per-device state (detector, alert policy) unreadable
+    │   └── StateVersionMismatch    it was saved by another detector, River or policy version
+    └── PayloadRejected             a message, topic or device id against the protocol (DLQ data)
+
+A library's exception is translated where the library is called, with :func:`map_exceptions`
+(as httpx maps httpcore's): Kafka in :mod:`twin_stream.kafka`, MQTT in
+:mod:`twin_stream.bridge.uplink`, InfluxDB in :mod:`twin_stream.sink.writer`, Grafana in
+:mod:`twin_stream.grafana.push`, River and pickle in the detector's and the monitor's
+``loads``. The original stays as ``__cause__``. The CLI catches :class:`TwinStreamError` alone.
 
 A bad message is data for the dead-letter topic, not an exception that kills a consumer:
 :class:`PayloadRejected` is raised by validation and caught at the adapter edge.
@@ -15,13 +28,24 @@ A bad message is data for the dead-letter topic, not an exception that kills a c
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 __all__ = [
     "ConfigError",
+    "GrafanaError",
+    "KafkaError",
+    "KafkaUnavailable",
+    "MqttError",
     "PayloadRejected",
     "ServiceBinaryMissing",
     "ServiceError",
     "ServiceNotReady",
+    "StateError",
+    "StateVersionMismatch",
+    "StoreError",
     "TwinStreamError",
+    "map_exceptions",
 ]
 
 
@@ -59,6 +83,34 @@ class ServiceNotReady(ServiceError):
         self.log_tail = log_tail
 
 
+class KafkaError(TwinStreamError):
+    """Kafka refused or failed a request: creating topics, producing, consuming, committing."""
+
+
+class KafkaUnavailable(KafkaError):
+    """No Kafka broker answered in time (not running, unreachable, or a retriable error)."""
+
+
+class MqttError(TwinStreamError):
+    """The MQTT broker could not be reached, or refused the login."""
+
+
+class StoreError(TwinStreamError):
+    """InfluxDB could not be reached, or refused a write or a query."""
+
+
+class GrafanaError(TwinStreamError):
+    """Grafana's HTTP API could not be reached, or refused a request."""
+
+
+class StateError(TwinStreamError):
+    """Saved per-device state (detector, alert policy) that cannot be restored."""
+
+
+class StateVersionMismatch(StateError):
+    """Saved state from another detector, River or alert policy version (pickles do not cross)."""
+
+
 class PayloadRejected(TwinStreamError):
     """A message that breaks the wire protocol; ``reason`` names the field and the rule."""
 
@@ -66,3 +118,33 @@ class PayloadRejected(TwinStreamError):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+
+
+@contextmanager
+def map_exceptions(
+    mapping: Mapping[type[BaseException], type[TwinStreamError]], context: str
+) -> Iterator[None]:
+    """Translate a library's exceptions raised inside the block into the tree.
+
+    The first entry of ``mapping`` whose key the exception is an instance of wins (so list
+    subclasses before their bases); it is raised as ``New(f"{context}: {message}")`` from the
+    original, the message on one line. An exception no entry matches, and one of the tree
+    itself (already translated), pass through unchanged. Each class mapped to is built from
+    one message, as every class of the tree but the :class:`ServiceError` family is.
+
+    >>> with map_exceptions({OSError: StoreError}, "influxdb http://db:8086"):
+    ...     raise ConnectionRefusedError(111, "Connection refused")
+    Traceback (most recent call last):
+    ...
+    twin_stream.errors.StoreError: influxdb http://db:8086: [Errno 111] Connection refused
+    """
+    try:
+        yield
+    except TwinStreamError:
+        raise
+    except BaseException as exc:
+        for library_error, ours in mapping.items():
+            if isinstance(exc, library_error):
+                message = " ".join(str(exc).split()) or type(exc).__name__
+                raise ours(f"{context}: {message}") from exc
+        raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from twin_stream.errors import PayloadRejected
 from twin_stream.sink.points import to_points
 
 
@@ -53,5 +54,5 @@ def test_twin_points_carry_reported_and_desired_numbers_side_by_side() -> None:
 
 
 def test_a_record_that_is_not_a_measurement_is_refused_with_its_kind() -> None:
-    with pytest.raises(ValueError, match="dlq"):
+    with pytest.raises(PayloadRejected, match="dlq"):
         to_points("dlq", b'{"device_id": "x"}')

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import ExitStack
 
 from twin_stream.bridge.downlink import Downlink
 from twin_stream.bridge.routing import Routed, dead_letter, route
 from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint, Uplink
-from twin_stream.kafka import KAFKA_TOPICS, ensure_topics, make_consumer, make_producer
+from twin_stream.errors import map_exceptions
+from twin_stream.kafka import (
+    KAFKA_ERRORS,
+    KAFKA_TOPICS,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 
 __all__ = [
     "BridgeStats",
@@ -36,28 +44,45 @@ def run_bridge(
     topics: dict[str, str] = KAFKA_TOPICS,
     on_ready: threading.Event | None = None,
 ) -> BridgeStats:
-    """Run uplink and downlink until ``stop`` is set; return the uplink's counters."""
+    """Run uplink and downlink until ``stop`` is set; return the uplink's counters.
+
+    Raises a :class:`~twin_stream.errors.TwinStreamError` if it cannot start (Kafka or MQTT
+    unreachable, the login refused) or if the downlink fails (which also stops the uplink);
+    what it made is closed either way."""
     options = kafka_options or {}
     ensure_topics(bootstrap, partitions, options, topics)
-    producer = make_producer(bootstrap, options)
-    uplink = Uplink(
-        endpoint, producer, share_group=share_group, max_unacked=max_unacked, topics=topics
-    )
-    consumer = make_consumer(
-        bootstrap, topics["commands"], group_id=f"{share_group}-downlink", options=options
-    )
-    downlink = Downlink(consumer, uplink.client)
-    uplink.start()
-    if on_ready is not None:
-        uplink.connected.wait(30)
-        on_ready.set()
-    thread = threading.Thread(target=downlink.run, args=(stop,), name="downlink", daemon=True)
-    thread.start()
-    try:
+    failures: list[BaseException] = []
+    with ExitStack() as running:
+        producer = make_producer(bootstrap, options)
+        running.callback(producer.close, timeout=10)
+        consumer = make_consumer(
+            bootstrap, topics["commands"], group_id=f"{share_group}-downlink", options=options
+        )
+        running.callback(consumer.close)
+        uplink = Uplink(
+            endpoint, producer, share_group=share_group, max_unacked=max_unacked, topics=topics
+        )
+        downlink = Downlink(consumer, uplink.client)
+        uplink.start()
+        running.callback(uplink.stop)
+        if on_ready is not None:
+            uplink.connected.wait(30)
+            on_ready.set()
+
+        def run_downlink() -> None:
+            try:
+                with map_exceptions(KAFKA_ERRORS, "kafka: the downlink's consumer"):
+                    downlink.run(stop)
+            except BaseException as e:  # raised again by run_bridge, once everything stopped
+                log.error("downlink failed, stopping the bridge: %s", e)
+                failures.append(e)
+                stop.set()
+
+        thread = threading.Thread(target=run_downlink, name="downlink", daemon=True)
+        thread.start()
+        running.callback(thread.join, timeout=10)
+        running.callback(stop.set)  # whatever ends the uplink ends the downlink too
         uplink.run(stop)
-    finally:
-        uplink.stop()
-        thread.join(timeout=10)
-        consumer.close()
-        producer.close(timeout=10)
+    if failures:
+        raise failures[0]
     return uplink.stats

@@ -4,6 +4,11 @@ Each command becomes a desired-state message (command id, twin version, expiry) 
 retained at QoS 1, so a device that is offline gets it when it reconnects. The Kafka offset is
 committed only after the broker acknowledged the publish: a command is never lost between the
 two, and a redelivered one carries the same command id, which devices apply once.
+
+While the bridge is not connected to the broker, commands wait: a publish paho could not send
+is sent again (and those after it only then, so a device's last retained state is its last
+command) once the connection is back. A commit that fails because the consumer group
+rebalanced is not an error: the partitions' new owner delivers those commands again.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaConsumer
+from kafka import errors as kafka_errors
 from pydantic import ValidationError
 
 from twin_stream.domain.events import Command
@@ -50,27 +56,46 @@ class Downlink:
             batches = self.consumer.poll(timeout_ms=200)
             if not batches:
                 continue
-            infos: list[Any] = []
+            messages: list[tuple[str, bytes]] = []
             for records in batches.values():
                 for record in records:
-                    infos.extend(self._publish(record.value))
-            for info in infos:
-                while not info.is_published() and not stop.is_set():
-                    info.wait_for_publish(timeout=1.0)
-            if stop.is_set() and not all(i.is_published() for i in infos):
-                return  # not committed: the commands come again after a restart
-            self.consumer.commit()
+                    messages.extend(self._desired(record.value))
+            if not self._deliver(messages, stop):
+                return  # stopped first, not committed: the commands come again after a restart
+            try:
+                self.consumer.commit()
+            except kafka_errors.CommitFailedError as e:
+                log.warning("commit of %d commands failed (group rebalanced): %s", len(messages), e)
 
-    def _publish(self, value: bytes) -> list[Any]:
+    def _desired(self, value: bytes) -> list[tuple[str, bytes]]:
+        """The desired-state message (topic, payload) of one command record."""
         try:
             command = Command.model_validate_json(value)
         except ValidationError as e:
+            # Not lost: the worker's commands agent reads the same record and dead-letters it.
             self.rejected += 1
-            log.error("invalid command on twin.commands skipped: %s", e.errors()[0])
+            log.error("invalid command on twin.commands not delivered: %s", e.errors()[0])
             return []
         payload = desired_message(command).model_dump_json(exclude_none=True).encode()
-        info = self.client.publish(
-            mqtt_topic(command.device_id, "desired"), payload, qos=1, retain=True
-        )
-        self.published += 1
-        return [info]
+        return [(mqtt_topic(command.device_id, "desired"), payload)]
+
+    def _deliver(self, messages: list[tuple[str, bytes]], stop: threading.Event) -> bool:
+        """Publish ``messages`` in order (QoS 1, retained) and wait for the broker's PUBACK of
+        each; False if ``stop`` was set first."""
+        infos: list[Any] = []
+        while not stop.is_set():
+            while len(infos) < len(messages) and self.client.is_connected():
+                topic, payload = messages[len(infos)]
+                info = self.client.publish(topic, payload, qos=1, retain=True)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break  # not sent (the connection just went): again once it is back
+                infos.append(info)
+                self.published += 1
+            unconfirmed = [info for info in infos if not info.is_published()]
+            if len(infos) == len(messages) and not unconfirmed:
+                return True
+            if unconfirmed:
+                unconfirmed[0].wait_for_publish(timeout=0.2)
+            else:
+                stop.wait(0.2)  # disconnected: paho reconnects
+        return False

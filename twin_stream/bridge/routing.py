@@ -9,6 +9,8 @@
 >>> bad = route("twin/v1/devices/pump-0002/telemetry", raw, now=now)
 >>> bad.kafka_topic, bad.reason.split(":")[0], bad.reason.endswith("[device_mismatch]")
 ('twin.dlq', 'device_id', True)
+>>> route("elsewhere/pump-0001", raw, now=now).reason
+"(topic): topic 'elsewhere/pump-0001' is not under twin/v1/devices/ [bad_topic]"
 """
 
 from __future__ import annotations
@@ -75,15 +77,15 @@ def route(
     """Validate one MQTT message and say where it goes. Never raises for bad input."""
     try:
         device_id, channel = device_id_from_mqtt_topic(mqtt_topic)
-    except ValueError as e:
-        return dead_letter(mqtt_topic, payload, f"(topic): {e} [bad_topic]", now, None, topics)
+    except PayloadRejected as rejected:  # no device to key the letter by
+        return dead_letter(mqtt_topic, payload, rejected.reason, now, None, topics)
     try:
         if channel == "telemetry":
             model: BaseModel = parse_telemetry(payload, now=now, expected_device_id=device_id)
         elif channel in _SCHEMAS:
             model = parse_payload(_SCHEMAS[channel], payload, now=now, expected_device_id=device_id)
         else:
-            raise PayloadRejected(f"(topic): no channel {channel!r} [bad_topic]")
+            raise PayloadRejected(f"(topic): no channel {channel!r} [bad_topic]", field="(topic)")
     except PayloadRejected as rejected:
         return dead_letter(mqtt_topic, payload, rejected.reason, now, device_id, topics)
     # Forward the validated model's canonical JSON, keyed by device: one device, one partition.

@@ -10,6 +10,9 @@
   broker holds (and persists) the backlog. A failed record is sent again, never dropped.
 * Invalid input goes to ``twin.dlq`` with the original bytes and the reason (``routing.py``)
   and is acked like any other message: bad input never stops the bridge.
+* Connecting is paho's edge: a broker that cannot be reached or refuses the login when the
+  bridge starts is an :class:`~twin_stream.errors.MqttError` from :meth:`Uplink.start`. Once
+  running, a lost connection only delays messages: paho reconnects, the session resumes.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from kafka import KafkaProducer
@@ -33,8 +36,16 @@ from paho.mqtt.properties import Properties
 
 from twin_stream.bridge.routing import Routed, route
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, KAFKA_TOPICS, mqtt_wildcard
+from twin_stream.errors import ConfigError, MqttError, TwinStreamError, map_exceptions
 
-__all__ = ["BridgeStats", "MqttEndpoint", "Uplink"]
+__all__ = ["MQTT_CONNECT_ERRORS", "BridgeStats", "MqttEndpoint", "Uplink"]
+
+#: What paho's connect raises: a host or port it cannot use (ValueError), and no broker there
+#: (refused, unreachable, DNS, timeout, TLS: all OSErrors, ssl.SSLError included).
+MQTT_CONNECT_ERRORS: Final[Mapping[type[BaseException], type[TwinStreamError]]] = {
+    ValueError: ConfigError,
+    OSError: MqttError,
+}
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +107,8 @@ class Uplink:
         self.unsent: deque[_Pending] = deque()  # pending items whose record must be (re)sent
         self.connected = threading.Event()
         self._stop = threading.Event()
+        self._answered = threading.Event()  # the broker answered our first CONNECT
+        self._refusal: str | None = None  # ... with this refusal
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -117,36 +130,58 @@ class Uplink:
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("bridge login refused: %s", reason)
+            self._answer(f"login as {self.endpoint.username!r} refused: {reason}")
             return
         # Subscribe here so the subscriptions survive reconnects.
         client.subscribe(
             [(f"$share/{self.share_group}/{mqtt_wildcard(c)}", 1) for c in DEVICE_TO_PLATFORM]
         )
         self.connected.set()
+        self._answer(None)
         log.info("bridge connected to %s:%d", self.endpoint.host, self.endpoint.port)
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self._answer(f"connection closed before the login was answered ({reason})")
         log.warning("bridge disconnected: %s", reason)
+
+    def _answer(self, refusal: str | None) -> None:
+        """Record the first answer to our CONNECT (later ones are reconnects)."""
+        if not self._answered.is_set():
+            self._refusal = refusal
+            self._answered.set()
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         # Never block paho's network thread: hand the message over and return.
         self.inbox.put((message.mid, message.qos, message.topic, bytes(message.payload)))
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> None:
+        """Connect, log in and start paho's network thread.
+
+        Raises :class:`MqttError` if the broker cannot be reached, refuses the login, or does
+        not answer it within ``timeout`` seconds (nothing is left running then), and
+        :class:`ConfigError` for a host or port paho cannot use."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 24 * 3600  # the broker keeps our session for a day
         # Receive Maximum: the broker sends at most this many unacked QoS 1 messages: the
         # bound on the bridge's memory when Kafka stalls.
         props.ReceiveMaximum = min(self.max_unacked, 65535)
-        self.client.connect(
-            self.endpoint.host,
-            self.endpoint.port,
-            keepalive=30,
-            clean_start=False,
-            properties=props,
-        )
+        where = f"mqtt {self.endpoint.host}:{self.endpoint.port}"
+        with map_exceptions(MQTT_CONNECT_ERRORS, where):
+            self.client.connect(
+                self.endpoint.host,
+                self.endpoint.port,
+                keepalive=30,
+                clean_start=False,
+                properties=props,
+            )
         self.client.loop_start()
+        answered = self._answered.wait(timeout)
+        refusal = self._refusal if answered else f"no answer to the login within {timeout:g} s"
+        if refusal is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+            raise MqttError(f"{where}: {refusal}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, give pending records a bounded time to land, disconnect."""

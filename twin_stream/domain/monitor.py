@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
-from twin_stream.domain.detection.detector import DeviceDetector, StateVersionMismatch
+from twin_stream.domain.detection.detector import UNREADABLE_STATE, DeviceDetector
 from twin_stream.domain.events import Alert, Prediction, ScoreRecord, SignalContribution
+from twin_stream.errors import StateVersionMismatch, map_exceptions
 
 __all__ = ["DeviceMonitor", "MonitorOutput"]
 
@@ -105,18 +106,21 @@ class DeviceMonitor:
     def loads(cls, data: bytes) -> DeviceMonitor:
         """Restore a monitor saved by :meth:`dumps`.
 
-        Raises :class:`StateVersionMismatch` for state of another detector or policy version.
+        Raises :class:`~twin_stream.errors.StateVersionMismatch` for state of another detector
+        or policy version, :class:`~twin_stream.errors.StateError` for bytes that do not
+        restore (both are ``StateError``).
         """
-        detector_state, policy, fw = pickle.loads(zlib.decompress(data))  # noqa: S301 - ours
-        monitor = cls.__new__(cls)
-        monitor.detector = DeviceDetector.loads(detector_state)
-        if getattr(policy, "version", None) != AlertPolicy.version:
-            raise StateVersionMismatch(
-                f"alert policy state is {getattr(policy, 'version', None)}, "
-                f"this is {AlertPolicy.version}"
-            )
-        monitor.policy = policy
-        monitor.device_id = monitor.detector.device_id
-        monitor.device_type = monitor.detector.device_type
-        monitor.fw = fw
+        with map_exceptions(UNREADABLE_STATE, "monitor state"):
+            detector_state, policy, fw = pickle.loads(zlib.decompress(data))  # noqa: S301 - ours
+            monitor = cls.__new__(cls)
+            monitor.detector = DeviceDetector.loads(detector_state)
+            if getattr(policy, "version", None) != AlertPolicy.version:
+                raise StateVersionMismatch(
+                    f"alert policy state is {getattr(policy, 'version', None)}, "
+                    f"this is {AlertPolicy.version}"
+                )
+            monitor.policy = policy
+            monitor.device_id = monitor.detector.device_id
+            monitor.device_type = monitor.detector.device_type
+            monitor.fw = fw
         return monitor

@@ -7,12 +7,24 @@ and the workers cannot disagree.
 'twin/v1/devices/pump-0001/telemetry'
 >>> device_id_from_mqtt_topic("twin/v1/devices/pump-0001/status")
 ('pump-0001', 'status')
+
+A topic or a device id that breaks these rules is part of a message that breaks the wire
+protocol: :class:`~twin_stream.errors.PayloadRejected`, with the rule last in its reason (as
+validation writes it), so the bridge dead-letters it as it is.
+
+>>> try:
+...     mqtt_topic("Pump 1", "telemetry")
+... except PayloadRejected as rejected:
+...     print(rejected.field, rejected.reason.endswith("[bad_device_id]"))
+device_id True
 """
 
 from __future__ import annotations
 
 import re
 from typing import Final, Literal
+
+from twin_stream.errors import PayloadRejected
 
 __all__ = [
     "DEVICE_ID_PATTERN",
@@ -70,9 +82,12 @@ KAFKA_TOPICS: Final = kafka_topics()
 
 
 def mqtt_topic(device_id: str, channel: Channel) -> str:
-    """The MQTT topic of one device's channel."""
+    """The MQTT topic of one device's channel; PayloadRejected for a device id that is none."""
     if not _DEVICE_ID_RE.match(device_id):
-        raise ValueError(f"device_id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+        raise PayloadRejected(
+            f"device_id: {device_id!r} does not match {DEVICE_ID_PATTERN} [bad_device_id]",
+            field="device_id",
+        )
     return f"{MQTT_PREFIX}/{device_id}/{channel}"
 
 
@@ -82,11 +97,16 @@ def mqtt_wildcard(channel: Channel) -> str:
 
 
 def device_id_from_mqtt_topic(topic: str) -> tuple[str, str]:
-    """Split a device topic into ``(device_id, channel)``; ValueError if it is not one."""
+    """Split a device topic into ``(device_id, channel)``; PayloadRejected if it is not one."""
     prefix = MQTT_PREFIX + "/"
     if not topic.startswith(prefix):
-        raise ValueError(f"topic {topic!r} is not under {MQTT_PREFIX}/")
+        raise PayloadRejected(
+            f"(topic): topic {topic!r} is not under {MQTT_PREFIX}/ [bad_topic]", field="(topic)"
+        )
     parts = topic[len(prefix) :].split("/")
     if len(parts) != 2 or not _DEVICE_ID_RE.match(parts[0]):
-        raise ValueError(f"topic {topic!r} is not {MQTT_PREFIX}/<device_id>/<channel>")
+        raise PayloadRejected(
+            f"(topic): topic {topic!r} is not {MQTT_PREFIX}/<device_id>/<channel> [bad_topic]",
+            field="(topic)",
+        )
     return parts[0], parts[1]

@@ -3,20 +3,28 @@
 Each object is read first and written only when Grafana's copy differs from ours (every field
 we set has our value), so pushing twice changes nothing. Objects: the folder, the datasource,
 the dashboards, the alert rule group, the contact point and the notification policy.
+
+The ``$TWIN_...`` placeholders of the provisioning are filled from the variables the caller
+passes (the CLI builds them from its settings); this module never reads the environment.
+This is grafana-client's edge: what it raises (Grafana's refusals, a server that does not
+answer) comes out as :class:`~twin_stream.errors.GrafanaError`, naming what was being done; a
+variable that is missing is a :class:`~twin_stream.errors.ConfigError` naming it, raised before
+anything is sent.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException
 
-from twin_stream.errors import TwinStreamError
+from twin_stream.errors import ConfigError, GrafanaError, TwinStreamError, map_exceptions
 from twin_stream.grafana.alert_rules import (
     FOLDER_TITLE,
     FOLDER_UID,
@@ -27,7 +35,15 @@ from twin_stream.grafana.alert_rules import (
 from twin_stream.grafana.dashboards import all_dashboards
 from twin_stream.grafana.provisioning import datasource
 
-__all__ = ["PushReport", "expand_env", "push"]
+__all__ = ["GRAFANA_ERRORS", "PushReport", "expand_env", "push"]
+
+#: grafana-client's errors in the tree: Grafana's answers (4xx, 5xx, timeouts: its
+#: GrafanaException family) and no answer at all (its HTTP library's connection errors, which
+#: grafana-client lets through, are OSErrors).
+GRAFANA_ERRORS: Final[Mapping[type[BaseException], type[TwinStreamError]]] = {
+    GrafanaException: GrafanaError,
+    OSError: GrafanaError,
+}
 
 
 @dataclass
@@ -62,27 +78,41 @@ def contains(current: Any, wanted: Any) -> bool:
     return bool(current == wanted)
 
 
-def expand_env(value: Any, env: Mapping[str, str]) -> Any:
-    """Replace ``$NAME`` placeholders as Grafana's provisioning would (a missing one is an
-    error here: a push must not send a placeholder as a URL or a token)."""
+def expand_env(value: Any, variables: Mapping[str, str]) -> Any:
+    """Replace ``$NAME`` placeholders as Grafana's provisioning would, from ``variables`` (a
+    missing one is a ConfigError here: a push must not send a placeholder as a URL or a token).
+
+    >>> expand_env({"url": "$TWIN_INFLUX__URL/query"}, {"TWIN_INFLUX__URL": "http://db"})
+    {'url': 'http://db/query'}
+    >>> expand_env(["$TWIN_X"], {})
+    Traceback (most recent call last):
+    ...
+    twin_stream.errors.ConfigError: grafana push: variable TWIN_X is not set
+    """
     if isinstance(value, str):
-        import re
 
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in env:
-                raise TwinStreamError(f"grafana push: environment variable {name} is not set")
-            return env[name]
+            if name not in variables:
+                raise ConfigError(f"grafana push: variable {name} is not set")
+            return variables[name]
 
         return re.sub(r"\$([A-Z][A-Z0-9_]*)", one, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, env) for k, v in value.items()}
+        return {k: expand_env(v, variables) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, env) for v in value]
+        return [expand_env(v, variables) for v in value]
     return value
 
 
+@contextmanager
+def _grafana(doing: str) -> Iterator[None]:
+    with map_exceptions(GRAFANA_ERRORS, f"grafana: {doing}"):
+        yield
+
+
 def _get(read: Callable[[], Any]) -> Any | None:
+    """What ``read`` answers, or None if Grafana has no such object (404)."""
     try:
         return read()
     except GrafanaClientError as e:
@@ -91,53 +121,77 @@ def _get(read: Callable[[], Any]) -> Any | None:
         raise
 
 
-def push(api: GrafanaApi, env: Mapping[str, str] | None = None) -> PushReport:
-    """Create or update every twin-stream object in the Grafana behind ``api``."""
-    env = os.environ if env is None else env
-    report = PushReport()
-    provisioning = api.alertingprovisioning
+def push(api: GrafanaApi, variables: Mapping[str, str]) -> PushReport:
+    """Create or update every twin-stream object in the Grafana behind ``api``.
 
+    ``variables`` fill the provisioning's ``$TWIN_...`` placeholders (the datasource's URL,
+    bucket and token, the contact point's webhook URL); every one of them is checked before
+    the first request. Raises :class:`ConfigError` naming a missing variable and
+    :class:`GrafanaError` for what Grafana refused or did not answer."""
+    # Both placeholders' objects are filled first: a missing variable stops the push before
+    # anything is sent.
+    source = expand_env(datasource(), variables)
+    secure = source.pop("secureJsonData")
+    point = expand_env(contact_point().to_grafana(), variables)
+    report = PushReport()
+    with _grafana("folder"):
+        report.actions["folder"] = _push_folder(api)
+    with _grafana(f"datasource {source['uid']}"):
+        report.actions["datasource"] = _push_datasource(api, source, secure)
+    for dashboard in all_dashboards():
+        with _grafana(f"dashboard {dashboard.uid}"):
+            report.actions[f"dashboard {dashboard.uid}"] = _push_dashboard(api, dashboard)
+    with _grafana("alert rule group"):
+        report.actions["rule group"] = _push_rule_group(api)
+    with _grafana(f"contact point {point['name']}"):
+        report.actions["contact point"] = _push_contact_point(api, point)
+    with _grafana("notification policy"):
+        report.actions["notification policy"] = _push_policy(api)
+    return report
+
+
+def _push_folder(api: GrafanaApi) -> str:
     folder = _get(lambda: api.folder.get_folder(FOLDER_UID))
     if folder is None:
         api.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
-        report.actions["folder"] = "created"
-    elif folder.get("title") != FOLDER_TITLE:
+        return "created"
+    if folder.get("title") != FOLDER_TITLE:
         api.folder.update_folder(FOLDER_UID, title=FOLDER_TITLE, overwrite=True)
-        report.actions["folder"] = "updated"
-    else:
-        report.actions["folder"] = "unchanged"
+        return "updated"
+    return "unchanged"
 
-    source = expand_env(datasource(), env)
-    secure = source.pop("secureJsonData")
+
+def _push_datasource(api: GrafanaApi, source: dict[str, Any], secure: Any) -> str:
     current = _get(lambda: api.datasource.get_datasource_by_uid(source["uid"]))
     if current is None:
         api.datasource.create_datasource({**source, "secureJsonData": secure})
-        report.actions["datasource"] = "created"
-    elif not contains(current, source):
+        return "created"
+    if not contains(current, source):
         api.datasource.update_datasource_by_uid(source["uid"], {**source, "secureJsonData": secure})
-        report.actions["datasource"] = "updated"
-    else:
-        report.actions["datasource"] = "unchanged"
+        return "updated"
+    return "unchanged"
 
-    for dashboard in all_dashboards():
-        body = dashboard.to_grafana()
-        current = _get(partial(api.dashboard.get_dashboard, dashboard.uid))
-        name = f"dashboard {dashboard.uid}"
-        if current is not None and contains(current.get("dashboard"), body):
-            report.actions[name] = "unchanged"
-            continue
-        api.dashboard.update_dashboard(
-            {
-                "dashboard": body,
-                "folderUid": FOLDER_UID,
-                "overwrite": True,
-                "message": "twin-stream",
-            }
-        )
-        report.actions[name] = "created" if current is None else "updated"
 
+def _push_dashboard(api: GrafanaApi, dashboard: Any) -> str:
+    body = dashboard.to_grafana()
+    current = _get(partial(api.dashboard.get_dashboard, dashboard.uid))
+    if current is not None and contains(current.get("dashboard"), body):
+        return "unchanged"
+    api.dashboard.update_dashboard(
+        {
+            "dashboard": body,
+            "folderUid": FOLDER_UID,
+            "overwrite": True,
+            "message": "twin-stream",
+        }
+    )
+    return "created" if current is None else "updated"
+
+
+def _push_rule_group(api: GrafanaApi) -> str:
+    provisioning = api.alertingprovisioning
     group = rule_group()
-    wanted_group = {
+    wanted = {
         "title": group.name,
         "folderUid": FOLDER_UID,
         "interval": group.interval_s,
@@ -147,27 +201,28 @@ def push(api: GrafanaApi, env: Mapping[str, str] | None = None) -> PushReport:
         ],
     }
     current = _get(lambda: provisioning.get_rule_group(FOLDER_UID, group.name))
-    if current is None or not contains(current, wanted_group):
-        provisioning.update_rule_group(FOLDER_UID, group.name, wanted_group)
-        report.actions["rule group"] = "created" if current is None else "updated"
-    else:
-        report.actions["rule group"] = "unchanged"
+    if current is not None and contains(current, wanted):
+        return "unchanged"
+    provisioning.update_rule_group(FOLDER_UID, group.name, wanted)
+    return "created" if current is None else "updated"
 
-    point = expand_env(contact_point().to_grafana(), env)
+
+def _push_contact_point(api: GrafanaApi, point: dict[str, Any]) -> str:
+    provisioning = api.alertingprovisioning
     existing = provisioning.get_contactpoints(name=point["name"]) or []
     if not existing:
         provisioning.create_contactpoint(point)
-        report.actions["contact point"] = "created"
-    elif not contains(existing[0], point):
+        return "created"
+    if not contains(existing[0], point):
         provisioning.update_contactpoint(point["uid"], point)
-        report.actions["contact point"] = "updated"
-    else:
-        report.actions["contact point"] = "unchanged"
+        return "updated"
+    return "unchanged"
 
+
+def _push_policy(api: GrafanaApi) -> str:
+    provisioning = api.alertingprovisioning
     policy = notification_policy().to_grafana()
     if contains(provisioning.get_notification_policy_tree(), policy):
-        report.actions["notification policy"] = "unchanged"
-    else:
-        provisioning.set_notification_policy_tree(policy)
-        report.actions["notification policy"] = "updated"
-    return report
+        return "unchanged"
+    provisioning.set_notification_policy_tree(policy)
+    return "updated"

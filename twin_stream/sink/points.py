@@ -19,6 +19,7 @@ import orjson
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
+from twin_stream.errors import PayloadRejected
 from twin_stream.sink.measurements import (
     DEVICE_ID,
     DEVICE_TYPE,
@@ -31,7 +32,7 @@ from twin_stream.sink.measurements import (
     Twin,
 )
 
-__all__ = ["MEASUREMENTS", "to_points"]
+__all__ = ["MEASUREMENTS", "dead_letter_point", "to_points"]
 
 
 def _ms(ts: str) -> int:
@@ -148,20 +149,37 @@ def _twin(body: dict[str, object]) -> list[Point]:
 _RULE = re.compile(r"\[([a-z_]+)\]$")
 
 
-def _dead_letter(body: dict[str, object]) -> list[Point]:
-    """One point per dead letter, at its receive time in microseconds (distinct letters of
-    one device and rule do not overwrite each other; the same letter twice lands on itself)."""
-    reason = str(body["reason"])
+def dead_letter_point(reason: str, device_id: str | None, source: str, at_us: int) -> Point:
+    """The ``dead_letter`` point of one letter: tagged with the rule its reason ends with,
+    at ``at_us`` (microseconds: distinct letters of one device and rule do not overwrite each
+    other; the same letter twice lands on itself). ``source`` is the topic it came from.
+
+    >>> dead_letter_point("seq: too small [greater_than_equal]", "pump-0001", "t", 7)._tags
+    {'device_id': 'pump-0001', 'rule': 'greater_than_equal'}
+    """
     rule = _RULE.search(reason)
-    received = datetime.fromisoformat(str(body["received_at"]).replace("Z", "+00:00"))
-    return [
+    return (
         Point(DeadLetter.NAME)
-        .tag(DEVICE_ID, body.get("device_id") or "unknown")
+        .tag(DEVICE_ID, device_id or "unknown")
         .tag(DeadLetter.RULE, rule.group(1) if rule else "unknown")
         .field(DeadLetter.COUNT, 1)
         .field(DeadLetter.REASON, reason)
-        .field(DeadLetter.MQTT_TOPIC, str(body.get("mqtt_topic")))
-        .time(int(received.timestamp() * 1_000_000), WritePrecision.US)
+        .field(DeadLetter.MQTT_TOPIC, source)
+        .time(at_us, WritePrecision.US)
+    )
+
+
+def _dead_letter(body: dict[str, object]) -> list[Point]:
+    """One point per dead letter, at its receive time."""
+    received = datetime.fromisoformat(str(body["received_at"]).replace("Z", "+00:00"))
+    device_id = body.get("device_id")
+    return [
+        dead_letter_point(
+            str(body["reason"]),
+            str(device_id) if device_id else None,
+            str(body.get("mqtt_topic")),
+            int(received.timestamp() * 1_000_000),
+        )
     ]
 
 
@@ -180,9 +198,20 @@ MEASUREMENTS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
 
 
 def to_points(kind: str, value: bytes) -> list[Point]:
-    """The points of one record of topic kind ``kind`` (ValueError if it is not one)."""
+    """The points of one record of topic kind ``kind``; :class:`PayloadRejected` if it is not
+    one (whatever went wrong: the builders are pure, so it is this record's fault).
+
+    >>> try:
+    ...     to_points("telemetry", b'{"device_id": "pump-0001"}')
+    ... except PayloadRejected as rejected:
+    ...     print(rejected.reason)
+    (record): no points from a telemetry record: KeyError('ts') [unwritable]
+    """
     try:
         body = orjson.loads(value)
         return MEASUREMENTS[kind](body)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"cannot make points from a {kind} record: {e!r}") from e
+    except Exception as e:
+        message = " ".join(repr(e).split())
+        raise PayloadRejected(
+            f"(record): no points from a {kind} record: {message} [unwritable]", field="(record)"
+        ) from e

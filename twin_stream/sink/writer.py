@@ -5,6 +5,13 @@ so the sink batches itself and writes synchronously. A failed write is retried w
 on the same batch, while the consumer is paused (it keeps its group membership by polling
 nothing): the sink does not move on while InfluxDB is down, and nothing is committed that was
 not written. A restart replays from the last commit; rewrites land on the same points.
+
+InfluxDB's errors are translated where it is called (:func:`write_points`): a write that did not
+land is a :class:`~twin_stream.errors.StoreError`. It is retried while the sink runs; when the
+sink is stopped during an outage, the batch's StoreError propagates (not written, not
+committed). A record that cannot be turned into points is not skipped: it is written as a
+``dead_letter`` point with the reason (rule ``unwritable``), in the same batch, so it is
+committed only once that point is written.
 """
 
 from __future__ import annotations
@@ -12,19 +19,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+import urllib3.exceptions
+from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write.point import Point
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from kafka import KafkaConsumer
+from kafka import errors as kafka_errors
 
-from twin_stream.sink.points import to_points
+from twin_stream.errors import PayloadRejected, StoreError, TwinStreamError, map_exceptions
+from twin_stream.kafka import KAFKA_ERRORS
+from twin_stream.sink.points import dead_letter_point, to_points
 
-__all__ = ["InfluxTarget", "Sink", "SinkStats"]
+__all__ = ["STORE_ERRORS", "InfluxTarget", "Sink", "SinkStats", "write_points"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,22 @@ class InfluxTarget:
     token: str
     org: str
     bucket: str
+
+
+#: What influxdb-client raises for a write that did not land: InfluxDB's answer (ApiException,
+#: an InfluxDBError) or none (urllib3's errors: refused, timed out, connection dropped).
+STORE_ERRORS: Final[Mapping[type[BaseException], type[TwinStreamError]]] = {
+    InfluxDBError: StoreError,
+    urllib3.exceptions.HTTPError: StoreError,
+    OSError: StoreError,
+}
+
+
+def write_points(write_api: Any, target: InfluxTarget, points: list[Point]) -> None:
+    """Write ``points`` to ``target``'s bucket synchronously; StoreError if they did not land."""
+    precision: Any = WritePrecision.MS  # a str enum its stubs do not know; points carry their own
+    with map_exceptions(STORE_ERRORS, f"influxdb {target.url} (bucket {target.bucket})"):
+        write_api.write(bucket=target.bucket, record=points, write_precision=precision)
 
 
 @dataclass
@@ -75,56 +103,63 @@ class Sink:
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
 
     def run(self, stop: threading.Event) -> SinkStats:
-        batch: list[Point] = []
-        started = time.monotonic()
+        """Consume and write until ``stop`` is set; then close the consumer and the client.
+
+        Raises :class:`StoreError` if stopped while InfluxDB refuses the last batch, and
+        :class:`~twin_stream.errors.KafkaError` if Kafka fails the consumer."""
         try:
-            while not stop.is_set():
-                for tp, records in self.consumer.poll(
-                    timeout_ms=200, max_records=self.batch_size
-                ).items():
-                    kind = self.kind_of_topic[tp.topic]
-                    for record in records:
-                        self.stats.records += 1
-                        try:
-                            batch.extend(to_points(kind, record.value))
-                        except ValueError as e:
-                            self.stats.bad_records += 1
-                            log.error(
-                                "skipping record %s[%d]@%d: %s",
-                                tp.topic,
-                                tp.partition,
-                                record.offset,
-                                e,
-                            )
-                full = len(batch) >= self.batch_size
-                due = time.monotonic() - started >= self.flush_interval_s
-                if batch and (full or due):
-                    self._write_then_commit(batch, stop)
-                    batch, started = [], time.monotonic()
-                elif not batch and due:
-                    started = time.monotonic()
-            if batch:
-                self._write_then_commit(batch, stop)
+            with map_exceptions(KAFKA_ERRORS, "kafka: the sink's consumer"):
+                self._run(stop)
         finally:
+            self.consumer.close()
             self.client.close()
         return self.stats
+
+    def _run(self, stop: threading.Event) -> None:
+        batch: list[Point] = []
+        started = time.monotonic()
+        while not stop.is_set():
+            for tp, records in self.consumer.poll(
+                timeout_ms=200, max_records=self.batch_size
+            ).items():
+                kind = self.kind_of_topic[tp.topic]
+                for record in records:
+                    self.stats.records += 1
+                    try:
+                        batch.extend(to_points(kind, record.value))
+                    except PayloadRejected as rejected:
+                        self.stats.bad_records += 1
+                        batch.append(_dead_letter(tp.topic, record, rejected.reason))
+                        log.error(
+                            "record %s[%d]@%d written as a dead letter: %s",
+                            tp.topic,
+                            tp.partition,
+                            record.offset,
+                            rejected.reason,
+                        )
+            full = len(batch) >= self.batch_size
+            due = time.monotonic() - started >= self.flush_interval_s
+            if batch and (full or due):
+                self._write_then_commit(batch, stop)
+                batch, started = [], time.monotonic()
+            elif not batch and due:
+                started = time.monotonic()
+        if batch:
+            self._write_then_commit(batch, stop)
 
     def _write_then_commit(self, batch: list[Point], stop: threading.Event) -> None:
         backoff = 0.2
         paused = False
         while True:
             try:
-                precision: Any = WritePrecision.MS  # a str enum its stubs do not know
-                self.write_api.write(
-                    bucket=self.target.bucket, record=batch, write_precision=precision
-                )
+                write_points(self.write_api, self.target, batch)
                 break
-            except Exception as e:  # influxdb-client raises urllib3 and ApiException errors
+            except StoreError as e:
                 self.stats.write_failures += 1
                 log.warning(
                     "write of %d points failed (%s); retrying in %.1fs",
                     len(batch),
-                    type(e).__name__,
+                    e,
                     backoff,
                 )
                 if stop.is_set():
@@ -137,6 +172,20 @@ class Sink:
                 backoff = min(backoff * 2, self.max_backoff_s)
         if paused:
             self.consumer.resume(*self.consumer.paused())
-        self.consumer.commit()
+        try:
+            self.consumer.commit()
+        except kafka_errors.CommitFailedError as e:  # the group rebalanced meanwhile
+            # Written but not committed: the partitions' new owner writes these records
+            # again, onto the same points.
+            log.warning("commit after writing %d points failed: %s", len(batch), e)
         self.stats.points += len(batch)
         self.stats.batches += 1
+
+
+def _dead_letter(topic: str, record: Any, reason: str) -> Point:
+    """The dead-letter point of a record the sink cannot write, at the record's Kafka time
+    (plus its offset's last three digits as microseconds: letters of one millisecond stay
+    apart, and the same record replayed lands on itself)."""
+    at_ms = record.timestamp if record.timestamp and record.timestamp > 0 else time.time() * 1000
+    key = record.key.decode(errors="replace") if record.key else None
+    return dead_letter_point(reason, key, topic, int(at_ms) * 1000 + record.offset % 1000)

@@ -9,7 +9,10 @@
 
 A record an agent cannot process is not dropped: it goes to the dead-letter topic with the
 reason, in the bridge's dead-letter format (:func:`twin_stream.bridge.routing.dead_letter`), and
-the device's ``invalid`` counter goes up (the dead-letter agent reads it back).
+the device's ``invalid`` counter goes up (the dead-letter agent reads it back). That holds for a
+record that is invalid (its field and rule: :func:`rejection_reason`), one without a device key,
+and one whose processing failed for any other reason (a bug, a saved twin that does not
+restore: :func:`failure_reason`, logged with its traceback); the agent goes on with the next.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ from pydantic import ValidationError
 
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
+from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs, twin_view
 
-__all__ = ["Publisher", "WorkerAgents", "register_agents", "rejection_reason"]
+__all__ = ["Publisher", "WorkerAgents", "failure_reason", "register_agents", "rejection_reason"]
 
 log = logging.getLogger(__name__)
 
-#: What an agent does with one event: update the state, say what to produce (ValueError if
-#: the record cannot be processed).
+#: What an agent does with one event: update the state, say what to produce (ValueError or
+#: PayloadRejected if the record is invalid).
 Apply = Callable[[DeviceState, Any, datetime], Outputs]
 
 
@@ -51,6 +55,27 @@ def rejection_reason(error: ValueError) -> str:
         # The rule comes last, where the sink looks for it (its ``rule`` tag).
         return f"{field}: {first['msg']}{more} [{first['type']}]"
     return f"(payload): {' '.join(str(error).split())} [unprocessable]"
+
+
+def failure_reason(error: Exception) -> str:
+    """The dead letter's reason for a record whose processing failed for another reason than
+    its content being invalid: the exception, under its own rule.
+
+    >>> failure_reason(KeyError("motor_current"))
+    "(worker): KeyError: 'motor_current' [processing_failed]"
+    """
+    message = " ".join(str(error).split())
+    return f"(worker): {type(error).__name__}: {message} [processing_failed]"
+
+
+def _device_id(key: bytes | None) -> str | None:
+    """The device a record is keyed by; None for a record without a usable key."""
+    if not key:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 class Publisher:
@@ -84,16 +109,17 @@ class Publisher:
             await self.topics["twins"].send(key=key, value=orjson.dumps(view))
 
     async def dead_letter(
-        self, kind: str, device_id: str, value: bytes, reason: str, now: datetime
+        self, kind: str, device_id: str | None, value: bytes, reason: str, now: datetime
     ) -> None:
         """Send a record of topic kind ``kind`` that the worker cannot process to the
         dead-letter topic. Its ``mqtt_topic`` is the one the device published it on; a
-        command, which never came over MQTT, names its Kafka topic instead."""
+        command, which never came over MQTT, or a record without a device id names its Kafka
+        topic instead."""
         source = self.topics[kind].get_topic_name()
-        if kind in DEVICE_TO_PLATFORM:
+        if kind in DEVICE_TO_PLATFORM and device_id is not None:
             try:
                 source = mqtt_topic(device_id, kind)
-            except ValueError:
+            except PayloadRejected:
                 pass  # a key that is no device id: keep the Kafka topic
         letter = dead_letter(source, value, reason, now, device_id)
         await self.topics["dlq"].send(key=letter.key, value=letter.value)
@@ -109,6 +135,10 @@ class WorkerAgents:
     commands: Any
     dead_letters: Any
     heartbeats: Any
+
+
+def _offset(event: Any) -> str:
+    return f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
 
 
 def _telemetry(state: DeviceState, event: Any, now: datetime) -> Outputs:
@@ -143,20 +173,36 @@ def register_agents(
     publisher = Publisher(topics)
 
     async def handle(kind: str, event: Any, apply: Apply) -> None:
-        device_id = event.key.decode()
-        state = devices.load(device_id)
         now = datetime.now(UTC)
+        device_id = _device_id(event.key)
+        if device_id is None:
+            reason = "(key): a record without a device_id key [missing_key]"
+            log.warning("dead-lettering a %s record at offset %s: %s", kind, _offset(event), reason)
+            await publisher.dead_letter(kind, None, event.value, reason, now)
+            return
         try:
+            state = devices.load(device_id)
             out = apply(state, event, now)
-        except ValueError as e:  # includes pydantic's ValidationError
-            reason = rejection_reason(e)
+        except (ValueError, PayloadRejected) as e:  # the record is invalid (pydantic's too)
+            reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
             log.warning(
                 "dead-lettering a %s record of %s at offset %s: %s",
                 kind,
                 device_id,
-                event.message.offset,
+                _offset(event),
                 reason,
             )
+            await publisher.dead_letter(kind, device_id, event.value, reason, now)
+            return
+        except Exception as e:  # anything else failed on this record: it alone is set aside
+            reason = failure_reason(e)
+            log.exception(
+                "dead-lettering a %s record of %s at offset %s: processing failed",
+                kind,
+                device_id,
+                _offset(event),
+            )
+            devices.forget(device_id)  # it may have stopped half-way through the state
             await publisher.dead_letter(kind, device_id, event.value, reason, now)
             return
         devices.save(device_id, state, out, reading=kind == "telemetry")
@@ -185,12 +231,20 @@ def register_agents(
     @app.agent(topics["dlq"], name=f"{group}.dlq")
     async def dead_letter_agent(stream: Any) -> None:
         async for event in stream.events():
-            if event.key:  # a dead letter whose device is known
-                device_id = event.key.decode()
+            device_id = _device_id(event.key)
+            if device_id is None:  # a dead letter of no known device: nothing to count
+                continue
+            try:
                 state = devices.load(device_id)
                 out = state.on_dead_letter()
-                devices.save(device_id, state, out, reading=False)
-                await publisher.publish(device_id, state, out)  # the invalid counter moved
+            except Exception:  # the letter stays on the topic (and in the sink): not lost
+                log.exception(
+                    "dead letter of %s at offset %s not counted", device_id, _offset(event)
+                )
+                devices.forget(device_id)
+                continue
+            devices.save(device_id, state, out, reading=False)
+            await publisher.publish(device_id, state, out)  # the invalid counter moved
 
     @app.timer(interval=heartbeat_check_s)
     async def heartbeats() -> None:

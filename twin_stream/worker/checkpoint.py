@@ -70,6 +70,12 @@ class DeviceCache:
             state = self._states[device_id] = self.peek(device_id)
         return state
 
+    def forget(self, device_id: str) -> None:
+        """Drop a device's cached state (an event failed half-way through it): its next event
+        loads it from the tables, as after a rebalance."""
+        self._states.pop(device_id, None)
+        self._saved_version.pop(device_id, None)
+
     def items(self) -> list[tuple[str, DeviceState]]:
         """Every cached device and its state (a copy: safe to iterate while events arrive)."""
         return list(self._states.items())

@@ -18,12 +18,12 @@ events, the twin if it changed). The Faust agents only load the state, call thes
 
 from __future__ import annotations
 
-import pickle
-import zlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from twin_stream.domain.detection.detector import StateVersionMismatch
+from pydantic import ValidationError
+
 from twin_stream.domain.events import Alert, Command, Prediction, ScoreRecord
 from twin_stream.domain.messages import (
     ReportedState,
@@ -32,8 +32,11 @@ from twin_stream.domain.messages import (
 )
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.twin import Twin
+from twin_stream.errors import StateError
 
 __all__ = ["DeviceState", "Outputs", "twin_view"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,11 +75,22 @@ class DeviceState:
 
     @classmethod
     def restore(cls, device_id: str, twin: bytes | None, models: bytes | None) -> DeviceState:
-        """A device's state from its last checkpoint in the tables (or a new one)."""
+        """A device's state from its last checkpoint in the tables (or a new one).
+
+        Models that do not restore (another detector or policy version, damaged bytes) are
+        learned afresh; a twin that does not restore is a :class:`StateError` (the twin holds
+        settings and desired state that must not be reset silently)."""
         if not twin:
             state = cls.new(device_id)
         else:
-            state = cls(Twin.model_validate_json(twin), resumed=True)
+            try:
+                state = cls(Twin.model_validate_json(twin), resumed=True)
+            except ValidationError as e:
+                first = e.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(twin)"
+                raise StateError(
+                    f"the saved twin of {device_id} does not restore: {where}: {first['msg']}"
+                ) from e
         state.restore_models(models)
         return state
 
@@ -91,8 +105,9 @@ class DeviceState:
             return
         try:
             self.monitor = DeviceMonitor.loads(data)
-        except (StateVersionMismatch, zlib.error, pickle.UnpicklingError, ValueError):
-            self.monitor = None  # another model version: start learning afresh
+        except StateError as e:  # another model version, or damaged: start learning afresh
+            log.warning("models of %s not restored, learning afresh: %s", self.twin.device_id, e)
+            self.monitor = None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -179,7 +194,8 @@ class DeviceState:
         # The bridge validated the payload; its device_type selects the schema to parse with.
         import orjson
 
-        device_type = orjson.loads(raw).get("device_type")
+        body = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+        device_type = body.get("device_type") if isinstance(body, dict) else None
         if not isinstance(device_type, str):
             raise ValueError("telemetry without a device_type")
         return device_type

@@ -30,23 +30,39 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Final
 
 from twin_stream.domain.detection.anomaly import AnomalyDetector
 from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
 from twin_stream.domain.detection.quality import QualityFinding, QualityMonitor
 from twin_stream.domain.detection.trend import TrendPredictor
 from twin_stream.domain.events import Prediction, ScoreRecord, SignalContribution
+from twin_stream.errors import StateError, StateVersionMismatch, map_exceptions
 
-__all__ = ["DetectorOutput", "DeviceDetector", "StateVersionMismatch"]
+# StateVersionMismatch lives in twin_stream.errors; it is re-exported here, where it is raised.
+__all__ = ["UNREADABLE_STATE", "DetectorOutput", "DeviceDetector", "StateVersionMismatch"]
 
 _MAGIC = b"TSD1"
 #: Pickles of River models do not load across River versions: the state records it.
 _RIVER = version("river")
 
-
-class StateVersionMismatch(ValueError):
-    """Saved detector state from another detector or River version (pickles do not cross)."""
+#: What decompressing and unpickling bytes that are not (or no longer) saved state raises:
+#: a cut or corrupted blob (zlib, pickle, EOF, a header that is not text), or a pickle of
+#: classes this code no longer has or builds differently (import, attribute, type, key errors).
+UNREADABLE_STATE: Final[dict[type[BaseException], type[StateError]]] = {
+    error: StateError
+    for error in (
+        zlib.error,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -140,15 +156,27 @@ class DeviceDetector:
 
     @classmethod
     def loads(cls, data: bytes) -> DeviceDetector:
-        """Restore a detector saved by :meth:`dumps` (by this detector and River version)."""
-        if not data.startswith(_MAGIC):
-            raise StateVersionMismatch("not detector state")
-        size = int.from_bytes(data[4:6], "big")
-        header = data[6 : 6 + size].decode()
-        expected = f"{DETECTOR_VERSION}|river-{_RIVER}"
-        if header != expected:
-            raise StateVersionMismatch(f"state is {header}, this is {expected}")
-        detector = cls.__new__(cls)
-        state: dict[str, Any] = pickle.loads(zlib.decompress(data[6 + size :]))  # noqa: S301
-        detector.__dict__.update(state)
+        """Restore a detector saved by :meth:`dumps` (by this detector and River version).
+
+        Raises :class:`StateVersionMismatch` for state of another version (or no version
+        header), :class:`StateError` for bytes that do not restore.
+
+        >>> cut = DeviceDetector("pump-0001", "infusion_pump").dumps()[:-10]
+        >>> try:  # doctest: +ELLIPSIS
+        ...     DeviceDetector.loads(cut)
+        ... except StateError as e:
+        ...     print(type(e).__name__, "|", e)
+        StateError | detector state: Error -5 while decompressing data: incomplete or truncated...
+        """
+        with map_exceptions(UNREADABLE_STATE, "detector state"):
+            if not data.startswith(_MAGIC):
+                raise StateVersionMismatch("not detector state")
+            size = int.from_bytes(data[4:6], "big")
+            header = data[6 : 6 + size].decode()
+            expected = f"{DETECTOR_VERSION}|river-{_RIVER}"
+            if header != expected:
+                raise StateVersionMismatch(f"state is {header}, this is {expected}")
+            detector = cls.__new__(cls)
+            state: dict[str, Any] = pickle.loads(zlib.decompress(data[6 + size :]))  # noqa: S301
+            detector.__dict__.update(state)
         return detector
