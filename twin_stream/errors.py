@@ -14,7 +14,8 @@ Every error the package raises on purpose derives from :class:`TwinStreamError`:
     ├── GrafanaError                Grafana's HTTP API was unreachable or refused a request
     ├── StateError                  saved per-device state (detector, alert policy) unreadable
     │   └── StateVersionMismatch    it was saved by another detector, River or policy version
-    └── PayloadRejected             a message, topic or device id against the protocol (DLQ data)
+    ├── PayloadRejected             a message, topic or device id against the protocol (DLQ data)
+    └── DatasetError                an input file (benchmark data, a CSV history) unreadable
 
 A library's exception is translated where the library is called, with :func:`map_exceptions`
 (as httpx maps httpcore's): Kafka in :mod:`twin_stream.kafka`, MQTT in
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 
 __all__ = [
     "ConfigError",
+    "DatasetError",
     "GrafanaError",
     "KafkaError",
     "KafkaUnavailable",
@@ -44,6 +46,7 @@ __all__ = [
     "StateError",
     "StateVersionMismatch",
     "StoreError",
+    "UNREADABLE_DATASET",
     "TwinStreamError",
     "map_exceptions",
 ]
@@ -118,6 +121,20 @@ class PayloadRejected(TwinStreamError):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+
+
+class DatasetError(TwinStreamError):
+    """An input file the evaluations read (benchmark data, a CSV history) is missing or does not
+    have the shape it needs."""
+
+
+#: What reading a dataset can raise, for :func:`map_exceptions` (it is also a decorator).
+UNREADABLE_DATASET: Mapping[type[BaseException], type[TwinStreamError]] = {
+    OSError: DatasetError,
+    UnicodeDecodeError: DatasetError,
+    ValueError: DatasetError,
+    KeyError: DatasetError,
+}
 
 
 @contextmanager

@@ -126,3 +126,22 @@ def test_the_environment_check_sees_a_read(tmp_path: Path) -> None:
         "import os\nA = os.environ.get('X')\nB = {**os.environ, 'Y': '1'}\nC = os.getenv('Z')\n"
     )
     assert _environment_reads(sample) == ["sample.py:2 os.environ", "sample.py:4 os.getenv"]
+
+
+def test_unreadable_evaluation_data_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "history.csv"
+    bad.write_text("a,b\n1,2\n")
+    for args, expected in (
+        (["eval", "skab", "--data", str(tmp_path / "none")], "no SKAB files"),
+        (["eval", "replay", str(bad), "--out", str(tmp_path / "out")], "no time column 'ts'"),
+        (
+            ["eval", "nab", "--data", str(tmp_path), "--labels", str(tmp_path / "x.json")],
+            "No such file",
+        ),
+    ):
+        if args[1] == "nab":
+            args += ["--out", str(tmp_path / "nab-out")]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "error:" in result.output and expected in result.output
+        assert "Traceback" not in result.output

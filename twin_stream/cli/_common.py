@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from twin_stream.errors import TwinStreamError
 
-__all__ = ["DirOption", "JsonOption", "console", "fail", "progress_bar"]
+__all__ = ["DirOption", "JsonOption", "console", "fail", "one_line_errors", "progress_bar"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Progress, status and errors go to stderr, so --json output on stdout stays parseable.
 console = Console(stderr=True)
@@ -26,8 +31,21 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def fail(error: TwinStreamError) -> typer.Exit:
     """Print ``error`` as one line on stderr; the caller raises the returned exit (code 1)."""
-    console.print(f"[bold red]error:[/] {error}")
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
     return typer.Exit(code=1)
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command so that a :class:`TwinStreamError` ends it with one line and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TwinStreamError as e:
+            raise fail(e) from e
+
+    return wrapper
 
 
 @contextmanager

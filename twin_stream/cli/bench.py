@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin_stream.cli._common import progress_bar
+from twin_stream.cli._common import one_line_errors, progress_bar
 from twin_stream.devtools.bench.bridge import bench_bridge
 from twin_stream.devtools.bench.detect import bench_detect
 from twin_stream.devtools.bench.pipeline import bench_e2e, bench_worker
@@ -28,6 +28,7 @@ def _show(title: str, figures: dict[str, object]) -> None:
 
 
 @bench_app.command("simulate")
+@one_line_errors
 def simulate(
     devices: Annotated[int, typer.Option(help="Simulated devices (one MQTT client each)")] = 50,
     rate: Annotated[float, typer.Option(help="Readings/s each device tries to send")] = 400.0,
@@ -51,6 +52,7 @@ def simulate(
 
 
 @bench_app.command("bridge")
+@one_line_errors
 def bridge(
     devices: Annotated[int, typer.Option(help="Devices whose backlog is drained")] = 10,
     per_device: Annotated[int, typer.Option(help="Queued readings per device")] = 5000,
@@ -66,6 +68,7 @@ def bridge(
 
 
 @bench_app.command("worker")
+@one_line_errors
 def worker(
     devices: Annotated[int, typer.Option(help="Devices in the backlog")] = 50,
     per_device: Annotated[int, typer.Option(help="Readings per device")] = 400,
@@ -81,6 +84,7 @@ def worker(
 
 
 @bench_app.command("e2e")
+@one_line_errors
 def e2e(
     rate: Annotated[list[int] | None, typer.Option(help="Total msgs/s (repeatable)")] = None,
     duration: Annotated[float, typer.Option(help="Seconds per rate")] = 30.0,
@@ -100,6 +104,7 @@ def e2e(
 
 
 @bench_app.command("detect")
+@one_line_errors
 def detect(
     events: Annotated[int, typer.Option(help="Timed readings through one monitor")] = 20_000,
     warmup: Annotated[int, typer.Option(help="Readings before timing starts")] = 1_000,

@@ -12,7 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from twin_stream.cli._common import one_line_errors
 
+
+@one_line_errors
 def demo(
     devices: Annotated[int, typer.Option(help="Simulated devices")] = 20,
     fault_fraction: Annotated[float, typer.Option(help="Share of devices with a fault")] = 0.2,

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin_stream.cli._common import progress_bar
+from twin_stream.cli._common import one_line_errors, progress_bar
 from twin_stream.devtools.evaluation.fleet import evaluate_fleet
 from twin_stream.devtools.evaluation.nab import evaluate_nab
 from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, replay_csv
@@ -36,6 +36,7 @@ def _print(title: str, result: dict[str, Any], as_json: bool) -> None:
 
 
 @eval_app.command("nab")
+@one_line_errors
 def nab(
     data: Annotated[Path, typer.Option(help="NAB data folder (category/file.csv)")],
     labels: Annotated[Path, typer.Option(help="NAB combined_windows.json")],
@@ -60,6 +61,7 @@ def nab(
 
 
 @eval_app.command("skab")
+@one_line_errors
 def skab(
     data: Annotated[
         Path, typer.Option(help="Folder of SKAB-format CSV files, searched recursively")
@@ -78,6 +80,7 @@ def skab(
 
 
 @eval_app.command("fleet")
+@one_line_errors
 def fleet(
     devices: Annotated[int, typer.Option(help="Simulated devices")] = 50,
     hours: Annotated[float, typer.Option(help="Simulated hours")] = 48.0,
@@ -100,6 +103,7 @@ def fleet(
 
 
 @eval_app.command("replay")
+@one_line_errors
 def replay(
     file: Annotated[Path, typer.Argument(help="CSV of historical readings", exists=True)],
     time_col: Annotated[

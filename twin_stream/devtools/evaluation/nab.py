@@ -27,6 +27,7 @@ from twin_stream.devtools.evaluation.nab_scoring import (
 )
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.errors import UNREADABLE_DATASET, DatasetError, map_exceptions
 
 __all__ = ["DEVICE_TYPE", "NabFile", "evaluate_nab", "load_corpus", "parse_nab_ts", "score_file"]
 
@@ -67,7 +68,7 @@ def load_corpus(data: Path, labels: Path) -> list[NabFile]:
             windows.append((index[start_ts], index[end_ts]))
         corpus.append(NabFile(key, timestamps, [float(r["value"]) for r in rows], windows))
     if not corpus:
-        raise FileNotFoundError(f"no file of {labels} found under {data}")
+        raise DatasetError(f"no file of {labels} found under {data}")
     return corpus
 
 
@@ -80,6 +81,7 @@ def score_file(nab_file: NabFile) -> list[float]:
     ]
 
 
+@map_exceptions(UNREADABLE_DATASET, "eval nab")
 def evaluate_nab(
     data: Path, labels: Path, out: Path, progress: Callable[[float], None] | None = None
 ) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any
 
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.errors import UNREADABLE_DATASET, DatasetError, map_exceptions
 
 __all__ = ["DEFAULT_TYPE", "ReplayColumns", "parse_time", "replay_csv", "sniff_columns"]
 
@@ -84,7 +85,7 @@ def sniff_columns(path: Path, time_col: str, device_col: str | None) -> ReplayCo
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
         if time_col not in header:
-            raise ValueError(f"{path}: no time column {time_col!r} (columns: {header})")
+            raise DatasetError(f"{path}: no time column {time_col!r} (columns: {header})")
         device = device_col if device_col in header else None
         candidates = [c for c in header if c not in (time_col, device)]
         numeric = dict.fromkeys(candidates, True)
@@ -106,7 +107,7 @@ def sniff_columns(path: Path, time_col: str, device_col: str | None) -> ReplayCo
     seq = SEQ_COLUMN if numeric.get(SEQ_COLUMN) and whole else None
     signals = [c for c in candidates if numeric[c] and c != SEQ_COLUMN]
     if not signals:
-        raise ValueError(f"{path}: no numeric signal column")
+        raise DatasetError(f"{path}: no numeric signal column")
     return ReplayColumns(time_col, device, signals, seq, rows)
 
 
@@ -126,6 +127,7 @@ def _rows(path: Path) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(f)
 
 
+@map_exceptions(UNREADABLE_DATASET, "eval replay")
 def replay_csv(
     path: Path,
     out: Path,

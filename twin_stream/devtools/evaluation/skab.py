@@ -25,6 +25,7 @@ from typing import Any
 
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.errors import UNREADABLE_DATASET, DatasetError, map_exceptions
 
 __all__ = [
     "DEVICE_TYPE",
@@ -133,7 +134,7 @@ def run_file(path: Path) -> tuple[list[bool], list[int]]:
     """The alarms and labels of the test rows of one file (a fresh monitor sees every row)."""
     stamps, rows, labels = read_skab(path)
     if len(labels) != len(rows):
-        raise ValueError(f"{path}: no 'anomaly' column")
+        raise DatasetError(f"{path}: no 'anomaly' column")
     monitor = DeviceMonitor(DEVICE_TYPE, DEVICE_TYPE)
     alarms = []
     for seq, (ts, row) in enumerate(zip(stamps, rows, strict=True)):
@@ -143,11 +144,12 @@ def run_file(path: Path) -> tuple[list[bool], list[int]]:
     return alarms, labels[TRAIN_ROWS:]
 
 
+@map_exceptions(UNREADABLE_DATASET, "eval skab")
 def evaluate_skab(data: Path, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Run every file under ``data`` and return SKAB's metrics, pooled and per folder."""
     files = find_files(data)
     if not files:
-        raise FileNotFoundError(f"no SKAB files under {data} (anomaly-free ones left out)")
+        raise DatasetError(f"no SKAB files under {data} (anomaly-free ones left out)")
     pooled = Confusion()
     by_folder: dict[str, Confusion] = {}
     files_by_folder: dict[str, int] = {}
