@@ -61,9 +61,9 @@ def write_dataset(
         writer = csv.writer(f)
         writer.writerow(["ts", "device_id", "device_type", "seq", *METRIC_COLUMNS])
         for r in readings(plan, interval_s=interval_s, start=start, progress=progress):
-            metrics = r.metrics.model_dump()  # type: ignore[attr-defined]
+            metrics = r.metrics.model_dump()
             writer.writerow(
-                [r.ts.isoformat(), r.device_id, r.device_type, r.seq]  # type: ignore[attr-defined]
+                [r.ts.isoformat(), r.device_id, r.device_type, r.seq]
                 + ["" if metrics.get(m) is None else metrics[m] for m in METRIC_COLUMNS]
             )
             count += 1

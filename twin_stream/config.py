@@ -101,6 +101,19 @@ class KafkaSettings(BaseModel):
             options["ssl_cafile"] = str(self.ssl_cafile)
         return options
 
+    def librdkafka_options(self) -> dict[str, object]:
+        """The same settings in librdkafka's names, for confluent-kafka (the bridge's producer)."""
+        options: dict[str, object] = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["sasl.mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                options["sasl.username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            options["ssl.ca.location"] = str(self.ssl_cafile)
+        return options
+
 
 class BridgeSettings(BaseModel):
     """MQTT -> Kafka bridge tuning."""
@@ -124,6 +137,10 @@ class WorkerSettings(BaseModel):
     data_dir: Path | None = None  # default: .twin-stream/worker-PORT
     checkpoint_every: int = 200  # save a device's models every K of its events...
     checkpoint_interval_s: float = 30.0  # ...or every T seconds
+    batch_max: int = 500  # telemetry micro-batches: at most this many events...
+    batch_within_s: float = 0.01  # ...gathered for at most this long (latency it may add)
+    uvloop: bool = True  # run the event loop on uvloop
+    gc_freeze: bool = True  # gc.freeze() the start-up heap once the worker runs
 
 
 class GrafanaSettings(BaseModel):

@@ -124,8 +124,7 @@ class PayloadRejected(TwinStreamError):
 
 
 class DatasetError(TwinStreamError):
-    """An input file the evaluations read (benchmark data, a CSV history) is missing or does not
-    have the shape it needs."""
+    """An input file the evaluations read (benchmark data, a CSV history) is unreadable."""
 
 
 #: What reading a dataset can raise, for :func:`map_exceptions` (it is also a decorator).

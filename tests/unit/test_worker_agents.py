@@ -85,7 +85,8 @@ def test_an_unprocessable_reading_is_dead_lettered_with_its_reason(app: Any, sen
     assert body.keys() == bridge_format.keys()
     assert body["device_id"] == "pump-0001"
     assert body["mqtt_topic"] == "twin/v1/devices/pump-0001/telemetry"
-    assert body["reason"] == "(payload): telemetry without a device_type [unprocessable]"
+    assert "discriminator 'device_type'" in body["reason"]
+    assert body["reason"].endswith("[union_tag_not_found]")  # the rule, where the sink reads it
     assert base64.b64decode(body["payload_base64"]) == bad
     assert len(_of(sent, "twin.scores")) == 1  # only the good reading was scored
 
@@ -116,6 +117,88 @@ def test_a_dead_letter_counts_in_the_twins_invalid_counter(app: Any, sent: Sent)
     assert twin["quality"]["invalid"] == 1
     (view,) = [orjson.loads(v) for v in _of(sent, "twin.twins")]
     assert view["quality"]["invalid"] == 1
+
+
+def _reading(device: str, seq: int, partition_key: bytes | None = None) -> tuple[bytes, bytes]:
+    device_type = {"pump": "infusion_pump", "vent": "ventilator"}[device.split("-")[0]]
+    metrics = {"infusion_pump": {"motor_current": 0.3}, "ventilator": {"tidal_volume": 500.0}}[
+        device_type
+    ]
+    value = orjson.dumps(
+        {
+            "v": 1,
+            "device_id": device,
+            "device_type": device_type,
+            "seq": seq,
+            "ts": f"2026-11-24T12:00:{seq:02d}Z",
+            "fw": "1.0.0",
+            "metrics": metrics,
+        }
+    )
+    return (partition_key or device.encode(), value)
+
+
+async def _put_batch(agent: Any, *records: tuple[bytes, bytes], partitions: list[int]) -> None:
+    """Put records without waiting for each, so that they land in one micro-batch."""
+    async with agent.test_context() as test_agent:
+        await asyncio.gather(
+            *(
+                test_agent.put(key=key, value=value, partition=partition)
+                for (key, value), partition in zip(records, partitions, strict=True)
+            )
+        )
+
+
+def test_a_micro_batch_sends_one_scores_record_per_device_with_every_score(
+    tmp_path: Path, sent: Sent
+) -> None:
+    # A batch waits up to half a second for more events: the four puts land in one batch.
+    app = create_app(
+        WorkerConfig(
+            bootstrap="127.0.0.1:9",
+            data_dir=tmp_path,
+            web_port=6066,
+            store="memory://",
+            batch_within_s=0.5,
+        )
+    )
+    records = [_reading("pump-0001", s) for s in (1, 2, 3)] + [_reading("vent-0002", 1)]
+    asyncio.run(_put_batch(app.agents["twin-worker.telemetry"], *records, partitions=[0, 0, 0, 1]))
+    scores: dict[bytes, list[Any]] = {}
+    for name, key, value in sent:
+        if name == "twin.scores":
+            scores.setdefault(key, []).extend(orjson.loads(value))
+    per_device = {key: [s["seq_last"] for s in batch] for key, batch in scores.items()}
+    # Every reading is scored, in order, and traceable to its reading and detector.
+    assert sorted(s for seqs in per_device.values() for s in seqs) == [1, 1, 2, 3]
+    assert per_device[b"pump-0001"] == sorted(per_device[b"pump-0001"])
+    assert all(s["detector_version"] for batch in scores.values() for s in batch)
+    records_out = sorted(key for name, key, _ in sent if name == "twin.scores")
+    assert records_out == [b"pump-0001", b"vent-0002"]  # one record per device and batch
+    # One twin view per device and batch, with the batch's last reading.
+    views = [orjson.loads(v) for v in _of(sent, "twin.twins")]
+    assert sorted(v["device_id"] for v in views) == ["pump-0001", "vent-0002"]
+    assert max(v["last_seq"] for v in views if v["device_id"] == "pump-0001") == 3
+
+
+def test_a_batch_writes_each_devices_table_changelog_to_its_own_partition(
+    app: Any, sent: Sent
+) -> None:
+    from faust.tables.base import Collection
+
+    original = Collection.partition_for_key
+    written: list[tuple[str, bytes, int | None]] = []
+
+    def recording(table: Any, key: bytes) -> int | None:
+        partition = original(table, key)
+        written.append((table.name, key, partition))
+        return partition
+
+    records = [_reading("pump-0001", 1), _reading("vent-0002", 1)]
+    with mock.patch.object(Collection, "partition_for_key", recording):
+        asyncio.run(_put_batch(app.agents["twin-worker.telemetry"], *records, partitions=[2, 5]))
+    twins = sorted((key, partition) for name, key, partition in written if name == "twins")
+    assert twins == [(b"pump-0001", 2), (b"vent-0002", 5)]
 
 
 def _now() -> datetime:

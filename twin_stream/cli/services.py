@@ -92,10 +92,8 @@ def worker(
     ] = None,
 ) -> None:
     """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
-    import faust
-
     from twin_stream.kafka import ensure_topics
-    from twin_stream.worker.app import WorkerConfig, create_app
+    from twin_stream.worker.app import WorkerConfig, run_worker
 
     settings: Settings = ctx.obj
     ws = settings.worker
@@ -118,9 +116,12 @@ def worker(
         checkpoint_interval_s=(
             checkpoint_interval if checkpoint_interval is not None else ws.checkpoint_interval_s
         ),
+        batch_max=ws.batch_max,
+        batch_within_s=ws.batch_within_s,
+        uvloop=ws.uvloop,
+        gc_freeze=ws.gc_freeze,
     )
-    app = create_app(config)
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    run_worker(config)
 
 
 def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:

@@ -1,8 +1,12 @@
-"""Events the platform produces about devices: commands, anomaly scores, predictions, alerts.
+"""Events the platform produces about devices: commands, anomaly scores, predictions, alerts,
+twins' views and dead letters.
 
 These travel on internal Kafka topics (``twin.commands``, ``twin.scores``, ``twin.predictions``,
-``twin.alerts``). Each score and alert carries the seq range of the readings behind it and the
-detector's version, so that an alert can be traced back to its data and its model.
+``twin.alerts``, ``twin.twins``, ``twin.dlq``). Each score and alert carries the seq range of the
+readings behind it and the detector's version, so that an alert can be traced back to its data
+and its model. The models here are the schemas of those topics: the sink decodes every record
+with one of them (:mod:`twin_stream.sink.points`), and the tests check that what each producer
+writes validates against its model.
 
 >>> from datetime import datetime, timezone
 >>> now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -23,6 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from twin_stream.domain.messages import DesiredSettings
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
+from twin_stream.domain.twin import Connectivity, DataQuality, Health
 
 __all__ = [
     "COMMAND_TTL",
@@ -35,10 +40,12 @@ __all__ = [
     "CommandKind",
     "Contribution",
     "ContributionLike",
+    "DeadLetter",
     "Prediction",
     "ScoreRecord",
     "SignalContribution",
     "Severity",
+    "TwinView",
 ]
 
 #: A command not applied within this time is dropped by the device (it acks 'expired').
@@ -259,3 +266,50 @@ class Alert(BaseModel):
     def pages(self) -> bool:
         """Whether this alert notifies a person now: open or updated, warning or critical."""
         return self.state != "resolved" and self.severity in PAGING_SEVERITIES
+
+
+class TwinView(BaseModel):
+    """A device's twin as the worker publishes it on ``twin.twins`` and serves it: the fields
+    of :class:`~twin_stream.domain.twin.Twin` but its de-duplication window (``seen_mask``),
+    with the device's open alerts and when the twin changed. The worker writes it as a dict
+    (:func:`twin_stream.worker.processing.twin_view`); this is its schema.
+    """
+
+    model_config = _EVENT
+
+    device_id: str
+    device_type: str | None
+    version: int
+    reported: dict[str, Any]
+    desired: dict[str, Any]
+    delta: dict[str, Any]
+    metrics: dict[str, float]
+    metrics_ts: AwareDatetime | None
+    last_seen: AwareDatetime | None
+    connectivity: Connectivity
+    firmware: str | None
+    health: Health
+    last_command_id: str | None
+    last_seq: int | None
+    quality: DataQuality
+    open_alerts: list[Alert]
+    changed_at: AwareDatetime
+
+
+class DeadLetter(BaseModel):
+    """A message or record that was not processed, on ``twin.dlq``: where it came from, why,
+    when, and its bytes. The bridge writes these for invalid MQTT messages and the worker for
+    records it cannot process (:func:`twin_stream.bridge.routing.dead_letter`, both).
+
+    ``mqtt_topic`` is the MQTT topic the bytes came on, or the Kafka topic of a record that
+    never came over MQTT; ``device_id`` is None when no device is known; ``reason`` ends with
+    its rule in brackets (``... [greater_than_equal]``).
+    """
+
+    model_config = _EVENT
+
+    mqtt_topic: str
+    device_id: str | None
+    reason: str
+    received_at: AwareDatetime
+    payload_base64: str

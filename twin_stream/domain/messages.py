@@ -21,7 +21,7 @@ metrics.motor_current: Input should be less than or equal to 3 [less_than_equal]
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Final, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar, Union
 
 from pydantic import (
     AwareDatetime,
@@ -52,6 +52,7 @@ __all__ = [
     "ReportedState",
     "StatusMessage",
     "Telemetry",
+    "decode_telemetry",
     "parse_payload",
     "parse_telemetry",
     "telemetry_model",
@@ -104,6 +105,10 @@ class _TelemetryBase(_Timestamped):
     device_id: DeviceId
     seq: Seq
     fw: FirmwareVersion
+
+    if TYPE_CHECKING:  # each device type's model adds these two (see _telemetry_model)
+        device_type: str
+        metrics: BaseModel
 
 
 def _telemetry_model(device_type: str) -> type[_TelemetryBase]:
@@ -225,6 +230,14 @@ def _check_size(raw: bytes) -> None:
             f"(payload): {len(raw)} bytes is over the limit of {MAX_PAYLOAD_BYTES} [too_large]",
             field="(payload)",
         )
+
+
+def decode_telemetry(raw: bytes) -> Telemetry:
+    """A reading the bridge already validated, parsed once (the schema picked by its
+    ``device_type``), without the clock window, so a backlog read late is still a reading.
+    An invalid one raises pydantic's ``ValidationError`` (a ``ValueError``)."""
+    reading: Telemetry = _TELEMETRY_ADAPTER.validate_json(raw)
+    return reading
 
 
 def parse_telemetry(

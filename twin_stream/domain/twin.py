@@ -155,12 +155,12 @@ class Twin(BaseModel):
         if outcome in ("duplicate", "stale"):
             return outcome
         self.quality.accepted += 1
-        self.device_type = reading.device_type  # type: ignore[attr-defined]
+        self.device_type = reading.device_type
         self.last_seen = now
         if self.firmware != reading.fw:
             self.firmware = reading.fw
             self.version += 1
-        values = reading.metrics.model_dump()  # type: ignore[attr-defined]
+        values = reading.metrics.model_dump()
         self.quality.dropouts += sum(v is None for v in values.values())
         # A reordered (older) reading still counts, but does not overwrite newer values.
         if self.metrics_ts is None or reading.ts >= self.metrics_ts:

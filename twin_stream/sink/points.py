@@ -1,4 +1,6 @@
-"""Kafka records -> InfluxDB points. Pure: one function per measurement.
+"""Kafka records -> InfluxDB points. Pure: each record is decoded once into the model of its
+topic (the topic's schema: :mod:`twin_stream.domain.events`, and the bridge's telemetry schema),
+then one function per measurement builds its points from that model.
 
 Every point is tagged ``device_id`` and ``device_type`` and timestamped by the event's own time
 (ms), so writing the same record twice lands on the same series and timestamp (idempotent).
@@ -14,11 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final, TypeVar
 
-import orjson
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
+from pydantic import TypeAdapter, ValidationError
 
+from twin_stream.domain import events, messages
 from twin_stream.errors import PayloadRejected
 from twin_stream.sink.measurements import (
     DEVICE_ID,
@@ -35,55 +39,70 @@ from twin_stream.sink.measurements import (
 __all__ = ["MEASUREMENTS", "dead_letter_point", "to_points"]
 
 
-def _ms(ts: str) -> int:
-    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
 
 
-def _base(measurement: str, body: dict[str, object], ts: str) -> Point:
-    return (
-        Point(measurement)
-        .tag(DEVICE_ID, body["device_id"])
-        .tag(DEVICE_TYPE, body.get("device_type") or "unknown")
-        .time(_ms(ts), WritePrecision.MS)
-    )
+def _base(measurement: str, device_id: str, device_type: str | None, ts: datetime) -> Point:
+    point = Point(measurement)
+    point.tag(DEVICE_ID, device_id)
+    point.tag(DEVICE_TYPE, device_type or "unknown")
+    point.time(_ms(ts), WritePrecision.MS)
+    return point
 
 
-def _telemetry(body: dict[str, object]) -> list[Point]:
-    point = _base(Telemetry.NAME, body, str(body["ts"])).field(Telemetry.SEQ, int(body["seq"]))  # type: ignore[call-overload]
-    for name, value in (body.get("metrics") or {}).items():  # type: ignore[attr-defined]
-        if value is not None:
+def _telemetry(reading: messages.Telemetry) -> list[Point]:
+    point = _base(Telemetry.NAME, reading.device_id, reading.device_type, reading.ts)
+    point.field(Telemetry.SEQ, reading.seq)
+    for name, value in reading.metrics:
+        if value is not None:  # a dropout: no value this time
             point.field(name, float(value))
     return [point]
 
 
-def _anomaly(body: dict[str, object]) -> list[Point]:
-    point = (
-        _base(Anomaly.NAME, body, str(body["ts"]))
-        .field(Anomaly.SCORE, float(body["score"]))  # type: ignore[arg-type]
-        .field(Anomaly.SEQ, int(body["seq_last"]))  # type: ignore[call-overload]
-        .field(Anomaly.WARMING_UP, bool(body.get("warming_up")))
-        .tag(Anomaly.DETECTOR_VERSION, body.get("detector_version") or "")
-    )
-    for name, deviation in (body.get("contributions") or {}).items():  # type: ignore[attr-defined]
-        point.field(f"{Anomaly.DEVIATION_PREFIX}{name}", float(deviation))
+#: A scores record is one score, or a JSON array of one device's scores (the worker's
+#: micro-batches, :func:`twin_stream.domain.batches.encode_scores`).
+_SCORE_BATCH: Final[TypeAdapter[list[events.AnomalyScore]]] = TypeAdapter(list[events.AnomalyScore])
+
+
+def _decode_scores(value: bytes) -> list[events.AnomalyScore]:
+    if value.lstrip()[:1] == b"[":
+        return _SCORE_BATCH.validate_json(value)
+    return [events.AnomalyScore.model_validate_json(value)]
+
+
+def _anomaly(scores: list[events.AnomalyScore]) -> list[Point]:
+    """One point per score."""
+    points = []
+    for score in scores:
+        point = _base(Anomaly.NAME, score.device_id, score.device_type, score.ts)
+        point.field(Anomaly.SCORE, score.score)
+        point.field(Anomaly.SEQ, score.seq_last)
+        point.field(Anomaly.WARMING_UP, score.warming_up)
+        point.tag(Anomaly.DETECTOR_VERSION, score.detector_version)
+        for name, deviation in score.contributions.items():
+            point.field(f"{Anomaly.DEVIATION_PREFIX}{name}", deviation)
+        points.append(point)
+    return points
+
+
+def _prediction(prediction: events.Prediction) -> list[Point]:
+    point = _base(Prediction.NAME, prediction.device_id, prediction.device_type, prediction.ts)
+    point.tag(Prediction.METRIC, prediction.metric)
+    point.field(Prediction.VALUE, prediction.value)
+    point.field(Prediction.LIMIT, prediction.limit)
+    point.field(Prediction.TREND_PER_H, prediction.trend_per_h)
+    for key, hours in (
+        (Prediction.TIME_TO_FAILURE_H, prediction.time_to_failure_h),
+        (Prediction.LOWER_H, prediction.lower_h),
+        (Prediction.UPPER_H, prediction.upper_h),
+    ):
+        if hours is not None:
+            point.field(key, hours)
     return [point]
 
 
-def _prediction(body: dict[str, object]) -> list[Point]:
-    point = (
-        _base(Prediction.NAME, body, str(body["ts"]))
-        .tag(Prediction.METRIC, body["metric"])
-        .field(Prediction.VALUE, float(body["value"]))  # type: ignore[arg-type]
-        .field(Prediction.LIMIT, float(body["limit"]))  # type: ignore[arg-type]
-        .field(Prediction.TREND_PER_H, float(body["trend_per_h"]))  # type: ignore[arg-type]
-    )
-    for key in (Prediction.TIME_TO_FAILURE_H, Prediction.LOWER_H, Prediction.UPPER_H):
-        if body.get(key) is not None:
-            point.field(key, float(body[key]))  # type: ignore[arg-type]
-    return [point]
-
-
-def _alert(body: dict[str, object]) -> list[Point]:
+def _alert(alert: events.Alert) -> list[Point]:
     """One point per alert event, in the series of its alert (tag ``alert``) and severity; an
     alert is open until its ``resolved`` event (``updated`` keeps it open).
 
@@ -91,55 +110,53 @@ def _alert(body: dict[str, object]) -> list[Point]:
     also writes ``open=0`` (and nothing else) into the alert's series of the other severities,
     so that "last open per alert and severity" never shows a severity the alert has left.
 
-    >>> body = {"device_id": "pump-0001", "device_type": "infusion_pump", "kind": "anomaly",
-    ...         "severity": "critical", "state": "updated", "alert_id": "a1", "revision": 1,
-    ...         "summary": "anomaly", "ts": "2026-01-01T00:00:00Z",
-    ...         "opened_at": "2026-01-01T00:00:00Z"}
-    >>> [(p._tags["severity"], p._fields["open"]) for p in _alert(body)]
+    >>> alert = events.Alert.model_validate({
+    ...     "device_id": "pump-0001", "device_type": "infusion_pump", "kind": "anomaly",
+    ...     "severity": "critical", "state": "updated", "alert_id": "a1", "revision": 1,
+    ...     "summary": "anomaly", "ts": "2026-01-01T00:00:00Z",
+    ...     "opened_at": "2026-01-01T00:00:00Z", "detector_version": "d"})
+    >>> [(p._tags["severity"], p._fields["open"]) for p in _alert(alert)]
     [('critical', 1), ('info', 0), ('warning', 0)]
     """
-    state, severity = str(body["state"]), str(body["severity"])
-    point = (
-        _base(Alert.NAME, body, str(body["ts"]))
-        .tag(Alert.KIND, body["kind"])
-        .tag(Alert.SEVERITY, severity)
-        .tag(Alert.ALERT, str(body["alert_id"]))
-        .field(Alert.STATE, state)
-        .field(Alert.OPEN, 0 if state == "resolved" else 1)
-        .field(Alert.ALERT_ID, str(body["alert_id"]))
-        .field(Alert.SUMMARY, str(body["summary"]))
-        .field(Alert.REVISION, int(body.get("revision") or 0))  # type: ignore[call-overload]
-    )
-    if body.get("resolved_at"):
-        duration = (_ms(str(body["resolved_at"])) - _ms(str(body["opened_at"]))) / 1000
-        point.field(Alert.DURATION_S, duration)
-    others = [
-        _base(Alert.NAME, body, str(body["ts"]))
-        .tag(Alert.KIND, body["kind"])
-        .tag(Alert.SEVERITY, other)
-        .tag(Alert.ALERT, str(body["alert_id"]))
-        .field(Alert.OPEN, 0)
-        for other in Alert.SEVERITIES
-        if other != severity
-    ]
+
+    def point_in(severity: str) -> Point:
+        point = _base(Alert.NAME, alert.device_id, alert.device_type, alert.ts)
+        point.tag(Alert.KIND, alert.kind)
+        point.tag(Alert.SEVERITY, severity)
+        point.tag(Alert.ALERT, alert.alert_id)
+        return point
+
+    point = point_in(alert.severity)
+    point.field(Alert.STATE, alert.state)
+    point.field(Alert.OPEN, 0 if alert.state == "resolved" else 1)
+    point.field(Alert.ALERT_ID, alert.alert_id)
+    point.field(Alert.SUMMARY, alert.summary)
+    point.field(Alert.REVISION, alert.revision)
+    if alert.resolved_at is not None:
+        point.field(Alert.DURATION_S, (_ms(alert.resolved_at) - _ms(alert.opened_at)) / 1000)
+    others = []
+    for other in Alert.SEVERITIES:
+        if other != alert.severity:
+            closed = point_in(other)
+            closed.field(Alert.OPEN, 0)
+            others.append(closed)
     return [point, *others]
 
 
-def _twin(body: dict[str, object]) -> list[Point]:
-    quality: dict[str, int] = body.get("quality") or {}  # type: ignore[assignment]
-    point = (
-        _base(Twin.NAME, body, str(body["changed_at"]))
-        .tag(Twin.CONNECTIVITY, body["connectivity"])
-        .field(Twin.VERSION, int(body["version"]))  # type: ignore[call-overload]
-        .field(Twin.ONLINE, 1 if body["connectivity"] == "online" else 0)
-        .field(Twin.DELTA_SIZE, len(body.get("delta") or {}))  # type: ignore[arg-type]
-        .field(Twin.HEALTH, str(body.get("health")))
-    )
-    for key, value in quality.items():
-        point.field(f"{Twin.QUALITY_PREFIX}{key}", int(value))
+def _twin(view: events.TwinView) -> list[Point]:
+    point = _base(Twin.NAME, view.device_id, view.device_type, view.changed_at)
+    point.tag(Twin.CONNECTIVITY, view.connectivity)
+    point.field(Twin.VERSION, view.version)
+    point.field(Twin.ONLINE, 1 if view.connectivity == "online" else 0)
+    point.field(Twin.DELTA_SIZE, len(view.delta))
+    point.field(Twin.HEALTH, view.health)
+    for key, count in view.quality:
+        point.field(f"{Twin.QUALITY_PREFIX}{key}", int(count))
     # Numeric settings side by side, for "reported vs desired" (strings stay in the twin API).
-    for side, prefix in (("reported", Twin.REPORTED_PREFIX), ("desired", Twin.DESIRED_PREFIX)):
-        settings: dict[str, object] = body.get(side) or {}  # type: ignore[assignment]
+    for settings, prefix in (
+        (view.reported, Twin.REPORTED_PREFIX),
+        (view.desired, Twin.DESIRED_PREFIX),
+    ):
         for key, setting in settings.items():
             if isinstance(setting, int | float) and not isinstance(setting, bool):
                 point.field(f"{prefix}{key}", float(setting))
@@ -158,60 +175,83 @@ def dead_letter_point(reason: str, device_id: str | None, source: str, at_us: in
     {'device_id': 'pump-0001', 'rule': 'greater_than_equal'}
     """
     rule = _RULE.search(reason)
-    return (
-        Point(DeadLetter.NAME)
-        .tag(DEVICE_ID, device_id or "unknown")
-        .tag(DeadLetter.RULE, rule.group(1) if rule else "unknown")
-        .field(DeadLetter.COUNT, 1)
-        .field(DeadLetter.REASON, reason)
-        .field(DeadLetter.MQTT_TOPIC, source)
-        .time(at_us, WritePrecision.US)
-    )
+    point = Point(DeadLetter.NAME)
+    point.tag(DEVICE_ID, device_id or "unknown")
+    point.tag(DeadLetter.RULE, rule.group(1) if rule else "unknown")
+    point.field(DeadLetter.COUNT, 1)
+    point.field(DeadLetter.REASON, reason)
+    point.field(DeadLetter.MQTT_TOPIC, source)
+    point.time(at_us, WritePrecision.US)
+    return point
 
 
-def _dead_letter(body: dict[str, object]) -> list[Point]:
+def _dead_letter(letter: events.DeadLetter) -> list[Point]:
     """One point per dead letter, at its receive time."""
-    received = datetime.fromisoformat(str(body["received_at"]).replace("Z", "+00:00"))
-    device_id = body.get("device_id")
-    return [
-        dead_letter_point(
-            str(body["reason"]),
-            str(device_id) if device_id else None,
-            str(body.get("mqtt_topic")),
-            int(received.timestamp() * 1_000_000),
-        )
-    ]
+    at_us = int(letter.received_at.timestamp() * 1_000_000)
+    return [dead_letter_point(letter.reason, letter.device_id, letter.mqtt_topic, at_us)]
 
 
-_WRITERS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
-    Telemetry.NAME: _telemetry,
-    Anomaly.NAME: _anomaly,
-    Prediction.NAME: _prediction,
-    Alert.NAME: _alert,
-    Twin.NAME: _twin,
-    DeadLetter.NAME: _dead_letter,
+E = TypeVar("E")
+#: Writes the points of one record, from its bytes.
+_Write = Callable[[bytes], list[Point]]
+
+
+def _writer(decode: Callable[[bytes], E], build: Callable[[E], list[Point]]) -> _Write:
+    """Decode a record into its model, once, then build its points from the model."""
+
+    def write(value: bytes) -> list[Point]:
+        return build(decode(value))
+
+    return write
+
+
+_WRITERS: dict[str, _Write] = {
+    Telemetry.NAME: _writer(messages.decode_telemetry, _telemetry),
+    Anomaly.NAME: _writer(_decode_scores, _anomaly),
+    Prediction.NAME: _writer(events.Prediction.model_validate_json, _prediction),
+    Alert.NAME: _writer(events.Alert.model_validate_json, _alert),
+    Twin.NAME: _writer(events.TwinView.model_validate_json, _twin),
+    DeadLetter.NAME: _writer(events.DeadLetter.model_validate_json, _dead_letter),
 }
-#: The points written for each kind of Kafka topic (its measurement: ``MEASUREMENT_OF_KIND``).
-MEASUREMENTS: dict[str, Callable[[dict[str, object]], list[Point]]] = {
+#: The points of one record of each kind of Kafka topic (its measurement: ``MEASUREMENT_OF_KIND``),
+#: from the record's bytes: each kind is decoded with its model (``twin_stream.domain.events``;
+#: telemetry with the bridge's schema, ``messages.decode_telemetry``).
+MEASUREMENTS: dict[str, _Write] = {
     kind: _WRITERS[measurement] for kind, measurement in MEASUREMENT_OF_KIND.items()
 }
 
 
-def to_points(kind: str, value: bytes) -> list[Point]:
-    """The points of one record of topic kind ``kind``; :class:`PayloadRejected` if it is not
-    one (whatever went wrong: the builders are pure, so it is this record's fault).
+def _describe(error: Exception) -> str:
+    """What was wrong with a record, on one line: a schema's first error names its field (if
+    it is about one) and pydantic's rule (in parentheses: the dead letter's rule is
+    ``unwritable``)."""
+    if isinstance(error, ValidationError) and error.error_count():
+        first = error.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        field = f"{loc}: " if loc else ""  # none: the record as a whole (not JSON, no object)
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        message = f"{field}{first['msg']} ({first['type']}){more}"
+    else:
+        message = repr(error)
+    return " ".join(message.split())
 
+
+def to_points(kind: str, value: bytes) -> list[Point]:
+    """The points of one record of topic kind ``kind``, decoded once into its model;
+    :class:`PayloadRejected` if it is not one (whatever went wrong: the builders are pure, so
+    it is this record's fault).
+
+    >>> letter = b'{"mqtt_topic": "t", "device_id": null, "reason": "r", "payload_base64": ""}'
     >>> try:
-    ...     to_points("telemetry", b'{"device_id": "pump-0001"}')
+    ...     to_points("dlq", letter)
     ... except PayloadRejected as rejected:
     ...     print(rejected.reason)
-    (record): no points from a telemetry record: KeyError('ts') [unwritable]
+    (record): no points from a dlq record: received_at: Field required (missing) [unwritable]
     """
     try:
-        body = orjson.loads(value)
-        return MEASUREMENTS[kind](body)
+        return MEASUREMENTS[kind](value)
     except Exception as e:
-        message = " ".join(repr(e).split())
         raise PayloadRejected(
-            f"(record): no points from a {kind} record: {message} [unwritable]", field="(record)"
+            f"(record): no points from a {kind} record: {_describe(e)} [unwritable]",
+            field="(record)",
         ) from e

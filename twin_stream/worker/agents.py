@@ -1,7 +1,11 @@
 """The worker's agents, one per Kafka topic it reads, and the heartbeat timer.
 
 * ``telemetry_agent``: de-duplicate by seq, update the twin, score, predict, alert; produce
-  ``scores``, ``predictions``, ``alerts`` and the twin's new view on ``twins``;
+  ``scores``, ``predictions``, ``alerts`` and the twin's new view on ``twins``. It works in
+  micro-batches (``stream.take_events``): per device and batch it sends one scores record (a
+  JSON array, :mod:`twin_stream.domain.batches`), the latest prediction of each signal and the
+  twin's view once, and every alert event. Faust acknowledges a batch's offsets only after the
+  batch was handled and its records handed to the producer (at-least-once);
 * ``status_agent`` / ``reported_agent``: connectivity and reported settings;
 * ``commands_agent``: desired state set through the twin API or by an operator;
 * ``dead_letter_agent``: count invalid payloads in the device's data-quality counters;
@@ -18,22 +22,33 @@ restore: :func:`failure_reason`, logged with its traceback); the agent goes on w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
+from faust.streams import _current_event
 from pydantic import ValidationError
 
 from twin_stream.bridge.routing import dead_letter
+from twin_stream.domain.batches import encode_scores
+from twin_stream.domain.events import Alert, Prediction, ScoreRecord
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs, twin_view
 
-__all__ = ["Publisher", "WorkerAgents", "failure_reason", "register_agents", "rejection_reason"]
+__all__ = [
+    "DeviceBatch",
+    "Publisher",
+    "WorkerAgents",
+    "failure_reason",
+    "register_agents",
+    "rejection_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,32 +93,49 @@ def _device_id(key: bytes | None) -> str | None:
         return None
 
 
+@dataclass
+class DeviceBatch:
+    """What one device's events in one micro-batch made, to be produced once."""
+
+    state: DeviceState
+    scores: list[ScoreRecord] = field(default_factory=list)
+    predictions: dict[str, Prediction] = field(default_factory=dict)  # the latest per signal
+    alerts: list[Alert] = field(default_factory=list)
+    twin_due: bool = False
+
+    def add(self, out: Outputs) -> None:
+        self.scores += out.scores
+        for prediction in out.predictions:
+            self.predictions[prediction.metric] = prediction
+        self.alerts += out.alerts
+        # The twin's view goes out when something people look at changed: its alerts, its
+        # data-quality counters (a duplicate, a gap...), or anything but a plain reading.
+        self.twin_due = self.twin_due or (
+            out.twin_changed
+            and (bool(out.alerts) or out.outcome not in ("accepted", "reordered") or not out.scores)
+        )
+
+
 class Publisher:
-    """Produces what one event made: scores, predictions, alerts, the twin's view, dead
-    letters."""
+    """Produces what a batch of events made: scores, predictions, alerts, the twin's view,
+    dead letters."""
 
     def __init__(self, topics: Mapping[str, Any]) -> None:
         self.topics = topics
         self._published: dict[str, int] = {}  # the twin version last published, per device
 
-    async def publish(self, device_id: str, state: DeviceState, out: Outputs) -> None:
+    async def publish(self, device_id: str, batch: DeviceBatch) -> None:
         key = device_id.encode()
-        for score in out.scores:
-            await self.topics["scores"].send(key=key, value=score.to_json())
-        for prediction in out.predictions:
+        if batch.scores:
+            await self.topics["scores"].send(key=key, value=encode_scores(batch.scores))
+        for prediction in batch.predictions.values():
             await self.topics["predictions"].send(
                 key=key, value=prediction.model_dump_json().encode()
             )
-        for alert in out.alerts:
+        for alert in batch.alerts:
             await self.topics["alerts"].send(key=key, value=alert.model_dump_json().encode())
-        # The twin's view goes out when something people look at changed: its version
-        # (connectivity, settings, firmware), its alerts or its data-quality counters.
-        if out.twin_changed and (
-            out.alerts
-            or out.outcome not in ("accepted", "reordered")
-            or state.twin.version != self._published.get(device_id)
-            or not out.scores
-        ):
+        state = batch.state
+        if batch.twin_due or state.twin.version != self._published.get(device_id, -1):
             self._published[device_id] = state.twin.version
             view = twin_view(state.twin, state.open_alerts(), datetime.now(UTC))
             await self.topics["twins"].send(key=key, value=orjson.dumps(view))
@@ -137,6 +169,16 @@ class WorkerAgents:
     heartbeats: Any
 
 
+def _process_as_current(event: Any) -> None:
+    """Make ``event`` Faust's current event, as its stream iterator does for each event.
+
+    A table writes a key's changelog record to the partition of the event being processed
+    (``Table.partition_for_key`` reads ``faust.streams.current_event()``), but
+    ``take_events`` yields a batch without setting it per event (faust-streaming#497): without
+    this, a batch's table writes would fail, or go to the last event's partition."""
+    _current_event.set(weakref.ref(event))
+
+
 def _offset(event: Any) -> str:
     return f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
 
@@ -168,65 +210,86 @@ def register_agents(
     *,
     group: str,
     heartbeat_check_s: float,
+    batch_max: int = 500,
+    batch_within_s: float = 0.01,
 ) -> WorkerAgents:
-    """Add the agents (named ``{group}.{kind}``) and the heartbeat timer to ``app``."""
+    """Add the agents (named ``{group}.{kind}``) and the heartbeat timer to ``app``.
+
+    Telemetry is handled in micro-batches of up to ``batch_max`` events, gathered for at most
+    ``batch_within_s`` seconds (the latency a reading may wait for its batch)."""
     publisher = Publisher(topics)
 
-    async def handle(kind: str, event: Any, apply: Apply) -> None:
+    async def handle(kind: str, events: Sequence[Any], apply: Apply) -> None:
+        """Apply each event to its device's state, then produce once per device."""
         now = datetime.now(UTC)
-        device_id = _device_id(event.key)
-        if device_id is None:
-            reason = "(key): a record without a device_id key [missing_key]"
-            log.warning("dead-lettering a %s record at offset %s: %s", kind, _offset(event), reason)
-            await publisher.dead_letter(kind, None, event.value, reason, now)
-            return
-        try:
-            state = devices.load(device_id)
-            out = apply(state, event, now)
-        except (ValueError, PayloadRejected) as e:  # the record is invalid (pydantic's too)
-            reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
-            log.warning(
-                "dead-lettering a %s record of %s at offset %s: %s",
-                kind,
-                device_id,
-                _offset(event),
-                reason,
-            )
-            await publisher.dead_letter(kind, device_id, event.value, reason, now)
-            return
-        except Exception as e:  # anything else failed on this record: it alone is set aside
-            reason = failure_reason(e)
-            log.exception(
-                "dead-lettering a %s record of %s at offset %s: processing failed",
-                kind,
-                device_id,
-                _offset(event),
-            )
-            devices.forget(device_id)  # it may have stopped half-way through the state
-            await publisher.dead_letter(kind, device_id, event.value, reason, now)
-            return
-        devices.save(device_id, state, out, reading=kind == "telemetry")
-        await publisher.publish(device_id, state, out)
+        batches: dict[str, DeviceBatch] = {}
+        for event in events:
+            _process_as_current(event)
+            device_id = _device_id(event.key)
+            if device_id is None:
+                reason = "(key): a record without a device_id key [missing_key]"
+                log.warning(
+                    "dead-lettering a %s record at offset %s: %s", kind, _offset(event), reason
+                )
+                await publisher.dead_letter(kind, None, event.value, reason, now)
+                continue
+            try:
+                state = devices.load(device_id)
+                out = apply(state, event, now)
+            except (ValueError, PayloadRejected) as e:  # the record is invalid (pydantic's too)
+                reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
+                log.warning(
+                    "dead-lettering a %s record of %s at offset %s: %s",
+                    kind,
+                    device_id,
+                    _offset(event),
+                    reason,
+                )
+                await publisher.dead_letter(kind, device_id, event.value, reason, now)
+                continue
+            except Exception as e:  # anything else failed on this record: it alone is set aside
+                reason = failure_reason(e)
+                log.exception(
+                    "dead-lettering a %s record of %s at offset %s: processing failed",
+                    kind,
+                    device_id,
+                    _offset(event),
+                )
+                devices.forget(device_id)  # it may have stopped half-way through the state
+                await publisher.dead_letter(kind, device_id, event.value, reason, now)
+                continue
+            devices.save(device_id, state, out, reading=kind == "telemetry")
+            batch = batches.get(device_id)
+            if batch is not None and batch.state is not state:  # reloaded after a failure
+                await publisher.publish(device_id, batches.pop(device_id))
+                batch = None
+            if batch is None:
+                batch = batches[device_id] = DeviceBatch(state)
+            batch.add(out)
+        for device_id, batch in batches.items():
+            await publisher.publish(device_id, batch)
 
     @app.agent(topics["telemetry"], name=f"{group}.telemetry")
     async def telemetry_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await handle("telemetry", event, _telemetry)
+        # Faust acks the batch's events when the loop asks for the next batch: after handle()
+        # has handed every output record to the producer.
+        async for events in stream.take_events(batch_max, within=batch_within_s):
+            await handle("telemetry", events, _telemetry)
 
     @app.agent(topics["status"], name=f"{group}.status")
     async def status_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle("status", event, _status)
+            await handle("status", [event], _status)
 
     @app.agent(topics["reported"], name=f"{group}.reported")
     async def reported_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle("reported", event, _reported)
+            await handle("reported", [event], _reported)
 
     @app.agent(topics["commands"], name=f"{group}.commands")
     async def commands_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle("commands", event, _command)
+            await handle("commands", [event], _command)
 
     @app.agent(topics["dlq"], name=f"{group}.dlq")
     async def dead_letter_agent(stream: Any) -> None:
@@ -244,7 +307,9 @@ def register_agents(
                 devices.forget(device_id)
                 continue
             devices.save(device_id, state, out, reading=False)
-            await publisher.publish(device_id, state, out)  # the invalid counter moved
+            batch = DeviceBatch(state)
+            batch.add(out)
+            await publisher.publish(device_id, batch)  # the invalid counter moved
 
     @app.timer(interval=heartbeat_check_s)
     async def heartbeats() -> None:
@@ -252,7 +317,9 @@ def register_agents(
         for device_id, state in devices.items():
             out = state.on_heartbeat(now=now)
             if out.twin_changed:  # the table is updated with the device's next event
-                await publisher.publish(device_id, state, out)
+                batch = DeviceBatch(state)
+                batch.add(out)
+                await publisher.publish(device_id, batch)
 
     return WorkerAgents(
         telemetry=telemetry_agent,

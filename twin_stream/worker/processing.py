@@ -28,7 +28,7 @@ from twin_stream.domain.events import Alert, Command, Prediction, ScoreRecord
 from twin_stream.domain.messages import (
     ReportedState,
     StatusMessage,
-    telemetry_model,
+    decode_telemetry,
 )
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.twin import Twin
@@ -51,7 +51,8 @@ class Outputs:
 
 
 def twin_view(twin: Twin, open_alerts: list[Alert], changed_at: datetime) -> dict[str, object]:
-    """The JSON a twin is published and served as."""
+    """The JSON a twin is published and served as; its schema is
+    :class:`~twin_stream.domain.events.TwinView` (what the sink decodes it with)."""
     view = twin.model_dump(mode="json", exclude={"seen_mask"})
     view["open_alerts"] = [a.model_dump(mode="json") for a in open_alerts]
     view["changed_at"] = changed_at.isoformat()
@@ -116,8 +117,7 @@ class DeviceState:
     ) -> Outputs:
         """One reading: the twin first (duplicates and stale readings stop there), then the
         monitor. ``received_at`` is when the platform received it (the clock-skew check)."""
-        device_type = self._peek_type(raw)
-        reading = telemetry_model(device_type).model_validate_json(raw)
+        reading = decode_telemetry(raw)
         if self.resumed:
             self.twin.resume_before(reading.seq)
             self.resumed = False
@@ -126,11 +126,11 @@ class DeviceState:
         if outcome in ("duplicate", "stale"):
             return out  # redelivered or too old: harmless, counted in the twin's quality
         if self.monitor is None:
-            self.monitor = DeviceMonitor(self.twin.device_id, device_type)
+            self.monitor = DeviceMonitor(self.twin.device_id, reading.device_type)
         result = self.monitor.on_reading(
             reading.ts,
             reading.seq,
-            reading.metrics.model_dump(),  # type: ignore[attr-defined]
+            reading.metrics.model_dump(),
             received_at=received_at,
             fw=reading.fw,
         )
@@ -188,14 +188,3 @@ class DeviceState:
             if "warning" in severities
             else "ok"
         )
-
-    @staticmethod
-    def _peek_type(raw: bytes) -> str:
-        # The bridge validated the payload; its device_type selects the schema to parse with.
-        import orjson
-
-        body = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
-        device_type = body.get("device_type") if isinstance(body, dict) else None
-        if not isinstance(device_type, str):
-            raise ValueError("telemetry without a device_type")
-        return device_type

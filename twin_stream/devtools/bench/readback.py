@@ -6,10 +6,20 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 from kafka import KafkaConsumer
 
-__all__ = ["count_points", "count_records", "output_span", "percentile"]
+from twin_stream.domain.batches import decode_scores
+
+__all__ = [
+    "count_points",
+    "count_records",
+    "output_span",
+    "percentile",
+    "scores_in",
+    "wait_for_consumed",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -22,16 +32,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def count_records(bootstrap: str, topic: str, expected: int, timeout: float = 300) -> int:
-    """Read ``topic`` from the start until ``expected`` records were seen (or ``timeout``)."""
-    return output_span(bootstrap, topic, expected, timeout)[0]
+def count_records(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 300,
+    count: Callable[[bytes], int] = lambda value: 1,
+) -> int:
+    """Read ``topic`` from the start until ``expected`` items were seen (or ``timeout``)."""
+    return output_span(bootstrap, topic, expected, timeout, count)[0]
+
+
+def scores_in(value: bytes) -> int:
+    """How many scores a ``twin.scores`` record holds."""
+    return len(decode_scores(value))
+
+
+def wait_for_consumed(
+    bootstrap: str, group: str, topic: str, expected: int, timeout: float = 300
+) -> int:
+    """Wait until consumer group ``group`` has committed ``expected`` records of ``topic``
+    (from offset 0), by its committed offsets alone: an admin request every half second and no
+    record read, so that waiting does not compete with what is being measured. Returns the
+    records committed when done or at ``timeout``."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError as LibraryKafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout
+    try:
+        committed = 0
+        while time.monotonic() < deadline:
+            try:
+                offsets = admin.list_group_offsets(group).get(group, {})
+            except LibraryKafkaError:  # the group does not exist yet (its coordinator neither)
+                offsets = {}
+            committed = sum(m.offset for tp, m in offsets.items() if tp.topic == topic)
+            if committed >= expected:
+                break
+            time.sleep(0.5)
+        return committed
+    finally:
+        admin.close()
 
 
 def output_span(
-    bootstrap: str, topic: str, expected: int, timeout: float = 300
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 300,
+    count: Callable[[bytes], int] = lambda value: 1,
 ) -> tuple[int, float]:
-    """(records seen, seconds from the first record's broker timestamp to the last one's): the
-    steady-state pace of whatever produced ``topic``, start-up excluded."""
+    """(items seen, seconds from the first record's broker timestamp to the last one's): the
+    steady-state pace of whatever produced ``topic``, start-up excluded. ``count`` says how
+    many items a record holds (a scores record holds a batch)."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -44,7 +98,7 @@ def output_span(
     try:
         while seen < expected and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=200).values():
-                seen += len(records)
+                seen += sum(count(r.value) for r in records)
                 stamps = [r.timestamp for r in records]
                 first = min(stamps + ([first] if first is not None else []))
                 last = max(stamps + ([last] if last is not None else []))

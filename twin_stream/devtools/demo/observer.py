@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
+from twin_stream.domain.batches import decode_scores
+
 __all__ = ["Observer", "Snapshot"]
 
 #: Points kept per device and series: enough for a demo, bounded for a long run.
@@ -79,16 +81,19 @@ class Observer:
             consumer.close()
 
     def _take(self, kind: str, value: bytes, broker_ms: int) -> None:
+        if kind == "scores":  # a batch of one device's scores (or one score)
+            for score in decode_scores(value):
+                self.counts[kind] += 1
+                ts = _ts(score["ts"])
+                self.scores[score["device_id"]].append((ts, float(score["score"])))
+                self.latencies_ms.append(broker_ms - ts * 1000.0)
+            return
         body = orjson.loads(value)
         self.counts[kind] += 1
         device = body.get("device_id", "")
         if kind == "telemetry":
             metrics = {k: v for k, v in body["metrics"].items() if v is not None}
             self.telemetry[device].append((_ts(body["ts"]), metrics))
-        elif kind == "scores":
-            ts = _ts(body["ts"])
-            self.scores[device].append((ts, float(body["score"])))
-            self.latencies_ms.append(broker_ms - ts * 1000.0)
         elif kind == "predictions":
             self.predictions[device].append(body)
         elif kind == "alerts":

@@ -100,9 +100,9 @@ def run_fleet(
     for reading in readings(plan, interval_s=interval_s, start=start, progress=progress):
         monitor = monitors.get(reading.device_id)
         if monitor is None:
-            device_type: str = reading.device_type  # type: ignore[attr-defined]
+            device_type: str = reading.device_type
             monitor = monitors[reading.device_id] = DeviceMonitor(reading.device_id, device_type)
-        metrics = reading.metrics.model_dump()  # type: ignore[attr-defined]
+        metrics = reading.metrics.model_dump()
         events += monitor.on_reading(reading.ts, reading.seq, metrics).alerts
     return FleetEvaluation(events, plan.labels(start), len(plan.devices), plan.hours)
 
