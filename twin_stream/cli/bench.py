@@ -89,11 +89,36 @@ def e2e(
     rate: Annotated[list[int] | None, typer.Option(help="Total msgs/s (repeatable)")] = None,
     duration: Annotated[float, typer.Option(help="Seconds per rate")] = 30.0,
     devices: Annotated[int, typer.Option(help="Simulated devices")] = 50,
+    find_max: Annotated[
+        bool,
+        typer.Option(
+            "--find-max",
+            help="Step the rate up (250, 500, 1000, ...) until p99 passes --p99-limit-ms or a "
+            "reading is lost; report the highest rate that kept both",
+        ),
+    ] = False,
+    p99_limit_ms: Annotated[float, typer.Option(help="The p99 limit of --find-max")] = 1000.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """End-to-end latency publish -> score (p50, p99) through the whole pipeline."""
     with console.status("running the pipeline..."):
-        figures = bench_e2e(rates=tuple(rate or [1000, 5000]), duration_s=duration, devices=devices)
+        figures = bench_e2e(
+            rates=tuple(rate or [1000, 5000]),
+            duration_s=duration,
+            devices=devices,
+            find_max_p99_ms=p99_limit_ms if find_max else None,
+        )
+    if find_max:
+        if as_json:
+            typer.echo(json.dumps(figures))
+        else:
+            for run in figures["runs"]:
+                _show(f"bench e2e at {run['rate']} msgs/s", run)
+            console.print(
+                f"highest rate with p99 <= {p99_limit_ms:g} ms and nothing lost: "
+                f"{figures['max_rate']} msgs/s"
+            )
+        return
     if as_json:
         # one rate: one object with the documented keys; several: a list of them
         runs = [{**run, "machine": figures["machine"]} for run in figures["runs"]]

@@ -155,9 +155,22 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
     }
 
 
+#: The rates ``bench e2e --find-max`` tries, in order, until one misses its p99 or loses data.
+SEARCH_RATES = (250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000)
+
+
 def bench_e2e(
-    *, rates: tuple[int, ...] = (1000, 5000), duration_s: float = 30.0, devices: int = 50
+    *,
+    rates: tuple[int, ...] = (1000, 5000),
+    duration_s: float = 30.0,
+    devices: int = 50,
+    find_max_p99_ms: float | None = None,
 ) -> dict[str, Any]:
+    """Latency publish -> score at each of ``rates``. With ``find_max_p99_ms``, the rates of
+    :data:`SEARCH_RATES` in turn, until one's p99 is over that limit or a reading is lost; the
+    result then names the highest rate that kept both (``max_rate``)."""
+    if find_max_p99_ms is not None:
+        rates = SEARCH_RATES
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
         root = Path(tmp)
@@ -185,21 +198,38 @@ def bench_e2e(
             ):
                 time.sleep(20)  # the Faust worker's start-up and first rebalance
                 for rate in rates:
-                    results.append(
-                        _measure(
-                            bootstrap,
-                            state.url("influxdb"),
-                            topics,
-                            state.services["mosquitto"].port,
-                            passwords,
-                            rate,
-                            duration_s,
-                            devices,
-                        )
+                    run = _measure(
+                        bootstrap,
+                        state.url("influxdb"),
+                        topics,
+                        state.services["mosquitto"].port,
+                        passwords,
+                        rate,
+                        duration_s,
+                        devices,
                     )
+                    results.append(run)
+                    if find_max_p99_ms is not None and not _kept(run, find_max_p99_ms):
+                        break
         finally:
             stack.down()
-    return {"runs": results, "machine": machine_info()}
+    figures: dict[str, Any] = {"runs": results, "machine": machine_info()}
+    if find_max_p99_ms is not None:
+        kept = [r["rate"] for r in results if _kept(r, find_max_p99_ms)]
+        figures["max_rate"] = max(kept, default=None)
+        figures["p99_limit_ms"] = find_max_p99_ms
+    return figures
+
+
+def _kept(run: dict[str, Any], p99_limit_ms: float) -> bool:
+    """Whether a run stored and scored every reading it published with p99 under the limit."""
+    published = run["published"]
+    return (
+        run["p99_ms"] is not None
+        and run["p99_ms"] <= p99_limit_ms
+        and run["scored"] >= published
+        and run["stored"] >= published
+    )
 
 
 def _measure(
