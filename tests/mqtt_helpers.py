@@ -56,7 +56,7 @@ def connect(
     client.connect("127.0.0.1", port, keepalive=30)
     client.loop_start()
     if not connected.wait(10):
-        client.loop_stop()
+        close(client)  # its network thread and socket go with it
         raise TimeoutError(f"{username} did not get a CONNACK")
     return client, got
 
@@ -71,5 +71,6 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
 
 
 def close(client: mqtt.Client) -> None:
+    """Disconnect, then wait for the network thread to end (it closes the socket)."""
     client.disconnect()
     client.loop_stop()

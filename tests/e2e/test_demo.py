@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.services
+
 
 def test_a_short_demo_exits_0_writes_the_report_and_catches_the_failing_pump(
     tmp_path: Path,

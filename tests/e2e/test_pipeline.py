@@ -37,9 +37,7 @@ from twin_stream.sink import InfluxTarget, make_sink
 
 DEVICES = 20
 
-# kafka-python's background threads drop sockets of refused connections when the group
-# coordinator moves (NotCoordinatorError) without closing them; that is its leak, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = pytest.mark.services
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -80,29 +78,30 @@ class Pipeline:
 
     def start_worker(self, i: int) -> None:
         self.ports.setdefault(i, free_port())
-        log = open(self.root / f"worker-{i}.log", "ab")  # noqa: SIM115 - the process owns it
-        self.workers[i] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "twin_stream",
-                "worker",
-                "--web-port",
-                str(self.ports[i]),
-                "--data-dir",
-                str(self.root / f"worker-{i}"),
-                "--topic-prefix",
-                self.prefix,
-                "--checkpoint-every",
-                "50",
-                "--checkpoint-interval",
-                "5",
-            ],
-            env={**os.environ, "TWIN_KAFKA__BOOTSTRAP": self.bootstrap},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child gets its own copy of the log's descriptor: ours is closed once it started.
+        with open(self.root / f"worker-{i}.log", "ab") as log:
+            self.workers[i] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "twin_stream",
+                    "worker",
+                    "--web-port",
+                    str(self.ports[i]),
+                    "--data-dir",
+                    str(self.root / f"worker-{i}"),
+                    "--topic-prefix",
+                    self.prefix,
+                    "--checkpoint-every",
+                    "50",
+                    "--checkpoint-interval",
+                    "5",
+                ],
+                env={**os.environ, "TWIN_KAFKA__BOOTSTRAP": self.bootstrap},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         ok = wait_until(
             lambda: http("GET", f"{self.api(i)}/twins")[0] == 200, timeout=120, interval=1.0
         )
@@ -162,33 +161,36 @@ def pipeline(
     tsdb.up(timeout=60)
     prefix = f"e2e{int(time.time())}"
     p = Pipeline(mosquitto, kafka_bootstrap, prefix, tsdb, root)
-    ensure_topics(kafka_bootstrap, 6, {}, p.topics)
-    stop = threading.Event()
-    ready = threading.Event()
-    endpoint = MqttEndpoint(
-        "127.0.0.1",
-        mosquitto.port,
-        mosquitto.bridge.username,
-        mosquitto.bridge.password,
-        client_id=f"{prefix}-bridge",
-    )
-    bridge = threading.Thread(
-        target=run_bridge,
-        args=(endpoint, kafka_bootstrap),
-        kwargs={"stop": stop, "share_group": prefix, "topics": p.topics, "on_ready": ready},
-    )
-    bridge.start()
-    sink = make_sink(
-        kafka_bootstrap,
-        InfluxTarget(p.influx_url, "unused", "twin", "twin"),
-        group_id=f"{prefix}-sink",
-        topics=p.topics,
-        batch_size=2000,
-        flush_interval_s=0.5,
-    )
-    sink_thread = threading.Thread(target=sink.run, args=(stop,))
-    sink_thread.start()
+    stop, ready = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []  # the bridge and the sink, stopped by `stop`
     try:
+        ensure_topics(kafka_bootstrap, 6, {}, p.topics)
+        endpoint = MqttEndpoint(
+            "127.0.0.1",
+            mosquitto.port,
+            mosquitto.bridge.username,
+            mosquitto.bridge.password,
+            client_id=f"{prefix}-bridge",
+        )
+        bridge = threading.Thread(
+            target=run_bridge,
+            args=(endpoint, kafka_bootstrap),
+            kwargs={"stop": stop, "share_group": prefix, "topics": p.topics, "on_ready": ready},
+            name="bridge",
+        )
+        threads.append(bridge)
+        bridge.start()
+        sink = make_sink(
+            kafka_bootstrap,
+            InfluxTarget(p.influx_url, "unused", "twin", "twin"),
+            group_id=f"{prefix}-sink",
+            topics=p.topics,
+            batch_size=2000,
+            flush_interval_s=0.5,
+        )
+        sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
+        threads.append(sink_thread)
+        sink_thread.start()
         assert ready.wait(60)
         p.start_worker(0)
         p.start_worker(1)
@@ -196,8 +198,8 @@ def pipeline(
     finally:
         p.stop_workers()
         stop.set()
-        bridge.join(60)
-        sink_thread.join(60)
+        for thread in threads:
+            thread.join(60)
         tsdb.down()
 
 
@@ -269,21 +271,22 @@ def test_bad_payloads_go_to_the_dlq_and_the_twin_counts_them(pipeline: Pipeline)
         pipeline.broker.port, "pump-0001", pipeline.broker.account("pump-0001").password
     )
     bad = [b"not json", b"{}" + b" " * 17000, b'{"v":1,"device_id":"pump-0001","seq":-4}']
-    for payload in bad:
-        device.publish(mqtt_topic("pump-0001", "telemetry"), payload, qos=1).wait_for_publish(5)
-    close(device)
-    consumer = KafkaConsumer(
+    try:
+        for payload in bad:
+            device.publish(mqtt_topic("pump-0001", "telemetry"), payload, qos=1).wait_for_publish(5)
+    finally:
+        close(device)
+    letters: list[dict[str, Any]] = []
+    with KafkaConsumer(
         pipeline.topics["dlq"],
         bootstrap_servers=pipeline.bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
-    )
-    letters: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(letters) < 3:
-        for records in consumer.poll(timeout_ms=500).values():
-            letters += [orjson.loads(r.value) for r in records]
-    consumer.close()
+    ) as consumer:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(letters) < 3:
+            for records in consumer.poll(timeout_ms=500).values():
+                letters += [orjson.loads(r.value) for r in records]
     assert {base64.b64decode(x["payload_base64"]) for x in letters} >= set(bad)
     assert all(x["reason"] for x in letters)
 
@@ -344,9 +347,12 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
     cleaner, _ = connect(
         pipeline.broker.port, pipeline.broker.bridge.username, pipeline.broker.bridge.password
     )
-    for device in ("pump-0001", "vent-0002"):
-        cleaner.publish(mqtt_topic(device, "desired"), b"", qos=1, retain=True).wait_for_publish(5)
-    close(cleaner)
+    try:
+        for device in ("pump-0001", "vent-0002"):
+            retained = cleaner.publish(mqtt_topic(device, "desired"), b"", qos=1, retain=True)
+            retained.wait_for_publish(5)
+    finally:
+        close(cleaner)
 
 
 def test_two_workers_share_partitions_and_either_answers_for_any_device(

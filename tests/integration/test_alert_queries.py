@@ -7,11 +7,15 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.integration.test_influxql import influxql
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.events import Alert, Contribution, Prediction
 from twin_stream.grafana import queries as q
 from twin_stream.sink.points import to_points
+
+pytestmark = pytest.mark.services
 
 WORN = [Contribution(metric="motor_current", value=0.42, baseline=0.25, deviation=9.0)]
 

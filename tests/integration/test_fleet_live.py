@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
@@ -14,6 +15,8 @@ from tests.conftest import MqttBroker
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import device_id_from_mqtt_topic, mqtt_topic, mqtt_wildcard
+
+pytestmark = pytest.mark.services
 
 
 def fleet_for(broker: MqttBroker, plan: FleetPlan, **kwargs: float | bool) -> MqttFleet:

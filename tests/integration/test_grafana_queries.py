@@ -31,6 +31,8 @@ from twin_stream.grafana.dashboards import all_dashboards
 from twin_stream.sink.points import to_points
 from twin_stream.worker.processing import DeviceState, twin_view
 
+pytestmark = pytest.mark.services
+
 FAULTY = "pump-0001"
 NOISY = "vent-0002"  # sends the bad payloads
 GONE = "mon-0003"  # goes offline at the end

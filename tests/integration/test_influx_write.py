@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from tests.integration.test_influxql import influxql
+
+pytestmark = pytest.mark.services
 
 
 def rows(base_url: str, db: str, q: str) -> list[dict[str, Any]]:

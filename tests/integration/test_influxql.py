@@ -8,6 +8,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.services
+
 
 def influxql(base_url: str, q: str, db: str | None = None) -> dict[str, Any]:
     params = {"q": q, "epoch": "ms", **({"db": db} if db else {})}

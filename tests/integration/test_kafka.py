@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
+
+pytestmark = pytest.mark.services
 
 
 def test_keyed_messages_keep_their_order_per_key(kafka_bootstrap: str, unique: str) -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import MqttBroker
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.devtools.stack import mqtt_login_accepted
 from twin_stream.domain.topics import mqtt_topic, mqtt_wildcard
+
+pytestmark = pytest.mark.services
 
 
 def test_device_publishes_and_bridge_receives_with_credentials(mosquitto: MqttBroker) -> None:

@@ -21,6 +21,8 @@ from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
 
+pytestmark = pytest.mark.services
+
 
 @pytest.fixture
 def own_influxdb(tmp_path: Path) -> Iterator[Stack]:

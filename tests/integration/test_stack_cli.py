@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from twin_stream.devtools.stack import _pid_alive, port_is_open
+import pytest
+
+from twin_stream.devtools.stack import port_is_open
+from twin_stream.devtools.stack.processes import pid_alive
+
+pytestmark = pytest.mark.services
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,11 +36,11 @@ def test_stack_up_then_down_leaves_no_process_or_port(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert all(r["running"] and r["port_open"] for r in report.values()), report
-        assert all(_pid_alive(pid) for pid in pids)
+        assert all(pid_alive(pid) for pid in pids)
     finally:
         down = run("stack", "down", "--dir", str(root))
     assert down.returncode == 0, down.stderr
-    assert [pid for pid in pids if _pid_alive(pid)] == []
+    assert [pid for pid in pids if pid_alive(pid)] == []
     assert [port for port in ports if port_is_open(port)] == []
     assert not (root / "state.json").exists()
     # status on a stopped stack says so and fails
