@@ -4,20 +4,31 @@ Every topic is keyed by ``device_id``, so one device's events stay in order on o
 one worker owns the device. The names are defined, pure, in :mod:`twin_stream.domain.topics` and
 re-exported here, next to the clients that use them.
 
-This is kafka-python's edge: what it raises while topics are created or a client is made comes
-out as :class:`~twin_stream.errors.KafkaUnavailable` (no broker answered in time),
+Two client libraries, each where it fits (README, "Libraries, and why each is there"):
+
+* confluent-kafka (librdkafka, in C) for the one hot path, the bridge's uplink producer
+  (:func:`make_librdkafka_producer`): ~2 us per record on the caller's side instead of
+  kafka-python's ~200, delivery reports through callbacks served by ``poll()``;
+* kafka-python for topic creation and the low-rate consumers (the bridge's downlink, the sink),
+  with the ``crc32c`` package installed so that it does not checksum record batches in pure
+  Python.
+
+This is both libraries' edge: what they raise while topics are created or a client is made
+comes out as :class:`~twin_stream.errors.KafkaUnavailable` (no broker answered in time),
 :class:`~twin_stream.errors.KafkaError` (the broker refused) or
 :class:`~twin_stream.errors.ConfigError` (options the client does not take), naming the
 bootstrap servers and what was being done. A client whose constructor failed is closed: kafka-
-python would leave its IO thread running.
+python would leave its IO thread running, librdkafka its native threads.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
+import confluent_kafka
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import errors as kafka_errors
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -34,11 +45,18 @@ from twin_stream.errors import (
 __all__ = [
     "KAFKA_ERRORS",
     "KAFKA_TOPICS",
+    "close_librdkafka_producer",
     "ensure_topics",
     "kafka_topics",
+    "librdkafka_edge",
+    "librdkafka_error",
+    "librdkafka_options",
     "make_consumer",
+    "make_librdkafka_producer",
     "make_producer",
 ]
+
+log = logging.getLogger(__name__)
 
 #: kafka-python's errors in the tree (first match wins). A retriable error (a timeout: "Unable
 #: to bootstrap", a broker not ready, no leader yet) means Kafka is not there for now;
@@ -131,3 +149,151 @@ def make_consumer(
             auto_offset_reset="earliest",
             **c,
         )
+
+
+# --- confluent-kafka (librdkafka): the bridge's uplink producer ---------------------------------
+
+#: librdkafka's errors (by name: its local ones begin with "_") for "no broker answered": down,
+#: unreachable, not resolved, timed out.
+_UNREACHABLE: Final = frozenset(
+    {
+        "_TRANSPORT",
+        "_ALL_BROKERS_DOWN",
+        "_RESOLVE",
+        "_TIMED_OUT",
+        "_TIMED_OUT_QUEUE",
+        "_MSG_TIMED_OUT",
+        "_WAIT_COORD",
+    }
+)
+
+#: ... and for options it does not take (an unknown name, a bad value or type).
+_BAD_OPTION: Final = frozenset({"_INVALID_ARG", "_INVALID_TYPE"})
+
+
+def librdkafka_error(error: confluent_kafka.KafkaError | None) -> type[TwinStreamError]:
+    """The class of the tree for one librdkafka error. confluent-kafka raises one exception
+    class, ``KafkaException``, for all of them: what it is depends on the error's code."""
+    if error is None:
+        return KafkaError
+    if error.name() in _BAD_OPTION:
+        return ConfigError
+    if error.name() in _UNREACHABLE or (error.retriable() and not error.fatal()):
+        return KafkaUnavailable
+    return KafkaError
+
+
+@contextmanager
+def librdkafka_edge(context: str) -> Iterator[None]:
+    """confluent-kafka's edge, drawn as :func:`~twin_stream.errors.map_exceptions` draws the
+    others: a ``KafkaException`` comes out as the class :func:`librdkafka_error` picks for the
+    error it carries, ``f"{context}: {what librdkafka said} [{its error's name}]"``, from the
+    original; an argument of the wrong type (``TypeError``) as a ConfigError."""
+    try:
+        yield
+    except confluent_kafka.KafkaException as exc:
+        carried = exc.args[0] if exc.args else None
+        if not isinstance(carried, confluent_kafka.KafkaError):
+            with map_exceptions({confluent_kafka.KafkaException: KafkaError}, context):
+                raise
+        said = " ".join(carried.str().split())
+        raise librdkafka_error(carried)(f"{context}: {said} [{carried.name()}]") from exc
+    except TypeError:
+        with map_exceptions({TypeError: ConfigError}, context):
+            raise
+
+
+#: kafka-python's names of the security options (KafkaSettings.client_options) in librdkafka's
+#: (KafkaSettings.librdkafka_options).
+_LIBRDKAFKA_NAMES: Final[Mapping[str, str]] = {
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+}
+
+
+def librdkafka_options(kafka_python_options: Mapping[str, object]) -> dict[str, object]:
+    """kafka-python client options in librdkafka's names, for a caller that has only the former
+    (``run_bridge(kafka_options=...)``). Only the security options have an equivalent; any other
+    is a :class:`ConfigError` (pass librdkafka's own options instead)."""
+    unknown = sorted(set(kafka_python_options) - set(_LIBRDKAFKA_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"kafka-python options with no librdkafka equivalent here: {', '.join(unknown)} "
+            "(give the bridge's producer librdkafka's own options)"
+        )
+    return {
+        _LIBRDKAFKA_NAMES[name]: value
+        for name, value in kafka_python_options.items()
+        if value is not None
+    }
+
+
+_librdkafka_log = logging.getLogger("twin_stream.kafka.librdkafka")
+
+
+def _log_librdkafka_error(error: confluent_kafka.KafkaError) -> None:
+    """librdkafka's error callback: it goes on by itself (reconnects, retries), so this only
+    says so; a fatal error also fails every queued record, which the uplink sees."""
+    level = logging.ERROR if error.fatal() else logging.WARNING
+    _librdkafka_log.log(level, "librdkafka: %s", error)
+
+
+def make_librdkafka_producer(
+    bootstrap: str,
+    options: Mapping[str, object],
+    *,
+    connect_timeout_s: float = 10.0,
+) -> confluent_kafka.Producer:
+    """The bridge's uplink producer (confluent-kafka): idempotent, waits for every in-sync
+    replica, and never gives up on a record (``message.timeout.ms=0``): while Kafka is down its
+    records wait in librdkafka's queue, in order, and go out when it is back.
+
+    ``options`` are librdkafka's (``KafkaSettings.librdkafka_options()``). Made once the cluster
+    answered its metadata request within ``connect_timeout_s``: no broker is
+    :class:`KafkaUnavailable`, an option it does not take a :class:`ConfigError`. Its delivery
+    reports (and librdkafka's log lines) are served by ``poll()``/``flush()`` on the caller's
+    thread. Close it with :func:`close_librdkafka_producer`."""
+    config: dict[str, Any] = {
+        "linger.ms": 5,  # batch what arrives within 5 ms: a backlog goes out in full batches
+        "batch.num.messages": 10_000,
+        # The uplink holds at most max_unacked records; this is only a ceiling behind it.
+        "queue.buffering.max.messages": 100_000,
+        "message.timeout.ms": 0,  # never fail a record for being late: hold it until Kafka is back
+        **options,
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,  # in order, no duplicates from retries
+        "acks": "all",
+        # Kafka's own partitioner (murmur2), as the Java clients, kafka-python and aiokafka use:
+        # a device's telemetry lands on the partition Faust's router and tables expect for its
+        # key. librdkafka's default (consistent_random, CRC32) would put it elsewhere.
+        "partitioner": "murmur2_random",
+        "error_cb": _log_librdkafka_error,
+        "logger": _librdkafka_log,
+    }
+    context = f"kafka {bootstrap}: making the bridge's producer"
+    with librdkafka_edge(context):
+        producer = confluent_kafka.Producer(config)
+    try:
+        with librdkafka_edge(context):
+            producer.list_topics(timeout=connect_timeout_s)
+    except BaseException:
+        close_librdkafka_producer(producer, timeout=0)
+        raise
+    return producer
+
+
+def close_librdkafka_producer(producer: confluent_kafka.Producer, timeout: float = 10.0) -> int:
+    """Give the records in flight ``timeout`` seconds to land, drop the rest (their MQTT
+    messages were not acked, so the broker delivers them again) and stop librdkafka's threads.
+    Returns how many records were dropped. (``Producer.close()`` alone would wait for every
+    record, forever while Kafka is down.)"""
+    left = producer.flush(timeout)
+    if left:
+        producer.purge()
+        producer.flush(0)  # serves the purged records' delivery reports
+        log.warning("closed the producer with %d records not delivered", left)
+    producer.close()
+    return left

@@ -1,25 +1,35 @@
-"""The bridge on the real Mosquitto and Kafka: every message once, in order, DLQ, downlink."""
+"""The bridge on the real Mosquitto and Kafka: every message once, in order, DLQ, downlink; and
+on the real Mosquitto with a stand-in for Kafka that the test takes down, slows or breaks: nothing
+is acked before Kafka confirmed it, nothing is lost, acks go out in receive order."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+import confluent_kafka
 import orjson
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from simulators.device import SimulatedDevice
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from tests.conftest import MqttBroker
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint
+from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint, Uplink, _ReadAhead
+from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.events import Command
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
+from twin_stream.errors import KafkaError
+
+pytestmark = pytest.mark.services
 
 
 @contextmanager
@@ -113,9 +123,13 @@ def test_every_reading_reaches_kafka_once_in_order_and_bad_input_goes_to_dlq(
     with bridge(mosquitto, kafka_bootstrap, prefix) as stats:
         stats_fleet = fleet.run(3.0)
         device, _ = connect(mosquitto.port, "pump-0001", passwords["pump-0001"])
-        for payload in bad_payloads:
-            device.publish(mqtt_topic("pump-0001", "telemetry"), payload, qos=1).wait_for_publish(5)
-        close(device)
+        try:
+            for payload in bad_payloads:
+                device.publish(
+                    mqtt_topic("pump-0001", "telemetry"), payload, qos=1
+                ).wait_for_publish(5)
+        finally:
+            close(device)
         telemetry = read_topic(kafka_bootstrap, topics["telemetry"], stats_fleet.published)
         dlq = read_topic(kafka_bootstrap, topics["dlq"], 3)
     assert stats and stats[0].dead_lettered == 3
@@ -149,21 +163,24 @@ def test_commands_reach_devices_as_retained_desired_state(
     plan = FleetPlan.generate(2, hours=1, fault_fraction=0.0, seed=32)
     passwords = {d.device_id: mosquitto.account(d.device_id).password for d in plan.devices}
     with bridge(mosquitto, kafka_bootstrap, prefix):
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-        now = datetime.now(UTC)
-        # vent-0002 is not connected yet: retained desired state waits for it
-        for device_id, rate in (("pump-0001", 55.0), ("vent-0002", 16.0)):
-            command = Command.create(device_id, "set_rate", rate, now=now)
-            producer.send(
-                topics["commands"], key=device_id.encode(), value=command.model_dump_json().encode()
-            )
-        producer.flush(10)
-        producer.close()
+        with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
+            now = datetime.now(UTC)
+            # vent-0002 is not connected yet: retained desired state waits for it
+            for device_id, rate in (("pump-0001", 55.0), ("vent-0002", 16.0)):
+                command = Command.create(device_id, "set_rate", rate, now=now)
+                producer.send(
+                    topics["commands"],
+                    key=device_id.encode(),
+                    value=command.model_dump_json().encode(),
+                )
+            producer.flush(10)
         # The desired state is retained: a device that subscribes later still gets it.
         watcher, got = connect(mosquitto.port, "pump-0001", passwords["pump-0001"])
-        watcher.subscribe(mqtt_topic("pump-0001", "desired"), qos=1)
-        assert wait_until(lambda: len(got.messages) >= 1, timeout=20)
-        close(watcher)
+        try:
+            watcher.subscribe(mqtt_topic("pump-0001", "desired"), qos=1)
+            assert wait_until(lambda: len(got.messages) >= 1, timeout=20)
+        finally:
+            close(watcher)
         desired = orjson.loads(got.messages[0].payload)
         assert desired["desired"] == {"rate": 55.0}
         assert desired["command_id"] and desired["expires_at"] and "twin_version" in desired
@@ -180,6 +197,170 @@ def test_commands_reach_devices_as_retained_desired_state(
     assert applied == {("pump-0001", 55.0), ("vent-0002", 16.0)}
     # clean up the retained messages for other tests
     cleaner, _ = connect(mosquitto.port, mosquitto.bridge.username, mosquitto.bridge.password)
-    for device in ("pump-0001", "vent-0002"):
-        cleaner.publish(mqtt_topic(device, "desired"), b"", qos=1, retain=True).wait_for_publish(5)
-    close(cleaner)
+    try:
+        for device in ("pump-0001", "vent-0002"):
+            retained = cleaner.publish(mqtt_topic(device, "desired"), b"", qos=1, retain=True)
+            retained.wait_for_publish(5)
+    finally:
+        close(cleaner)
+
+
+# --- Kafka down, slow or broken: a stand-in for confluent-kafka's Producer ----------------------
+
+
+class StandInKafka:
+    """What the uplink uses of confluent-kafka's Producer. While ``up`` is False, records wait
+    (librdkafka holds them while Kafka is down); its queue takes ``capacity`` records (then
+    ``BufferError``); the next ``refuse`` records fail once; ``fatal`` fails them for good."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.up = False
+        self.capacity = capacity
+        self.refuse = 0
+        self.fatal = False
+        self.queue: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
+        self.delivered: list[tuple[str, bytes]] = []
+        self.buffer_errors = 0
+        self.lock = threading.Lock()
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None, on_delivery: Callable[[Any, Any], None]
+    ) -> None:
+        with self.lock:
+            if len(self.queue) >= self.capacity:
+                self.buffer_errors += 1
+                raise BufferError("Local: Queue full")
+            self.queue.append((topic, value, on_delivery))
+
+    def poll(self, timeout: float = 0.0) -> int:
+        with self.lock:
+            served, self.queue = (self.queue, []) if self.up else ([], self.queue)
+        if not served:
+            time.sleep(timeout)
+        for topic, value, on_delivery in served:
+            if self.fatal:
+                code = confluent_kafka.KafkaError._FATAL
+                on_delivery(confluent_kafka.KafkaError(code, "fenced", fatal=True), None)
+            elif self.refuse:
+                self.refuse -= 1
+                code = confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED
+                on_delivery(confluent_kafka.KafkaError(code, "not now"), None)
+            else:
+                self.delivered.append((topic, value))
+                on_delivery(None, None)
+        return len(served)
+
+
+def _readings(device_id: str, count: int) -> list[bytes]:
+    device = SimulatedDevice.create(device_id, fleet_device(int(device_id[-4:]))[1], seed=7)
+    now = datetime.now(UTC)
+    return [device.telemetry_payload(float(i), 1.0, now) for i in range(count)]
+
+
+@contextmanager
+def uplink_on(
+    broker: MqttBroker, kafka: StandInKafka, client_id: str, group: str
+) -> Iterator[tuple[Uplink, list[int], list[int]]]:
+    """A running uplink on the real broker and ``kafka``; the mids it received and acked, in
+    order (retained status messages of other tests' devices among them: the broker sends those
+    to a new subscription). Stopped without waiting for Kafka (as a crash would leave it)."""
+    endpoint = MqttEndpoint(
+        "127.0.0.1", broker.port, broker.bridge.username, broker.bridge.password, client_id
+    )
+    uplink = Uplink(endpoint, kafka, share_group=group, topics=kafka_topics(group))  # type: ignore[arg-type]
+    received: list[int] = []
+    acked: list[int] = []
+    on_message, ack = uplink.client.on_message, uplink.client.ack
+
+    def recording_on_message(client: Any, userdata: Any, message: Any) -> None:
+        received.append(message.mid)
+        on_message(client, userdata, message)  # type: ignore[misc]
+
+    def recording_ack(mid: int, qos: int) -> Any:
+        acked.append(mid)
+        return ack(mid, qos)
+
+    uplink.client.on_message = recording_on_message
+    uplink.client.ack = recording_ack  # type: ignore[method-assign]
+    uplink.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=uplink.run, args=(stop,), name="uplink")
+    thread.start()
+    try:
+        assert uplink.connected.wait(10)
+        time.sleep(0.5)  # the SUBACK
+        yield uplink, received, acked
+    finally:
+        stop.set()
+        thread.join(10)
+        uplink.stop(timeout=0)
+
+
+def telemetry(kafka: StandInKafka) -> list[bytes]:
+    return [value for topic, value in kafka.delivered if topic.endswith(".telemetry")]
+
+
+def _publish(broker: MqttBroker, device_id: str, payloads: list[bytes]) -> None:
+    device, _ = connect(broker.port, device_id, broker.account(device_id).password)
+    try:
+        for payload in payloads:
+            device.publish(mqtt_topic(device_id, "telemetry"), payload, qos=1).wait_for_publish(5)
+    finally:
+        close(device)
+
+
+def test_while_kafka_is_down_nothing_is_acked_and_all_is_acked_in_order_once_it_is_back(
+    mosquitto: MqttBroker, unique: str
+) -> None:
+    kafka = StandInKafka(capacity=8)  # most records wait for room in librdkafka's queue
+    readings = _readings("pump-0001", 40)
+    with uplink_on(mosquitto, kafka, f"{unique}-up", unique) as (uplink, received, acked):
+        assert isinstance(uplink.client.socket(), _ReadAhead)  # paho's socket is read ahead
+        retained = len(received)
+        _publish(mosquitto, "pump-0001", [*readings[:20], b"{not json", *readings[20:]])
+        assert wait_until(lambda: uplink.stats.received == retained + 41), uplink.stats
+        time.sleep(0.5)  # Kafka is still down: nothing may be acked, nothing dropped
+        assert acked == [] and uplink.stats.acked == 0
+        assert kafka.buffer_errors > 0 and len(kafka.queue) == 8
+        kafka.refuse = 3  # and when it comes back, it refuses the first three records once
+        kafka.up = True
+        assert wait_until(lambda: uplink.stats.acked == retained + 41)
+    assert acked == received  # every message acked once, in the order it arrived
+    assert uplink.stats.retries >= 3 and uplink.stats.dead_lettered == 1
+    seqs = sorted(orjson.loads(value)["seq"] for value in telemetry(kafka))
+    assert seqs == list(range(40))  # each once
+    letters = [orjson.loads(value) for topic, value in kafka.delivered if topic.endswith(".dlq")]
+    assert [letter["reason"].endswith("[json_invalid]") for letter in letters] == [True]
+
+
+def test_a_bridge_that_dies_before_kafka_confirmed_loses_nothing(
+    mosquitto: MqttBroker, unique: str
+) -> None:
+    readings = _readings("vent-0002", 10)
+    down = StandInKafka()
+    with uplink_on(mosquitto, down, f"{unique}-up", unique) as (uplink, received, acked):
+        retained = len(received)
+        _publish(mosquitto, "vent-0002", readings)
+        assert wait_until(lambda: uplink.stats.received == retained + 10), uplink.stats
+    assert acked == [] and len(down.queue) == retained + 10  # it dies with them all unconfirmed
+    up = StandInKafka()
+    up.up = True
+    # Same client id, so the same session: the broker delivers the unacked messages again.
+    with uplink_on(mosquitto, up, f"{unique}-up", unique) as (uplink, received, acked):
+        assert wait_until(lambda: len(telemetry(up)) == 10 and acked == received)
+    assert [orjson.loads(value)["seq"] for value in telemetry(up)] == list(range(10))
+
+
+def test_a_fatal_producer_error_stops_the_uplink_with_nothing_acked() -> None:
+    kafka = StandInKafka()
+    kafka.up = kafka.fatal = True
+    endpoint = MqttEndpoint("127.0.0.1", 1, "bridge", "pw", client_id="never-connects")
+    uplink = Uplink(endpoint, kafka)  # type: ignore[arg-type]
+    acks: list[int] = []
+    uplink.client.ack = lambda mid, qos: acks.append(mid)  # type: ignore[assignment,method-assign,return-value]
+    for mid, payload in enumerate(_readings("pump-0001", 3), start=1):
+        uplink.inbox.put((mid, 1, mqtt_topic("pump-0001", "telemetry"), payload))
+    with pytest.raises(KafkaError, match=r"the bridge's producer failed: fenced \[_FATAL\]"):
+        for _ in range(10):
+            uplink.step(timeout=0.01)
+    assert acks == [] and uplink.stats.acked == 0

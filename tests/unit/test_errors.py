@@ -24,6 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+import certifi
+import confluent_kafka
 import orjson
 import pytest
 import urllib3.exceptions
@@ -38,6 +40,7 @@ from kafka.structs import TopicPartition
 from twin_stream import errors
 from twin_stream.bridge.routing import route
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
+from twin_stream.config import KafkaSettings
 from twin_stream.domain.detection import detector
 from twin_stream.domain.detection.detector import DeviceDetector
 from twin_stream.domain.monitor import DeviceMonitor
@@ -56,7 +59,16 @@ from twin_stream.errors import (
     map_exceptions,
 )
 from twin_stream.grafana.push import push
-from twin_stream.kafka import ensure_topics, make_consumer, make_producer
+from twin_stream.kafka import (
+    close_librdkafka_producer,
+    ensure_topics,
+    librdkafka_edge,
+    librdkafka_error,
+    librdkafka_options,
+    make_consumer,
+    make_librdkafka_producer,
+    make_producer,
+)
 from twin_stream.sink.writer import InfluxTarget, Sink, write_points
 from twin_stream.worker.app import WorkerConfig, create_app
 from twin_stream.worker.processing import DeviceState
@@ -183,6 +195,71 @@ def test_an_option_kafka_python_does_not_take_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no_such_option") as raised:
         ensure_topics(bootstrap, 1, {"no_such_option": 1})
     assert isinstance(raised.value.__cause__, kafka_errors.KafkaConfigurationError)
+
+
+def test_the_bridges_producer_without_a_broker_is_kafka_unavailable(silent_port: int) -> None:
+    bootstrap = f"127.0.0.1:{silent_port}"
+    with pytest.raises(KafkaUnavailable, match="making the bridge's producer") as raised:
+        make_librdkafka_producer(bootstrap, {}, connect_timeout_s=0.3)
+    assert bootstrap in str(raised.value) and str(raised.value).endswith("[_TRANSPORT]")
+    assert isinstance(raised.value.__cause__, confluent_kafka.KafkaException)
+
+
+def test_an_option_librdkafka_does_not_take_is_a_config_error() -> None:
+    bootstrap = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(ConfigError, match='"no.such.option".*_INVALID_ARG') as raised:
+        make_librdkafka_producer(bootstrap, {"no.such.option": 1})
+    assert isinstance(raised.value.__cause__, confluent_kafka.KafkaException)
+    with pytest.raises(ConfigError, match="security.protocol"):
+        make_librdkafka_producer(bootstrap, {"security.protocol": "carrier-pigeon"})
+    # kafka-python's options reach librdkafka translated, and only those that have a meaning there
+    with pytest.raises(ConfigError, match="bootstrap_timeout_ms"):
+        librdkafka_options({**FAST, "security_protocol": "SSL"})
+
+
+def test_the_kafka_settings_in_librdkafkas_names_are_those_in_kafka_pythons() -> None:
+    settings = KafkaSettings(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="bridge",
+        sasl_password="secret",  # type: ignore[arg-type]
+        ssl_cafile=Path(certifi.where()),  # librdkafka reads it when the client is made
+    )
+    assert librdkafka_options(settings.client_options()) == settings.librdkafka_options()
+    assert settings.librdkafka_options()["sasl.password"] == "secret"
+    assert librdkafka_options(KafkaSettings().client_options()) == {
+        "security.protocol": "PLAINTEXT"
+    }
+    close_librdkafka_producer(  # librdkafka takes every one of them
+        confluent_kafka.Producer(settings.librdkafka_options()), timeout=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "ours"),
+    [
+        (confluent_kafka.KafkaError._ALL_BROKERS_DOWN, KafkaUnavailable),
+        (confluent_kafka.KafkaError._MSG_TIMED_OUT, KafkaUnavailable),
+        (confluent_kafka.KafkaError.NOT_ENOUGH_REPLICAS, KafkaUnavailable),  # retriable
+        (confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError),
+        (confluent_kafka.KafkaError._INVALID_ARG, ConfigError),
+    ],
+)
+def test_a_librdkafka_error_is_classed_by_its_code(code: int, ours: type[TwinStreamError]) -> None:
+    error = confluent_kafka.KafkaError(code, retriable=code == 19)
+    assert librdkafka_error(error) is ours
+    with pytest.raises(ours) as raised, librdkafka_edge("kafka b:9092: producing"):
+        raise confluent_kafka.KafkaException(error)
+    assert type(raised.value) is ours
+    assert str(raised.value).startswith("kafka b:9092: producing: ")
+    assert isinstance(raised.value.__cause__, confluent_kafka.KafkaException)
+
+
+def test_a_fatal_librdkafka_error_is_a_kafka_error_even_if_retriable() -> None:
+    fatal = confluent_kafka.KafkaError(
+        confluent_kafka.KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, fatal=True, retriable=True
+    )
+    assert librdkafka_error(fatal) is KafkaError
 
 
 # --- MQTT ----------------------------------------------------------------------------------

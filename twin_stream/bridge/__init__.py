@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from contextlib import ExitStack
 
 from twin_stream.bridge.downlink import Downlink
@@ -14,9 +15,11 @@ from twin_stream.errors import map_exceptions
 from twin_stream.kafka import (
     KAFKA_ERRORS,
     KAFKA_TOPICS,
+    close_librdkafka_producer,
     ensure_topics,
+    librdkafka_options,
     make_consumer,
-    make_producer,
+    make_librdkafka_producer,
 )
 
 __all__ = [
@@ -43,18 +46,25 @@ def run_bridge(
     kafka_options: dict[str, object] | None = None,
     topics: dict[str, str] = KAFKA_TOPICS,
     on_ready: threading.Event | None = None,
+    producer_options: Mapping[str, object] | None = None,
 ) -> BridgeStats:
     """Run uplink and downlink until ``stop`` is set; return the uplink's counters.
 
+    ``kafka_options`` are kafka-python's (``KafkaSettings.client_options()``: topic creation and
+    the downlink's consumer), ``producer_options`` librdkafka's for the uplink's producer
+    (``KafkaSettings.librdkafka_options()``; by default, ``kafka_options`` translated).
+
     Raises a :class:`~twin_stream.errors.TwinStreamError` if it cannot start (Kafka or MQTT
-    unreachable, the login refused) or if the downlink fails (which also stops the uplink);
-    what it made is closed either way."""
+    unreachable, the login refused), if the downlink fails (which also stops the uplink) or if
+    the uplink's producer fails for good; what it made is closed either way."""
     options = kafka_options or {}
+    if producer_options is None:
+        producer_options = librdkafka_options(options)
     ensure_topics(bootstrap, partitions, options, topics)
     failures: list[BaseException] = []
     with ExitStack() as running:
-        producer = make_producer(bootstrap, options)
-        running.callback(producer.close, timeout=10)
+        producer = make_librdkafka_producer(bootstrap, producer_options)
+        running.callback(close_librdkafka_producer, producer, timeout=10)
         consumer = make_consumer(
             bootstrap, topics["commands"], group_id=f"{share_group}-downlink", options=options
         )

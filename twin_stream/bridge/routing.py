@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import orjson
 from pydantic import BaseModel
@@ -71,12 +72,22 @@ def dead_letter(
     return Routed(topics["dlq"], key, orjson.dumps(record), reason)
 
 
+@lru_cache(maxsize=65_536)  # one entry per device and channel (the broker's ACL allows no others)
+def _split_topic(mqtt_topic: str) -> tuple[str, str, bytes]:
+    """``(device_id, channel, key)`` of a device topic (PayloadRejected if it is not one)."""
+    device_id, channel = device_id_from_mqtt_topic(mqtt_topic)
+    return device_id, channel, device_id.encode()
+
+
 def route(
     mqtt_topic: str, payload: bytes, *, now: datetime, topics: dict[str, str] = KAFKA_TOPICS
 ) -> Routed:
-    """Validate one MQTT message and say where it goes. Never raises for bad input."""
+    """Validate one MQTT message and say where it goes. Never raises for bad input.
+
+    The payload is parsed once (pydantic's JSON parser validates as it parses); what is forwarded
+    is the validated model serialised again, straight to bytes."""
     try:
-        device_id, channel = device_id_from_mqtt_topic(mqtt_topic)
+        device_id, channel, key = _split_topic(mqtt_topic)
     except PayloadRejected as rejected:  # no device to key the letter by
         return dead_letter(mqtt_topic, payload, rejected.reason, now, None, topics)
     try:
@@ -89,4 +100,4 @@ def route(
     except PayloadRejected as rejected:
         return dead_letter(mqtt_topic, payload, rejected.reason, now, device_id, topics)
     # Forward the validated model's canonical JSON, keyed by device: one device, one partition.
-    return Routed(topics[channel], device_id.encode(), model.model_dump_json().encode())
+    return Routed(topics[channel], key, model.__pydantic_serializer__.to_json(model))

@@ -5,11 +5,20 @@
 * QoS 1 with manual acks: a message is acknowledged to the broker only after Kafka acknowledged
   its record (``acks=all``, idempotent producer), and acks go out in the order the messages
   arrived (MQTT 3.1.1 §4.6). If the bridge dies before the ack, the broker delivers again.
-* When Kafka is slow or down, records stay pending and nothing is acked; the broker stops
+* The producer is confluent-kafka's (librdkafka, in C: the per-record cost that bounded this
+  path with kafka-python is gone). Kafka's confirmations arrive as delivery callbacks, which
+  ``producer.poll()`` runs on the uplink's own thread; paho's network thread only hands each
+  message over (``on_message`` never blocks).
+* When Kafka is slow or down, records stay pending and nothing is acked: librdkafka holds them,
+  in order, and sends them when Kafka is back (it never times a record out); the broker stops
   sending once its in-flight window for the bridge is full, so memory stays bounded and the
-  broker holds (and persists) the backlog. A failed record is sent again, never dropped.
+  broker holds (and persists) the backlog. librdkafka's queue full (``BufferError``) is
+  backpressure: the record is produced again after a poll, never dropped. A record Kafka
+  refused is sent again after a backoff; a fatal producer error stops the bridge (nothing
+  unconfirmed was acked, so the broker delivers it again).
 * Invalid input goes to ``twin.dlq`` with the original bytes and the reason (``routing.py``)
-  and is acked like any other message: bad input never stops the bridge.
+  and is acked, like any other message, once its dead letter is confirmed: bad input never
+  stops the bridge.
 * Connecting is paho's edge: a broker that cannot be reached or refuses the login when the
   bridge starts is an :class:`~twin_stream.errors.MqttError` from :meth:`Uplink.start`. Once
   running, a lost connection only delays messages: paho reconnects, the session resumes.
@@ -27,9 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import confluent_kafka
 import paho.mqtt.client as mqtt
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -37,6 +45,7 @@ from paho.mqtt.properties import Properties
 from twin_stream.bridge.routing import Routed, route
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, KAFKA_TOPICS, mqtt_wildcard
 from twin_stream.errors import ConfigError, MqttError, TwinStreamError, map_exceptions
+from twin_stream.kafka import librdkafka_edge
 
 __all__ = ["MQTT_CONNECT_ERRORS", "BridgeStats", "MqttEndpoint", "Uplink"]
 
@@ -72,23 +81,92 @@ class BridgeStats:
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
+    """One message from its arrival until its ack: its record and what Kafka said of it."""
+
     mid: int
     qos: int
     record: Routed
-    future: Any = None
+    delivered: bool = False
+    error: confluent_kafka.KafkaError | None = None
     attempts: int = 0
     next_try: float = 0.0
 
 
+#: How long the uplink waits for Kafka's confirmations while messages are pending: new messages
+#: that arrive meanwhile wait at most this long (the broker goes on sending up to its window).
+_POLL_S: Final = 0.002
+
+
+def _backoff(attempts: int) -> float:
+    return min(5.0, 0.1 * (1 << min(attempts, 6)))
+
+
+class _ReadAhead:
+    """paho's socket, read ahead: one ``recv()`` of up to 64 KiB serves many packets, where paho
+    alone makes three or four per packet (the command byte, each byte of the length, the rest),
+    each releasing and taking back the GIL that the uplink's thread wants too.
+
+    ``pending()`` counts the bytes held here, so paho's loop reads them without waiting in
+    ``select()`` (the hook paho has for TLS sockets, whose ``pending()`` this adds to). A
+    ``recv()`` raises what the socket raises (``BlockingIOError``, ``ssl.SSLWantReadError``),
+    which paho handles as it does without this wrapper."""
+
+    __slots__ = ("_buffer", "_pos", "_sock", "_sock_pending")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._sock_pending: Callable[[], int] | None = getattr(sock, "pending", None)  # TLS
+        self._buffer = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        buffer: bytes = self._buffer
+        pos = self._pos
+        if pos >= len(buffer):
+            buffer, pos = self._sock.recv(65536), 0
+            if not buffer:  # the connection was closed
+                return buffer
+        chunk: bytes = buffer[pos : pos + size]
+        self._buffer, self._pos = buffer, pos + len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        held = len(self._buffer) - self._pos
+        return held + self._sock_pending() if self._sock_pending is not None else held
+
+    def send(self, data: bytes | bytearray) -> int:
+        sent: int = self._sock.send(data)
+        return sent
+
+    def fileno(self) -> int:
+        fd: int = self._sock.fileno()
+        return fd
+
+    def setblocking(self, flag: bool) -> None:
+        self._sock.setblocking(flag)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _Client(mqtt.Client):
+    """paho's client, its socket read ahead (:class:`_ReadAhead`). Should a paho release no
+    longer make its socket in ``_create_socket``, this is paho's own client, only slower
+    (tests/integration/test_bridge.py checks that the wrapper is in place)."""
+
+    def _create_socket(self) -> Any:
+        return _ReadAhead(super()._create_socket())
+
+
 class Uplink:
-    """MQTT (shared subscription, manual acks) -> Kafka (idempotent producer)."""
+    """MQTT (shared subscription, manual acks) -> Kafka (confluent-kafka, idempotent)."""
 
     def __init__(
         self,
         endpoint: MqttEndpoint,
-        producer: KafkaProducer,
+        producer: confluent_kafka.Producer,
         *,
         share_group: str = "twin-bridge",
         max_unacked: int = 1000,
@@ -102,9 +180,11 @@ class Uplink:
         self.max_unacked = max_unacked
         self.clock = clock
         self.stats = BridgeStats()
-        self.inbox: queue.Queue[tuple[int, int, str, bytes]] = queue.Queue()
+        # paho's thread puts, the uplink's takes (SimpleQueue: C, no Condition per put).
+        self.inbox: queue.SimpleQueue[tuple[int, int, str, bytes]] = queue.SimpleQueue()
         self.pending: deque[_Pending] = deque()  # in receive order, until acked
-        self.unsent: deque[_Pending] = deque()  # pending items whose record must be (re)sent
+        self.unsent: deque[_Pending] = deque()  # records to produce (again), in receive order
+        self.failed: list[_Pending] = []  # records Kafka refused, from the delivery callbacks
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._answered = threading.Event()  # the broker answered our first CONNECT
@@ -113,7 +193,7 @@ class Uplink:
 
     def _client(self) -> mqtt.Client:
         e = self.endpoint
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=e.client_id,
             protocol=mqtt.MQTTv5,
@@ -188,76 +268,126 @@ class Uplink:
         self._stop.set()
         deadline = time.monotonic() + timeout
         while self.pending and time.monotonic() < deadline:
-            self._advance()
-            time.sleep(0.01)
+            self._advance(wait=0.01)
         self.client.disconnect()
         self.client.loop_stop()
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Process until ``stop`` is set."""
+        """Process until ``stop`` is set.
+
+        Raises :class:`~twin_stream.errors.KafkaError` if the producer failed for good (a fatal
+        librdkafka error): no message whose record was not confirmed has been acked."""
         stop = stop or self._stop
         while not stop.is_set():
             self.step(timeout=0.05)
 
     def step(self, timeout: float = 0.05) -> None:
-        """Take new messages, send their records, ack what Kafka confirmed (in order)."""
-        deadline = time.monotonic() + timeout
-        while len(self.pending) < self.max_unacked:
+        """Take new messages, produce their records, ack what Kafka confirmed (in order).
+
+        Waits at most ``timeout`` for a first message when nothing is pending, and a short
+        while for Kafka's confirmations when something is."""
+        taken = self._take(block=timeout if not self.pending else 0.0)
+        self._advance(wait=0.0 if taken else _POLL_S)
+
+    def _take(self, block: float) -> int:
+        """Route what paho handed over (each payload parsed once), up to the unacked limit."""
+        taken = 0
+        room = self.max_unacked - len(self.pending)
+        inbox, pending, unsent, topics = self.inbox, self.pending, self.unsent, self.topics
+        now = self.clock()
+        while taken < room:
             try:
-                mid, qos, topic, payload = self.inbox.get(
-                    timeout=max(0.0, deadline - time.monotonic())
-                )
+                if taken == 0 and block > 0:
+                    mid, qos, topic, payload = inbox.get(timeout=block)
+                    now = self.clock()
+                else:
+                    mid, qos, topic, payload = inbox.get_nowait()
             except queue.Empty:
                 break
-            record = route(topic, payload, now=self.clock(), topics=self.topics)
-            self.stats.received += 1
+            record = route(topic, payload, now=now, topics=topics)
             if record.reason is not None:
                 self.stats.dead_lettered += 1
                 log.info("dead letter from %s: %s", topic, record.reason)
             item = _Pending(mid, qos, record)
-            self.pending.append(item)
-            self.unsent.append(item)
-        self._advance()
+            pending.append(item)
+            unsent.append(item)
+            taken += 1
+        self.stats.received += taken
+        return taken
 
-    def _send(self, item: _Pending) -> None:
-        item.attempts += 1
-        try:
-            item.future = self.producer.send(
-                item.record.kafka_topic, key=item.record.key, value=item.record.value
-            )
-        except KafkaError as e:  # buffer full or metadata unavailable: Kafka is down or slow
-            item.future = None
-            item.next_try = time.monotonic() + min(5.0, 0.1 * 2 ** min(item.attempts, 6))
-            self.stats.retries += 1
-            log.warning("kafka unavailable (%s); holding %d messages", e, len(self.pending))
-
-    def _advance(self) -> None:
-        now = time.monotonic()
-        while self.unsent and now >= self.unsent[0].next_try:
-            item = self.unsent.popleft()
-            self._send(item)
-            if item.future is None:  # Kafka refused it for now: try again after the backoff
-                self.unsent.appendleft(item)
-                break
-        # Ack the head of the line while Kafka has confirmed it: acks stay in receive order.
-        while self.pending:
-            head = self.pending[0]
-            if head.future is None or not head.future.is_done:
-                break
-            if head.future.failed():
-                log.warning(
-                    "record for %s failed (%s); sending again",
-                    head.record.kafka_topic,
-                    head.future.exception,
+    def _produce(self, now: float) -> None:
+        """Hand the unsent records to librdkafka, in order, until its queue is full."""
+        unsent, produce = self.unsent, self.producer.produce
+        while unsent and now >= unsent[0].next_try:
+            item = unsent[0]
+            record = item.record
+            try:
+                produce(
+                    record.kafka_topic,
+                    record.value,
+                    record.key,
+                    on_delivery=self._delivery_callback(item),
                 )
+            except BufferError:  # librdkafka's queue is full: backpressure, never a drop
+                self.producer.poll(_POLL_S)
+                return
+            except confluent_kafka.KafkaException as e:
+                self._raise_if_fatal(e.args[0] if e.args else None)
+                item.attempts += 1
+                item.next_try = now + _backoff(item.attempts)
                 self.stats.retries += 1
-                head.future = None
-                head.next_try = now + min(5.0, 0.1 * 2 ** min(head.attempts, 6))
-                self.unsent.appendleft(head)
-                break
-            self.pending.popleft()
-            self.client.ack(head.mid, head.qos)
-            self.stats.acked += 1
-            self.stats.forwarded += head.record.reason is None
+                log.warning("kafka refused a record (%s); holding %d messages", e, len(unsent))
+                return
+            item.attempts += 1
+            unsent.popleft()
+
+    def _delivery_callback(self, item: _Pending) -> Callable[[Any, Any], None]:
+        failed = self.failed
+
+        def delivered(error: confluent_kafka.KafkaError | None, _message: Any) -> None:
+            if error is None:
+                item.delivered = True
+            else:
+                item.error = error
+                failed.append(item)
+
+        return delivered
+
+    def _raise_if_fatal(self, error: object) -> None:
+        if isinstance(error, confluent_kafka.KafkaError) and error.fatal():
+            with librdkafka_edge("kafka: the bridge's producer failed"):
+                raise confluent_kafka.KafkaException(error)
+
+    def _retry_failed(self, now: float) -> None:
+        """Records Kafka refused are produced again after a backoff, in receive order with the
+        records not produced yet."""
+        failed, self.failed = self.failed, []
+        for item in failed:
+            self._raise_if_fatal(item.error)
+            log.warning(
+                "record for %s failed (%s); sending again", item.record.kafka_topic, item.error
+            )
+            item.error = None
+            item.next_try = now + _backoff(item.attempts)
+            self.stats.retries += 1
+        again = {id(item) for item in failed} | {id(item) for item in self.unsent}
+        self.unsent = deque(item for item in self.pending if id(item) in again)
+
+    def _advance(self, wait: float = 0.0) -> None:
+        now = time.monotonic()
+        self._produce(now)
+        self.producer.poll(wait if self.pending else 0.0)  # runs the delivery callbacks
+        if self.failed:
+            self._retry_failed(now)
+        # Ack the head of the line while Kafka has confirmed it: acks stay in receive order.
+        pending, ack, by_topic = self.pending, self.client.ack, self.stats.by_topic
+        acked = forwarded = 0
+        while pending and pending[0].delivered:
+            head = pending.popleft()
+            ack(head.mid, head.qos)
+            acked += 1
+            forwarded += head.record.reason is None
             topic = head.record.kafka_topic
-            self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
+            by_topic[topic] = by_topic.get(topic, 0) + 1
+        self.stats.acked += acked
+        self.stats.forwarded += forwarded

@@ -56,6 +56,7 @@ def bridge(
             max_unacked=settings.bridge.max_unacked,
             partitions=settings.kafka.partitions,
             kafka_options=settings.kafka.client_options(),
+            producer_options=settings.kafka.librdkafka_options(),
             topics=kafka_topics(topic_prefix),
         )
     except TwinStreamError as e:

@@ -3,8 +3,8 @@
 Side by side in one run, on the same Mosquitto and Kafka: both drain the same kind of backlog
 (valid telemetry queued in the broker for a persistent session, QoS 1).
 
-* ours: ``twin-stream``'s bridge (paho-mqtt, validation, kafka-python, ``acks=all``, acking MQTT
-  only after Kafka confirmed each record);
+* ours: ``twin-stream``'s bridge (paho-mqtt, validation, confluent-kafka, idempotent with
+  ``acks=all``, acking MQTT in receive order only after Kafka confirmed each record);
 * peer: the C pipeline ``mosquitto_sub -q 1 | kcat -P`` (acks MQTT on receipt, no validation).
 """
 
@@ -27,7 +27,7 @@ from twin_stream.devtools.stack import Stack
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.errors import ServiceBinaryMissing
-from twin_stream.kafka import ensure_topics, make_producer
+from twin_stream.kafka import close_librdkafka_producer, ensure_topics, make_librdkafka_producer
 
 __all__ = ["bench_bridge"]
 
@@ -82,7 +82,14 @@ def _backlog(port: int, passwords: dict[str, str], per_device: int) -> None:
             raise RuntimeError(f"mosquitto_pub failed: {err}")
 
 
-def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]:
+def bench_bridge(
+    *,
+    devices: int = 10,
+    per_device: int = 5000,
+    max_unacked: int = 1000,
+    producer_options: dict[str, object] | None = None,
+) -> dict[str, Any]:
+    """Both sides' msgs/s; ``max_unacked`` and ``producer_options`` (librdkafka's) tune ours."""
     total = devices * per_device
     ids = [fleet_device(i)[0] for i in range(1, devices + 1)]
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
@@ -97,14 +104,18 @@ def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]
 
             # ours: register the persistent session, queue the backlog, then drain it
             endpoint = MqttEndpoint("127.0.0.1", port, "bridge", bridge_pw, "bench-bridge")
-            producer = make_producer(bootstrap, {})
-            uplink = Uplink(endpoint, producer, share_group="bench", topics=topics)
+            producer = make_librdkafka_producer(bootstrap, producer_options or {})
+            uplink = Uplink(
+                endpoint, producer, share_group="bench", max_unacked=max_unacked, topics=topics
+            )
             uplink.start()
             uplink.connected.wait(30)
             uplink.client.disconnect()
             uplink.client.loop_stop()
             _backlog(port, {d: accounts[d] for d in ids}, per_device)
-            uplink = Uplink(endpoint, producer, share_group="bench", topics=topics)
+            uplink = Uplink(
+                endpoint, producer, share_group="bench", max_unacked=max_unacked, topics=topics
+            )
             started = time.perf_counter()
             uplink.start()
             stop = threading.Event()
@@ -116,7 +127,7 @@ def bench_bridge(*, devices: int = 10, per_device: int = 5000) -> dict[str, Any]
             stop.set()
             runner.join()
             uplink.stop()
-            producer.close()
+            close_librdkafka_producer(producer)
             forwarded = count_records(bootstrap, topics["telemetry"], total)
 
             # peer: mosquitto_sub | kcat -P, same kind of backlog on its own persistent session
