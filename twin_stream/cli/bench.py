@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -126,6 +127,31 @@ def e2e(
     else:
         for run in figures["runs"]:
             _show(f"bench e2e at {run['rate']} msgs/s", run)
+
+
+@bench_app.command("profile-worker")
+@one_line_errors
+def profile_worker(
+    out: Annotated[Path, typer.Option(help="py-spy's raw (collapsed) stacks")] = Path(
+        "worker-profile.txt"
+    ),
+    per_device: Annotated[int, typer.Option(help="Readings per device (50 devices)")] = 1200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Profile `twin-stream worker` with py-spy (--idle --threads) while it drains a backlog;
+    print the main thread's top functions by share of samples."""
+    from twin_stream.devtools.bench.profile import profile_worker as run
+
+    with console.status("profiling the worker on a backlog (needs py-spy on PATH)..."):
+        figures = run(out, per_device=per_device)
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    for kind in ("inclusive", "self"):
+        table = Table("share %", "function", title=f"main thread, {kind}")
+        for name, share in figures[kind].items():
+            table.add_row(f"{share:.1f}", name)
+        Console().print(table)
 
 
 @bench_app.command("detect")
