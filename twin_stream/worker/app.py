@@ -118,7 +118,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     return app
 
 
-class _Worker(faust.Worker):  # type: ignore[misc]  # Faust's classes carry no annotations
+class _Worker(faust.Worker):
     """Faust's worker, which also freezes the start-up heap once the app is running."""
 
     def __init__(self, app: faust.App, *, gc_freeze: bool, **kwargs: Any) -> None:

@@ -65,14 +65,14 @@ def register_views(
         return web.json({"error": f"unknown device {device_id!r}"}, status=404)
 
     @app.page("/twins")
-    class TwinList(faust.web.View):  # type: ignore[misc]
+    class TwinList(faust.web.View):
         async def get(self, request: Any) -> Any:
             if request.query.get("scope") == LOCAL:
                 return self.bytes(orjson.dumps(local_views()), content_type="application/json")
             return self.bytes(orjson.dumps(await gather("/twins")), content_type="application/json")
 
     @app.page("/alerts")
-    class AlertList(faust.web.View):  # type: ignore[misc]
+    class AlertList(faust.web.View):
         async def get(self, request: Any) -> Any:
             views = local_views() if request.query.get("scope") == LOCAL else await gather("/twins")
             wanted = request.query.get("state")
@@ -85,7 +85,7 @@ def register_views(
             return self.bytes(orjson.dumps(alerts), content_type="application/json")
 
     @app.page("/twins/{device_id}")
-    class TwinDetail(faust.web.View):  # type: ignore[misc]
+    class TwinDetail(faust.web.View):
         @app.table_route(table=twins, match_info="device_id")  # type: ignore[arg-type]
         async def get(self, request: Any, device_id: str) -> Any:
             if not twins.get(device_id.encode()):
@@ -95,7 +95,7 @@ def register_views(
             return self.bytes(orjson.dumps(view), content_type="application/json")
 
     @app.page("/twins/{device_id}/desired")
-    class TwinDesired(faust.web.View):  # type: ignore[misc]
+    class TwinDesired(faust.web.View):
         async def put(self, request: Any, device_id: str) -> Any:
             body = await request.read()
             owner = app.router.key_store(twins.name, device_id.encode())
