@@ -60,6 +60,7 @@ from typing import Any, Final
 
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.detection.quality import QualityFinding, QualityIssue
+from twin_stream.domain.detection.state import RestoresByAttribute, restore_attributes
 from twin_stream.domain.devices import METRICS_BY_TYPE
 from twin_stream.domain.events import (
     PAGING_SEVERITIES,
@@ -109,6 +110,14 @@ SAFETY_SIGNALS: Final[dict[str, frozenset[str]]] = {
 }
 
 
+#: Device types with at least one failure limit (asked at every prediction and anomaly).
+_TYPES_WITH_LIMITS: Final = frozenset(
+    device_type
+    for device_type, specs in METRICS_BY_TYPE.items()
+    if any(spec.degrades for spec in specs.values())
+)
+
+
 def pages(alert: Alert) -> bool:
     """Whether an alert event notifies a person: only open ``warning`` and ``critical``.
 
@@ -137,7 +146,7 @@ def _duration(hours: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class AlertPolicyParams:
+class AlertPolicyParams(RestoresByAttribute):
     """Every threshold of the policy, with where it comes from."""
 
     #: The anomaly score is NAB's log-scaled anomaly likelihood (Lavin & Ahmad 2015):
@@ -215,7 +224,7 @@ class AlertPolicyParams:
 
 
 @dataclass
-class _Condition:
+class _Condition(RestoresByAttribute):
     """One thing the policy watches: an anomaly, a signal's predicted failure, a data-quality
     finding, the device offline. Active conditions feed the alert of their ``slot``."""
 
@@ -255,7 +264,7 @@ def _contribution(x: ContributionLike) -> Contribution:
 
 
 @dataclass
-class _Slot:
+class _Slot(RestoresByAttribute):
     """One alert: the last event emitted (None while an info alert waits for its turn)."""
 
     alert: Alert | None = None
@@ -287,7 +296,7 @@ class AlertPolicy:
     last_ts: datetime | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"version": _UNVERSIONED, **state})
+        restore_attributes(self, {"version": _UNVERSIONED, **state})
 
     # -- what is open ---------------------------------------------------------------------------
 
@@ -420,7 +429,7 @@ class AlertPolicy:
         """
         self._tick(seq)
         p, events = self.params, []
-        now = {f"data_quality:{f.metric}:{f.issue}": f for f in findings}
+        now = {f"data_quality:{f.metric}:{f.issue}": f for f in findings} if findings else {}
         for key, finding in now.items():
             c = self._condition(key, "data_quality")
             c.calm = 0
@@ -431,8 +440,13 @@ class AlertPolicy:
             c.text = f"data quality ({finding.issue}): {finding.detail}"
             c.signature = f"data_quality {finding.metric} {finding.issue}"
             c.details = {"metric": finding.metric, "issue": finding.issue}
-        for key, c in list(self.conditions.items()):
-            if c.kind == "data_quality" and c.active and key not in now:
+        # (Syncing and resetting below change no other condition's activity: one list serves.)
+        active = []
+        for key, c in self.conditions.items():
+            if c.active:
+                active.append((key, c))
+        for key, c in active:
+            if c.kind == "data_quality" and key not in now:
                 c.calm += 1
                 if c.calm >= p.quality_clear_readings:
                     c.reset()
@@ -442,8 +456,8 @@ class AlertPolicy:
         for key in now:
             events += self._sync(key, ts, seq)
         # A finding appearing or ending changes whether the device's own alerts may page.
-        for c in list(self.conditions.values()):
-            if c.active and c.kind in ("anomaly", "predicted_failure"):
+        for _, c in active:
+            if c.kind in ("anomaly", "predicted_failure"):
                 self._settle(c)
                 events += self._sync(c.slot, ts, seq)
         return events
@@ -488,11 +502,17 @@ class AlertPolicy:
         if seq is None or seq == self.last_seq:
             return
         self.last_seq = seq
-        self.quiet = max(0, self.quiet - 1)
-        self.info_wait = max(0, self.info_wait - 1)
+        if self.quiet > 0:
+            self.quiet -= 1
+        if self.info_wait > 0:
+            self.info_wait -= 1
 
     def _condition(self, key: str, kind: AlertKind) -> _Condition:
-        return self.conditions.setdefault(key, _Condition(kind))
+        # Not ``setdefault(key, _Condition(kind))``: that builds a condition on every call.
+        c = self.conditions.get(key)
+        if c is None:
+            c = self.conditions[key] = _Condition(kind)
+        return c
 
     def _activate(self, c: _Condition, slot: str) -> None:
         self.activations += 1
@@ -501,9 +521,9 @@ class AlertPolicy:
     def _resume(self, ts: datetime, seq: int | None) -> list[Alert]:
         """Telemetry resolves an offline alert (not a reading older than the alert)."""
         c = self.conditions.get("offline")
-        slot = self.slots.get("offline")
         if c is None or not c.active:
             return []
+        slot = self.slots.get("offline")
         if slot is not None and slot.alert is not None and ts < slot.alert.opened_at:
             return []
         c.reset()
@@ -511,7 +531,7 @@ class AlertPolicy:
 
     @property
     def _has_limits(self) -> bool:
-        return any(s.degrades for s in METRICS_BY_TYPE.get(self.device_type, {}).values())
+        return self.device_type in _TYPES_WITH_LIMITS
 
     def _anomaly_severity(self, score: float, c: _Condition) -> Severity:
         p = self.params

@@ -33,7 +33,7 @@ from twin_stream.errors import StateVersionMismatch, map_exceptions
 __all__ = ["DeviceMonitor", "MonitorOutput"]
 
 
-@dataclass
+@dataclass(slots=True)
 class MonitorOutput:
     """What one reading produced: its score, any predictions, and alert events."""
 
@@ -68,22 +68,21 @@ class DeviceMonitor:
         device clock that is off. A change of ``fw`` (new firmware) re-baselines the device, as
         maintenance does: the new firmware's normal is learned without paging anyone.
         """
-        out_alerts: list[Alert] = []
+        alerts: list[Alert] = []
         if fw is not None:
             if self.fw is not None and fw != self.fw:
-                out_alerts += self.on_maintenance(ts)
+                alerts += self.on_maintenance(ts)
             self.fw = fw
         result = self.detector.process(ts, seq, metrics, received_at=received_at)
-        out_alerts += self.policy.on_telemetry(ts, seq)
-        out = MonitorOutput(result.score, result.contributions, result.predictions, out_alerts)
-        if not result.score.warming_up:
-            out.alerts += self.policy.on_score(
-                ts, seq, result.score.score, result.contributions, result.score.in_control
-            )
+        score, contributions = result.score, result.contributions
+        policy = self.policy
+        alerts += policy.on_telemetry(ts, seq)
+        if not score.warming_up:
+            alerts += policy.on_score(ts, seq, score.score, contributions, score.in_control)
         for prediction in result.predictions:
-            out.alerts += self.policy.on_prediction(prediction, seq)
-        out.alerts += self.policy.on_quality(ts, seq, result.quality)
-        return out
+            alerts += policy.on_prediction(prediction, seq)
+        alerts += policy.on_quality(ts, seq, result.quality)
+        return MonitorOutput(score, contributions, result.predictions, alerts)
 
     def on_connectivity(self, ts: datetime, online: bool) -> list[Alert]:
         """The device went offline (a will, a missed heartbeat) or came back."""

@@ -7,7 +7,8 @@
 * ``anomaly``: the per-reading anomaly detector (modes, novelty, in-control state);
 * ``quality``: data-quality checks (stuck, dropout, pinned, clock skew);
 * ``trend``: failure prediction by each degrading signal's trend;
-* ``detector``: :class:`DeviceDetector`, all of the above for one device.
+* ``detector``: :class:`DeviceDetector`, all of the above for one device;
+* ``state``: restoring saved state so that it runs as fast as new state.
 """
 
 from __future__ import annotations

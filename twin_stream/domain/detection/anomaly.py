@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +39,7 @@ from twin_stream.domain.detection.baseline import SignalBaseline
 from twin_stream.domain.detection.likelihood import AnomalyLikelihood
 from twin_stream.domain.detection.multivariate import StreamingPCA
 from twin_stream.domain.detection.params import DetectorParams
+from twin_stream.domain.detection.state import RestoresByAttribute
 
 __all__ = ["AnomalyDetector", "ReadingScore"]
 
@@ -53,9 +55,18 @@ def time_of_day(ts: datetime, buckets: int) -> int:
     return ts.hour * buckets // 24
 
 
-@dataclass(frozen=True)
+def _by_size(item: tuple[str, float]) -> float:
+    """Sort key of a (signal, z) pair: the largest deviation first."""
+    return -abs(item[1])
+
+
+@dataclass(slots=True)
 class ReadingScore:
-    """The score of one reading and what drove it."""
+    """The score of one reading and what drove it.
+
+    Read-only by convention, not frozen: one is made per reading, and a frozen dataclass sets
+    each field through ``object.__setattr__`` (three times the cost of a plain slot).
+    """
 
     score: float
     warming_up: bool
@@ -69,7 +80,7 @@ class ReadingScore:
     in_control: bool = True
 
 
-class AnomalyDetector:
+class AnomalyDetector(RestoresByAttribute):
     """Online anomaly scoring for one device (or one univariate series)."""
 
     def __init__(self, params: DetectorParams | None = None, seed: int = 42) -> None:
@@ -92,20 +103,25 @@ class AnomalyDetector:
         #: the last five readings, one bit each: beyond the alpha limit or not
         self.recent_out = 0
 
-    def _mode(self, present: dict[str, float]) -> str:
-        if len(present) < 2:
+    def _mode(self, metrics: dict[str, float | None]) -> str:
+        if len(metrics) - list(metrics.values()).count(None) < 2:
             return _MAIN_MODE  # a univariate series has no pattern of signals to be a mode
-        share = self.params.mode_off_share
+        share, fading = self.params.mode_off_share, self.params.fading
+        magnitudes = self.magnitude
         off = []
-        for name, value in present.items():
-            typical = self.magnitude.get(name, 0.0)
+        for name, value in metrics.items():
+            if value is None:
+                continue
+            typical = magnitudes.get(name, 0.0)
             magnitude = abs(value)
             if typical > 0.0 and magnitude <= share * typical:
                 off.append(name)
+            elif typical == 0.0:
+                magnitudes[name] = magnitude
             else:
-                self.magnitude[name] = typical + self.params.fading * (magnitude - typical)
-                if typical == 0.0:
-                    self.magnitude[name] = magnitude
+                magnitudes[name] = typical + fading * (magnitude - typical)
+        if not off:
+            return _MAIN_MODE
         mode = ",".join(off)
         if mode not in self.modes:
             if len(self.modes) >= self.params.max_modes:
@@ -114,19 +130,24 @@ class AnomalyDetector:
         return mode
 
     def deseasonalized(
-        self, metrics: dict[str, float | None], ts: datetime
+        self,
+        metrics: dict[str, float | None],
+        ts: datetime,
+        names: Iterable[str] | None = None,
     ) -> dict[str, float | None]:
         """``metrics`` with each signal's time-of-day offset removed where its profile is in use
         (the main mode's): what the failure prediction extrapolates, so that a daily load is not
-        taken for a trend."""
+        taken for a trend. With ``names``, only those signals (None where absent)."""
         bucket = time_of_day(ts, self.params.season_buckets)
         baselines = self.modes[_MAIN_MODE]
         out: dict[str, float | None] = {}
-        for name, value in metrics.items():
+        for name in metrics if names is None else names:
+            value = metrics.get(name)
             baseline = baselines.get(name)
-            out[name] = (
-                value if value is None or baseline is None else value - baseline.offset(bucket)
-            )
+            if value is not None and baseline is not None:
+                # baseline.offset(bucket), written out: this runs per signal per reading
+                value -= baseline.season[bucket] if baseline.seen[bucket] else 0.0
+            out[name] = value
         return out
 
     def score_one(
@@ -134,51 +155,63 @@ class AnomalyDetector:
     ) -> ReadingScore:
         """Score one reading, then learn from it."""
         p = self.params
-        present = {k: v for k, v in metrics.items() if v is not None}
-        mode = self._mode(present)
+        mode = self._mode(metrics)
         baselines = self.modes[mode]
         bucket = None if ts is None else time_of_day(ts, p.season_buckets)
         warm = self.count >= p.warmup
+        learn = self.in_control
+        min_count = _MODE_MIN_READINGS if mode else 1
         zs: dict[str, float] = {}
         novel: list[str] = []
-        for name, value in present.items():
-            baseline = baselines.get(name)
-            if baseline is None:
+        for name, value in metrics.items():
+            if value is None:
+                continue
+            try:
+                baseline = baselines[name]
+            except KeyError:
                 baseline = baselines[name] = SignalBaseline(p)
-            known = baseline.count >= (_MODE_MIN_READINGS if mode else 1)
-            beyond = warm and known and baseline.novel(value)
-            z = baseline.update(value, bucket, learn=self.in_control)
+                if name not in self.names:
+                    # A new signal (no mode has a baseline of it): the covariance starts again.
+                    self.names.append(name)
+                    self.pca = None
+            known = baseline.count >= min_count
+            lo, hi = baseline.lo, baseline.hi  # the range learned before this value
+            z = baseline.update(value, bucket, learn)
             # Beyond the learned range *and* far from the baseline: a new extreme of ordinary
             # noise (the range of a few hundred readings is only about +-3 sd) is not novel.
-            if beyond and abs(z) >= p.protect_z:
+            if abs(z) >= p.protect_z and warm and known and baseline.novel(value, lo, hi):
                 novel.append(name)
             zs[name] = z if known else 0.0
-        for name in zs:
-            if name not in self.names:
-                self.names.append(name)
-                self.pca = None  # a new signal: the covariance starts again with it
-        if len(self.names) == 1:
+        names = self.names
+        if len(names) == 1:
             (z,) = zs.values() if zs else (0.0,)
             raw = math.erf(abs(z) / _SQRT2)
             top = list(zs.items())
             out = warm and 1.0 - raw < p.pca_alpha
-        elif len(self.names) > 1:
+        elif len(names) > 1:
             if self.pca is None:
-                self.pca = StreamingPCA(self.names, p)
-            vector = [max(-30.0, min(30.0, zs.get(n, 0.0))) for n in self.names]
-            result = self.pca.update(vector, always_learn=not warm)
+                self.pca = StreamingPCA(names, p)
+            # Each z clipped to [-30, 30] (as max(-30, min(30, z)) would, NaN to 30).
+            vector = []
+            for name in names:
+                z = zs.get(name, 0.0)
+                z = z if z < 30.0 else 30.0
+                vector.append(z if z > -30.0 else -30.0)
+            result = self.pca.update(vector, not warm)
             raw = 1.0 - result.p_value
             out = warm and result.p_value < p.pca_alpha
             self.in_control = not warm or not 0 < self.pca.frozen <= p.freeze_max
-            ranked = [n for n, _ in result.top] or sorted(zs, key=lambda n: -abs(zs[n]))
-            top = [(n, zs[n]) for n in ranked if n in zs]
+            if result.top:
+                top = [(n, zs[n]) for n, _ in result.top if n in zs]
+            else:
+                top = sorted(zs.items(), key=_by_size)
         else:
             raw, top, out = 0.0, [], False
         # The likelihood's history learns only in control, like the baselines, so a long
         # episode does not teach it that raw scores of 1 are usual (which would fade the score
         # during the episode and blind it after). A univariate series has no such state (NAB:
         # holding its history cost about 5 points there).
-        score = self.likelihood.update(raw, learn=self.in_control)
+        score = self.likelihood.update(raw, self.in_control)
         # Out of control: most of the last five readings beyond the alpha limit (the causal
         # mean over 5 rows of DETECTION-NOTES); the alert policy holds an anomaly open while so.
         self.recent_out = ((self.recent_out << 1) | out) & 0b11111
@@ -188,13 +221,9 @@ class AnomalyDetector:
             top = [(n, zs[n]) for n in novel] + [t for t in top if t[0] not in novel]
         self.count += 1
         # The centres the top signals were scored against (before this reading was learned).
-        centers = {name: baselines[name].last_center for name, _ in top[:3]}
+        centers = {}
+        for name, _ in top[:3]:
+            centers[name] = baselines[name].last_center
         return ReadingScore(
-            score=score if warm else 0.0,
-            warming_up=not warm,
-            top=top,
-            baselines=centers,
-            mode=mode,
-            novel=tuple(novel),
-            in_control=not out_of_control,
+            score if warm else 0.0, not warm, top, centers, mode, tuple(novel), not out_of_control
         )

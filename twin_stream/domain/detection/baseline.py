@@ -122,37 +122,16 @@ class SignalBaseline:
             return 0.0
         return (x - self.center(bucket)) / self.scale(bucket)
 
-    def novel(self, x: float) -> bool:
-        """Whether ``x`` lies beyond every value seen so far by more than the tolerance."""
-        span = self.hi - self.lo
+    def novel(self, x: float, lo: float | None = None, hi: float | None = None) -> bool:
+        """Whether ``x`` lies beyond every value seen so far by more than the tolerance (or
+        beyond ``lo`` .. ``hi``: the range as it was before ``x`` was learned)."""
+        lo = self.lo if lo is None else lo
+        hi = self.hi if hi is None else hi
+        span = hi - lo
         if not span > 0.0:
             return False
         margin = self.params.range_tolerance * span
-        return x > self.hi + margin or x < self.lo - margin
-
-    def _season(self, x: float, bucket: int) -> None:
-        p = self.params
-        if bucket != self.bucket:
-            if self.bucket is not None and self.visit_n:
-                self._end_visit(self.bucket)
-            self.bucket, self.visit_shift = bucket, x
-            self.visit_sum, self.visit_sq, self.visit_n = 0.0, 0.0, 0
-        shifted = x - self.visit_shift  # shifted sums: no cancellation at large values
-        self.visit_sum += shifted
-        self.visit_sq += shifted * shifted
-        self.visit_n += 1
-        d = x - self.mean
-        n = self.season_n[bucket] = self.season_n[bucket] + 1
-        a = 1.0 / n if n * p.fading < 1.0 else p.fading
-        self.season_var[bucket] += a * (d * d - self.season_var[bucket])
-        if self.seen[bucket]:
-            r = x - self.level - self.season[bucket]
-            limit = p.protect_z * math.sqrt(self.season_res[bucket])
-            if n > 10 and abs(r) > limit:
-                r = math.copysign(limit, r)
-            self.season_res[bucket] += a * (r * r - self.season_res[bucket])
-        else:
-            self.season_res[bucket] = self.season_var[bucket]
+        return x > hi + margin or x < lo - margin
 
     def _end_visit(self, done: int) -> None:
         """A visit of bucket ``done`` ended: its mean teaches the daily level and the bucket's
@@ -185,21 +164,31 @@ class SignalBaseline:
         readings are not taken as the normal).
         """
         p = self.params
-        if self.count == 0:
+        count, mean = self.count, self.mean
+        if count == 0:
             self.mean, self.lo, self.hi, self.last_center = x, x, x, x
             self.count = 1
             return 0.0
-        seasonal = self._seasonal(bucket)
-        center = self.level + self.season[bucket] if seasonal else self.mean  # type: ignore[index]
-        var = self.season_res[bucket] if seasonal else self.var  # type: ignore[index]
+        # The centre and the variance: the seasonal ones where the profile is in use (as
+        # ``center`` and ``scale`` say, written out here: this runs for every signal of every
+        # reading).
+        if (
+            bucket is not None
+            and self.seen[bucket] >= p.season_min_count
+            and self.season_res[bucket] < p.season_gain * self.season_var[bucket]
+        ):
+            center = self.level + self.season[bucket]
+            var = self.season_res[bucket]
+        else:
+            center, var = mean, self.var
         scale = math.sqrt(var)
-        floor = p.min_relative_scale * (abs(self.mean) + 1.0)
+        floor = p.min_relative_scale * (abs(mean) + 1.0)
         if scale < floor:
             scale = floor
         self.last_center = center
         z = (x - center) / scale
         taught = x
-        if abs(z) > p.protect_z and self.count >= 10:
+        if abs(z) > p.protect_z and count >= 10:
             taught = center + math.copysign(p.protect_z * scale, z)
         if x < self.lo:
             self.lo = x
@@ -209,15 +198,39 @@ class SignalBaseline:
             # The time-of-day profile learns even while the device is out of control: a daily
             # pattern seen for the first time (a chiller's first morning) is out of control
             # until the profile knows it, and one day moves a bucket by at most 1/n.
-            self._season(x, bucket)
+            if bucket != self.bucket:
+                if self.bucket is not None and self.visit_n:
+                    self._end_visit(self.bucket)
+                self.bucket, self.visit_shift = bucket, x
+                self.visit_sum, self.visit_sq, self.visit_n = 0.0, 0.0, 0
+            shifted = x - self.visit_shift  # shifted sums: no cancellation at large values
+            self.visit_sum += shifted
+            self.visit_sq += shifted * shifted
+            self.visit_n += 1
+            # The bucket's variances about the plain mean (unprotected) and about the seasonal
+            # centre (protected), with 1/n weights up to the horizon as the mean's.
+            d = x - mean
+            n = self.season_n[bucket] = self.season_n[bucket] + 1
+            b = 1.0 / n if n * p.fading < 1.0 else p.fading
+            season_var = self.season_var
+            plain = season_var[bucket] = season_var[bucket] + b * (d * d - season_var[bucket])
+            if self.seen[bucket]:
+                res = self.season_res[bucket]
+                r = x - self.level - self.season[bucket]
+                limit = p.protect_z * math.sqrt(res)
+                if n > 10 and abs(r) > limit:
+                    r = math.copysign(limit, r)
+                self.season_res[bucket] = res + b * (r * r - res)
+            else:
+                self.season_res[bucket] = plain
         if not learn:
             return z
         # 1/n weights until the horizon 1/fading, then the fixed fading factor: the first
         # readings do not leave the variance underestimated (as a fixed factor from the start
         # would: 78 % of it after 150 readings).
-        a = 1.0 / (self.count + 1) if (self.count + 1) * p.fading < 1.0 else p.fading
-        d = taught - self.mean
-        self.mean += a * d
+        a = 1.0 / (count + 1) if (count + 1) * p.fading < 1.0 else p.fading
+        d = taught - mean
+        self.mean = mean + a * d
         self.var = (1.0 - a) * (self.var + a * d * d)
-        self.count += 1
+        self.count = count + 1
         return z

@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from twin_stream.domain.detection.state import RestoresByAttribute
+
 __all__ = ["DETECTOR_VERSION", "DetectorParams"]
 
 DETECTOR_VERSION: Final = "ts-detector/2"
 
 
 @dataclass(frozen=True)
-class DetectorParams:
+class DetectorParams(RestoresByAttribute):
     """Per-signal baselines, a streaming PCA (T² and Q), and the anomaly likelihood."""
 
     #: Readings before any score can reach an alert: the baselines must first see normal data.

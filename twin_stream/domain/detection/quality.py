@@ -37,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
+from twin_stream.domain.detection.state import RestoresByAttribute
 from twin_stream.domain.devices import METRICS_BY_TYPE, MetricSpec
 
 __all__ = ["QualityFinding", "QualityIssue", "QualityMonitor"]
@@ -71,7 +72,7 @@ class QualityFinding:
 
 
 @dataclass
-class _SignalQuality:
+class _SignalQuality(RestoresByAttribute):
     last: float | None = None
     repeats: int = 0
     changes: int = 0
@@ -86,6 +87,7 @@ class _SignalQuality:
     switches: int = 0
 
     def note(self, absent: bool) -> int:
+        """Record whether the signal is missing now; return how many of the window are."""
         window = self.missing
         if len(window) == DROPOUT_WINDOW:
             first = window.popleft()
@@ -98,7 +100,7 @@ class _SignalQuality:
         return self.missed
 
 
-class QualityMonitor:
+class QualityMonitor(RestoresByAttribute):
     """Data-quality checks of one device's signals (see module docstring)."""
 
     def __init__(self, device_type: str) -> None:
@@ -117,16 +119,24 @@ class QualityMonitor:
     ) -> list[QualityFinding]:
         """Feed one reading; return every condition that holds after it."""
         found: list[QualityFinding] = []
+        signals, specs = self.signals, self.specs
         for name, value in metrics.items():
-            s = self.signals.get(name)
-            if s is None:
-                s = self.signals[name] = _SignalQuality()
-            missing = s.note(value is None)
-            dropping = (
-                s.seen >= DROPOUT_WINDOW
-                and missing >= DROPOUT_SHARE * DROPOUT_WINDOW
-                and s.switches >= DROPOUT_SWITCHES
-            )
+            try:
+                s = signals[name]
+            except KeyError:
+                s = signals[name] = _SignalQuality()
+            if value is not None and not s.missed:
+                # Present now and throughout the window: only the window moves (a full one
+                # drops its oldest, also present); no count changes. The usual case.
+                s.missing.append(False)
+                missing, dropping = 0, False
+            else:
+                missing = s.note(value is None)
+                dropping = (
+                    missing >= DROPOUT_SHARE * DROPOUT_WINDOW
+                    and s.seen >= DROPOUT_WINDOW
+                    and s.switches >= DROPOUT_SWITCHES
+                )
             if value is None:
                 if dropping:
                     found.append(
@@ -140,50 +150,50 @@ class QualityMonitor:
             s.seen += 1
             previous = s.last
             if previous is not None and value == previous:
-                s.repeats += 1
+                repeats = s.repeats = s.repeats + 1
             else:
                 if previous is not None:
                     s.changes += 1
-                s.repeats = 0
+                repeats = s.repeats = 0
             s.last = value
-            spec = self.specs.get(name)
+            spec = specs.get(name)
             limit = None
             if spec is not None:
-                if value <= spec.low and spec.low != 0:
-                    limit = spec.low
-                elif value >= spec.high and spec.high != 0:
-                    limit = spec.high
-            # Resting at a physical limit reached gradually (a battery charged to 100 %) is
-            # neither stuck nor pinned.
-            at_rest = spec is not None and (value <= spec.low or value >= spec.high)
+                low, high = spec.low, spec.high
+                if value <= low and low != 0:
+                    limit = low
+                elif value >= high and high != 0:
+                    limit = high
             if limit is None:
-                s.pinned = 0
+                pinned = s.pinned = 0
             else:
                 if s.pinned == 0:
                     span = spec.high - spec.low  # type: ignore[union-attr]
                     s.jumped = previous is not None and abs(previous - limit) > 0.1 * span
-                s.pinned += 1
-            if s.pinned >= PINNED_READINGS and s.jumped and spec is not None:
+                pinned = s.pinned = s.pinned + 1
+            if pinned >= PINNED_READINGS and s.jumped and spec is not None:
                 unit = f" {spec.unit}"
                 found.append(
                     QualityFinding(
                         name,
                         "pinned",
-                        f"{name} pinned at its range limit {value:g}{unit} for {s.pinned} readings",
+                        f"{name} pinned at its range limit {value:g}{unit} for {pinned} readings",
                     )
                 )
             elif (
-                s.repeats + 1 >= STUCK_READINGS
+                repeats + 1 >= STUCK_READINGS
                 and s.changes >= STUCK_MIN_CHANGES
                 and value != 0
-                and not at_rest
+                # Resting at a physical limit reached gradually (a battery charged to 100 %)
+                # is neither stuck nor pinned.
+                and not (spec is not None and (value <= spec.low or value >= spec.high))
             ):
                 unit = f" {spec.unit}" if spec is not None else ""
                 found.append(
                     QualityFinding(
                         name,
                         "stuck",
-                        f"{name} stuck at {value:g}{unit} for {s.repeats + 1} readings",
+                        f"{name} stuck at {value:g}{unit} for {repeats + 1} readings",
                     )
                 )
             elif dropping:

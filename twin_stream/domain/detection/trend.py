@@ -32,6 +32,7 @@ from datetime import datetime
 
 from river import stats
 
+from twin_stream.domain.detection.state import RestoresByAttribute
 from twin_stream.domain.devices import METRICS_BY_TYPE, MetricSpec
 
 __all__ = ["SignalTrend", "TrendPredictor", "TrendReport"]
@@ -56,8 +57,9 @@ def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float, flo
     """(intercept, slope, sum of squares of t about its mean, residual sum of squares) of the
     least-squares line through ``points``, in two passes (centred, so no cancellation)."""
     n = len(points)
-    mean_t = sum(t for t, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
+    ts, ys = zip(*points, strict=True)
+    mean_t = sum(ts) / n
+    mean_y = sum(ys) / n
     sxx = sxy = syy = 0.0
     for t, y in points:
         dt, dy = t - mean_t, y - mean_y
@@ -65,13 +67,16 @@ def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float, flo
         sxy += dt * dy
         syy += dy * dy
     slope = sxy / sxx if sxx else 0.0
-    residual = max(syy - slope * sxy, 0.0)
+    residual = syy - slope * sxy
+    if 0.0 > residual:  # max(residual, 0.0)
+        residual = 0.0
     return mean_y - slope * mean_t, slope, sxx, residual
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrendReport:
-    """A prediction for one signal at the close of a bucket."""
+    """A prediction for one signal at the close of a bucket (read-only by convention, not
+    frozen: a frozen dataclass costs three times as much to build)."""
 
     metric: str
     ts: datetime
@@ -86,7 +91,7 @@ class TrendReport:
 
 
 @dataclass
-class SignalTrend:
+class SignalTrend(RestoresByAttribute):
     """A least-squares line through the last bucket summaries of one signal."""
 
     spec: MetricSpec
@@ -115,15 +120,17 @@ class SignalTrend:
         return 1.0 if self.spec.failure_above is not None else -1.0
 
     def update(self, ts: datetime, value: float) -> TrendReport | None:
-        self.bucket.append(value)
-        self.bucket_ts.append(ts)
-        if len(self.bucket) < BUCKET_READINGS:
+        bucket, bucket_ts = self.bucket, self.bucket_ts
+        bucket.append(value)
+        bucket_ts.append(ts)
+        if len(bucket) < BUCKET_READINGS:
             return None
-        ordered = sorted(self.bucket)
-        summary = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
-        mid = self.bucket_ts[len(self.bucket_ts) // 2]
-        self.bucket.clear()
-        self.bucket_ts.clear()
+        ordered = sorted(bucket)
+        rank = int(self.quantile * len(ordered))
+        summary = ordered[rank if rank < len(ordered) - 1 else len(ordered) - 1]
+        mid = bucket_ts[len(bucket_ts) // 2]
+        bucket.clear()
+        bucket_ts.clear()
         return self._close_bucket(mid, summary)
 
     @staticmethod
@@ -146,7 +153,8 @@ class SignalTrend:
         self.points.append(((ts - self.origin).total_seconds(), summary))
         del self.points[:-WINDOW_BUCKETS]
         baseline = float(self.baseline.get()) if self.buckets > 1 else summary
-        span = self.limit - baseline
+        limit, direction = self.limit, self.direction
+        span = limit - baseline
         if self.buckets < MIN_BUCKETS:
             self.baseline.update(summary)
             self.spread.update(summary)
@@ -157,10 +165,11 @@ class SignalTrend:
             self.baseline.update(summary)
             self.spread.update(summary)
         # Beyond normal life: further from the baseline than its own daily ups and downs.
-        unusual = abs(level - baseline) > NORMAL_SPREAD_Z * math.sqrt(max(self.spread.get(), 0))
+        spread = self.spread.get()
+        unusual = abs(level - baseline) > NORMAL_SPREAD_Z * math.sqrt(0 if 0 > spread else spread)
         trend_h, se_h = slope * 3600.0, se * 3600.0
-        remaining = self.limit - level
-        heading = trend_h * self.direction > 0 and abs(trend_h) > MIN_TREND_Z * se_h
+        remaining = limit - level
+        heading = trend_h * direction > 0 and abs(trend_h) > MIN_TREND_Z * se_h
         if heading:
             # A trend must move the level by more than its noise over the window (3 residual
             # sd): on pure noise a slope 2 s.e. from zero moves it by only ~1.4 sd.
@@ -171,9 +180,9 @@ class SignalTrend:
             # at half the window's pace at least (a daily load step, such as a chiller's
             # morning, then flattens; a wearing part keeps going, or speeds up).
             recent = self._slope(self.points[len(self.points) // 2 :])
-            heading = recent * self.direction >= 0.5 * abs(slope)
+            heading = recent * direction >= 0.5 * abs(slope)
         ttf = lower = upper = None
-        if remaining * self.direction <= 0:
+        if remaining * direction <= 0:
             ttf = lower = upper = 0.0  # already past the limit
         elif heading and progress >= MIN_PROGRESS and unusual:
             ttf = abs(remaining / trend_h)
@@ -181,11 +190,11 @@ class SignalTrend:
             slow = abs(trend_h) - 2 * se_h
             upper = abs(remaining) / slow if slow > 0 else None
         return TrendReport(
-            self.spec.name, ts, level, self.limit, baseline, trend_h, ttf, lower, upper, progress
+            self.spec.name, ts, level, limit, baseline, trend_h, ttf, lower, upper, progress
         )
 
 
-class TrendPredictor:
+class TrendPredictor(RestoresByAttribute):
     """Trends of every degrading signal of one device."""
 
     def __init__(self, device_type: str) -> None:
