@@ -37,6 +37,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from kafka import errors as kafka_errors
 from kafka.structs import TopicPartition
 
+from tests.unit.worker_agents import Sent, put
 from twin_stream import errors
 from twin_stream.bridge.routing import route
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
@@ -70,7 +71,6 @@ from twin_stream.kafka import (
     make_producer,
 )
 from twin_stream.sink.writer import InfluxTarget, Sink, write_points
-from twin_stream.worker.app import WorkerConfig, create_app
 from twin_stream.worker.processing import DeviceState
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -508,33 +508,6 @@ def test_a_bad_device_id_or_topic_is_payload_rejected_and_routing_dead_letters_i
 
 # --- the worker's agents -------------------------------------------------------------------
 
-Sent = list[tuple[str, bytes | None, bytes]]
-
-
-@pytest.fixture
-def sent() -> Iterator[Sent]:
-    records: Sent = []
-
-    async def send(topic: Any, *, key: bytes | None, value: bytes, **_: Any) -> None:
-        records.append((topic.get_topic_name(), key, value))
-
-    with mock.patch("faust.topics.Topic.send", new=send):
-        yield records
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Any:
-    config = WorkerConfig(
-        bootstrap="127.0.0.1:9", data_dir=tmp_path, web_port=6066, store="memory://"
-    )
-    return create_app(config)
-
-
-async def _put(agent: Any, *records: tuple[bytes | None, bytes]) -> None:
-    async with agent.test_context() as test_agent:
-        for key, value in records:
-            await test_agent.put(key=key, value=value)
-
 
 def _letters(sent: Sent) -> list[dict[str, Any]]:
     return [orjson.loads(value) for name, _, value in sent if name == "twin.dlq"]
@@ -559,7 +532,7 @@ def test_a_record_whose_processing_fails_is_dead_lettered_and_the_next_one_proce
 
     with mock.patch.object(DeviceState, "on_status", flaky):
         asyncio.run(
-            _put(app.agents["twin-worker.status"], (b"pump-0001", status), (b"pump-0001", status))
+            put(app.agents["twin-worker.status"], (b"pump-0001", status), (b"pump-0001", status))
         )
     (letter,) = _letters(sent)
     assert letter["reason"] == "(worker): KeyError: 'boom' [processing_failed]"
@@ -570,13 +543,13 @@ def test_a_record_whose_processing_fails_is_dead_lettered_and_the_next_one_proce
 
 
 def test_a_record_without_a_device_key_is_dead_lettered(app: Any, sent: Sent) -> None:
-    asyncio.run(_put(app.agents["twin-worker.telemetry"], (None, RAW)))
+    asyncio.run(put(app.agents["twin-worker.telemetry"], (None, RAW)))
     (letter,) = _letters(sent)
     assert letter["reason"].endswith("[missing_key]") and letter["device_id"] is None
     assert letter["mqtt_topic"] == "twin.telemetry"
 
 
 def test_a_reading_that_is_no_json_object_is_dead_lettered_as_invalid(app: Any, sent: Sent) -> None:
-    asyncio.run(_put(app.agents["twin-worker.telemetry"], (b"pump-0001", b"[1, 2]")))
+    asyncio.run(put(app.agents["twin-worker.telemetry"], (b"pump-0001", b"[1, 2]")))
     (letter,) = _letters(sent)
     assert letter["reason"] == "(payload): Input should be an object [dict_type]"

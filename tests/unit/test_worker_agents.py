@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import orjson
-import pytest
 
+from tests.unit.worker_agents import Sent, put
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.sink.points import to_points
 from twin_stream.worker.app import WorkerConfig, create_app
@@ -29,43 +28,15 @@ RAW = (
 )
 KEY = b"pump-0001"
 
-Sent = list[tuple[str, bytes, bytes]]
-
-
-@pytest.fixture
-def sent() -> Iterator[Sent]:
-    """Every record the agents produce, as (topic, key, value), instead of sending it."""
-    records: Sent = []
-
-    async def send(topic: Any, *, key: bytes, value: bytes, **_: Any) -> None:
-        records.append((topic.get_topic_name(), key, value))
-
-    with mock.patch("faust.topics.Topic.send", new=send):
-        yield records
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Any:
-    config = WorkerConfig(
-        bootstrap="127.0.0.1:9", data_dir=tmp_path, web_port=6066, store="memory://"
-    )
-    return create_app(config)
-
 
 def _of(sent: Sent, topic: str) -> list[bytes]:
     return [value for name, _, value in sent if name == topic]
 
 
-async def _put(agent: Any, *records: tuple[bytes, bytes]) -> None:
-    async with agent.test_context() as test_agent:
-        for key, value in records:
-            await test_agent.put(key=key, value=value)
-
-
 def test_a_reading_updates_the_twin_table_and_produces_a_score_and_the_twin(
     app: Any, sent: Sent
 ) -> None:
-    asyncio.run(_put(app.agents["twin-worker.telemetry"], (KEY, RAW)))
+    asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, RAW)))
     assert len(_of(sent, "twin.scores")) == 1
     (view,) = [orjson.loads(v) for v in _of(sent, "twin.twins")]
     assert view["device_id"] == "pump-0001" and view["quality"]["accepted"] == 1
@@ -76,7 +47,7 @@ def test_a_reading_updates_the_twin_table_and_produces_a_score_and_the_twin(
 
 def test_an_unprocessable_reading_is_dead_lettered_with_its_reason(app: Any, sent: Sent) -> None:
     bad = b'{"device_id":"pump-0001","seq":2}'  # no device_type: no schema to parse it with
-    asyncio.run(_put(app.agents["twin-worker.telemetry"], (KEY, RAW), (KEY, bad)))
+    asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, RAW), (KEY, bad)))
     (letter,) = [(k, orjson.loads(v)) for name, k, v in sent if name == "twin.dlq"]
     key, body = letter
     assert key == KEY
@@ -95,7 +66,7 @@ def test_an_invalid_status_is_dead_lettered_with_the_field_and_the_rule(
     app: Any, sent: Sent
 ) -> None:
     bad = b'{"v":1,"device_id":"pump-0001","state":"sleepy","ts":"2026-11-24T12:00:00Z"}'
-    asyncio.run(_put(app.agents["twin-worker.status"], (KEY, bad)))
+    asyncio.run(put(app.agents["twin-worker.status"], (KEY, bad)))
     (body,) = [orjson.loads(v) for v in _of(sent, "twin.dlq")]
     assert body["mqtt_topic"] == "twin/v1/devices/pump-0001/status"
     assert body["reason"].startswith("state: Input should be 'online' or 'offline'")
@@ -105,14 +76,14 @@ def test_an_invalid_status_is_dead_lettered_with_the_field_and_the_rule(
 
 
 def test_a_bad_command_names_its_kafka_topic(app: Any, sent: Sent) -> None:
-    asyncio.run(_put(app.agents["twin-worker.commands"], (KEY, b"{}")))
+    asyncio.run(put(app.agents["twin-worker.commands"], (KEY, b"{}")))
     (body,) = [orjson.loads(v) for v in _of(sent, "twin.dlq")]
     assert body["mqtt_topic"] == "twin.commands"  # a command never came over MQTT
 
 
 def test_a_dead_letter_counts_in_the_twins_invalid_counter(app: Any, sent: Sent) -> None:
     letter = dead_letter("twin/v1/devices/pump-0001/telemetry", b"{", "bad", _now(), "pump-0001")
-    asyncio.run(_put(app.agents["twin-worker.dlq"], (KEY, letter.value)))
+    asyncio.run(put(app.agents["twin-worker.dlq"], (KEY, letter.value)))
     twin = orjson.loads(app.tables["twins"][KEY])
     assert twin["quality"]["invalid"] == 1
     (view,) = [orjson.loads(v) for v in _of(sent, "twin.twins")]
