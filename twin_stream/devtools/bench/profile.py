@@ -8,6 +8,7 @@ once per stack (inclusive) and as the innermost frame (self).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -70,8 +71,6 @@ def profile_worker(out: Path, *, devices: int = 50, per_device: int = 1200) -> d
                 "--data-dir", str(root / "w"), "--topic-prefix", "prof",
             ]  # fmt: skip
             env = {"TWIN_KAFKA__BOOTSTRAP": bootstrap}
-            import os
-
             with open(root / "worker.log", "w") as log:
                 worker = subprocess.Popen(
                     command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
