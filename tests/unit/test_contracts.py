@@ -5,7 +5,9 @@ model the sink decodes that topic with (:mod:`twin_stream.sink.points`).
   decodes it with the same schema (``messages.decode_telemetry``);
 * ``scores``: the worker writes :class:`ScoreRecord` (one, or a micro-batch's array of them),
   the sink reads :class:`AnomalyScore`;
-* ``predictions``, ``alerts``: the worker writes the models themselves;
+* ``predictions``: the worker writes :class:`PredictionRecord`, the sink reads
+  :class:`Prediction` (the model an alert carries);
+* ``alerts``: the worker writes the model itself;
 * ``twins``: the worker writes ``twin_view``'s dict, the sink reads :class:`TwinView`;
 * ``dlq``: the bridge and the worker both write ``routing.dead_letter``'s record, the sink reads
   :class:`DeadLetter`.
@@ -31,6 +33,7 @@ from twin_stream.domain.events import (
     Contribution,
     DeadLetter,
     Prediction,
+    PredictionRecord,
     ScoreRecord,
     TwinView,
 )
@@ -168,13 +171,37 @@ ALERTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "prediction",
-    [PREDICTION, PREDICTION.model_copy(update={"time_to_failure_h": None, "lower_h": None})],
-)
-def test_a_prediction_as_the_worker_sends_it_decodes_into_itself(prediction: Prediction) -> None:
-    raw = prediction.model_dump_json().encode()  # as Publisher.publish sends it
-    assert Prediction.model_validate_json(raw) == prediction
+RECORDS = [
+    PredictionRecord(**PREDICTION.model_dump()),
+    PredictionRecord(**PREDICTION.model_copy(update={"time_to_failure_h": None}).model_dump()),
+    PredictionRecord(
+        "vent-0002",
+        "ventilator",
+        "leak_rate",
+        NOW + timedelta(microseconds=5),
+        -0.0,
+        2.5,
+        1e-7,
+        0.0,
+        None,
+        None,
+        "d/3",
+    ),
+]
+
+
+def test_prediction_record_and_prediction_have_the_same_fields() -> None:
+    assert [f.name for f in dataclasses.fields(PredictionRecord)] == list(Prediction.model_fields)
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.device_id)
+def test_a_prediction_as_the_worker_sends_it_is_a_prediction(record: PredictionRecord) -> None:
+    raw = record.to_json()  # as Publisher.publish sends it
+    prediction = Prediction.model_validate_json(raw)
+    assert prediction.model_dump() == dataclasses.asdict(record)
+    assert prediction == record.to_model()
+    # ... the very JSON the model writes (the bytes, with the same field order and formats).
+    assert raw == prediction.model_dump_json().encode()
     assert len(to_points("predictions", raw)) == 1
 
 

@@ -30,9 +30,8 @@ An alert's whole life, on a pump whose motor wears out:
 >>> a.state, a.severity, a.pages, a.summary
 ('open', 'warning', True, 'anomaly: motor_current 0.42 A vs baseline 0.25 A (+9.0 sd)')
 >>> def report(s, ttf):
-...     return Prediction(device_id="pump-0001", device_type="infusion_pump",
-...         metric="motor_current", ts=t + timedelta(seconds=s), value=0.42, limit=0.8,
-...         trend_per_h=0.02, time_to_failure_h=ttf, detector_version="d")
+...     return PredictionRecord("pump-0001", "infusion_pump", "motor_current",
+...         t + timedelta(seconds=s), 0.42, 0.8, 0.02, ttf, None, None, "d")
 >>> policy.on_prediction(report(3, 19.0), 3)
 []
 >>> u = policy.on_prediction(report(4, 19.0), 4)[0]
@@ -69,6 +68,7 @@ from twin_stream.domain.events import (
     Contribution,
     ContributionLike,
     Prediction,
+    PredictionRecord,
     Severity,
 )
 
@@ -125,6 +125,11 @@ def pages(alert: Alert) -> bool:
     ['critical', 'warning']
     """
     return alert.pages
+
+
+def _as_model(prediction: PredictionRecord | Prediction | None) -> Prediction | None:
+    """The prediction an alert carries, as its schema's model (the detector makes records)."""
+    return prediction.to_model() if isinstance(prediction, PredictionRecord) else prediction
 
 
 def _duration(hours: float | None) -> str:
@@ -245,7 +250,7 @@ class _Condition(RestoresByAttribute):
     text: str = ""
     signature: str = ""  # the coarse content of ``text``: a change of it updates the alert
     contributions: list[ContributionLike] = field(default_factory=list)
-    prediction: Prediction | None = None
+    prediction: PredictionRecord | Prediction | None = None
     shown_ttf: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -368,7 +373,9 @@ class AlertPolicy:
         c.details = {"root": c.slot.removeprefix("fault:"), "score": round(score, 4)}
         return events + self._sync(c.slot, ts, seq)
 
-    def on_prediction(self, prediction: Prediction, seq: int | None = None) -> list[Alert]:
+    def on_prediction(
+        self, prediction: PredictionRecord | Prediction, seq: int | None = None
+    ) -> list[Alert]:
         """Feed one failure prediction (one signal, at a bucket's close); return alert events.
 
         Each signal has its own condition; its alert is the one of that signal's root cause
@@ -608,7 +615,7 @@ class AlertPolicy:
         unit = spec.unit if spec is not None and spec.unit != "1" else ""
         return f"{value:.4g} {unit}" if unit else f"{value:.4g}"
 
-    def _prediction_text(self, pr: Prediction) -> str:
+    def _prediction_text(self, pr: PredictionRecord | Prediction) -> str:
         spec = METRICS_BY_TYPE.get(self.device_type, {}).get(pr.metric)
         unit = f" {spec.unit}" if spec is not None and spec.unit != "1" else ""
         band = ""
@@ -669,7 +676,7 @@ class AlertPolicy:
             "ts": ts,
             "summary": summary,
             "contributions": [_contribution(x) for x in anomaly.contributions] if anomaly else [],
-            "prediction": predicted.prediction if predicted else None,
+            "prediction": _as_model(predicted.prediction) if predicted else None,
             "details": details,
         }
         if slot.alert is None:

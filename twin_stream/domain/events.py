@@ -42,6 +42,7 @@ __all__ = [
     "ContributionLike",
     "DeadLetter",
     "Prediction",
+    "PredictionRecord",
     "ScoreRecord",
     "SignalContribution",
     "Severity",
@@ -142,11 +143,13 @@ class AnomalyScore(BaseModel):
     in_control: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreRecord:
     """An :class:`AnomalyScore` as the detector makes it on its hot path: the same fields,
     serialised straight to the same JSON (no validation of values our own code computed; the
-    schema stays the contract, checked in the tests).
+    schema stays the contract, checked in the tests). Read-only by convention, not frozen: a
+    frozen dataclass costs about three times as much to build (~4 us of the detector's ~30 us
+    per reading with :class:`SignalContribution`).
 
     >>> from datetime import timezone
     >>> r = ScoreRecord("pump-0001", "infusion_pump", datetime(2026, 1, 1, tzinfo=timezone.utc),
@@ -183,10 +186,11 @@ class ContributionLike(Protocol):
     def deviation(self) -> float: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignalContribution:
     """One signal behind a score, as the detector makes it per reading (a
-    :class:`Contribution` is built from it only when an alert carries it)."""
+    :class:`Contribution` is built from it only when an alert carries it). Read-only by
+    convention, like :class:`ScoreRecord`."""
 
     metric: str
     value: float
@@ -211,6 +215,40 @@ class Prediction(BaseModel):
     lower_h: Annotated[float, Field(ge=0)] | None = None  # uncertainty band
     upper_h: Annotated[float, Field(ge=0)] | None = None
     detector_version: str
+
+
+@dataclass(slots=True)
+class PredictionRecord:
+    """A :class:`Prediction` as the detector makes it (at each trend bucket's close, a few per
+    ten readings): the same fields, serialised straight to the same JSON, as
+    :class:`ScoreRecord` is. The pydantic model is built from it only when an alert carries
+    it (:meth:`to_model`); read-only by convention.
+
+    >>> from datetime import timezone
+    >>> r = PredictionRecord("pump-0001", "infusion_pump", "motor_current",
+    ...                      datetime(2026, 1, 1, tzinfo=timezone.utc), 0.42, 0.8, 0.02, 19.0,
+    ...                      12.0, 30.0, "ts-detector/2")
+    >>> Prediction.model_validate_json(r.to_json()) == r.to_model()
+    True
+    """
+
+    device_id: str
+    device_type: str
+    metric: str
+    ts: datetime
+    value: float
+    limit: float
+    trend_per_h: float
+    time_to_failure_h: float | None
+    lower_h: float | None
+    upper_h: float | None
+    detector_version: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self, option=orjson.OPT_UTC_Z)
+
+    def to_model(self) -> Prediction:
+        return Prediction.model_validate(asdict(self))
 
 
 class Contribution(BaseModel):

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.detection.detector import UNREADABLE_STATE, DeviceDetector
-from twin_stream.domain.events import Alert, Prediction, ScoreRecord, SignalContribution
+from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord, SignalContribution
 from twin_stream.errors import StateVersionMismatch, map_exceptions
 
 __all__ = ["DeviceMonitor", "MonitorOutput"]
@@ -39,7 +39,7 @@ class MonitorOutput:
 
     score: ScoreRecord
     contributions: list[SignalContribution]
-    predictions: list[Prediction] = field(default_factory=list)
+    predictions: list[PredictionRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
 

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.domain.batches import encode_scores
-from twin_stream.domain.events import Alert, Prediction, ScoreRecord
+from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
@@ -99,7 +99,7 @@ class DeviceBatch:
 
     state: DeviceState
     scores: list[ScoreRecord] = field(default_factory=list)
-    predictions: dict[str, Prediction] = field(default_factory=dict)  # the latest per signal
+    predictions: dict[str, PredictionRecord] = field(default_factory=dict)  # the latest per signal
     alerts: list[Alert] = field(default_factory=list)
     twin_due: bool = False
 
@@ -129,9 +129,7 @@ class Publisher:
         if batch.scores:
             await self.topics["scores"].send(key=key, value=encode_scores(batch.scores))
         for prediction in batch.predictions.values():
-            await self.topics["predictions"].send(
-                key=key, value=prediction.model_dump_json().encode()
-            )
+            await self.topics["predictions"].send(key=key, value=prediction.to_json())
         for alert in batch.alerts:
             await self.topics["alerts"].send(key=key, value=alert.model_dump_json().encode())
         state = batch.state

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from twin_stream.domain.events import Alert, Command, Prediction, ScoreRecord
+from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
 from twin_stream.domain.messages import (
     ReportedState,
     StatusMessage,
@@ -45,7 +45,7 @@ class Outputs:
 
     outcome: str = "accepted"
     scores: list[ScoreRecord] = field(default_factory=list)
-    predictions: list[Prediction] = field(default_factory=list)
+    predictions: list[PredictionRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     twin_changed: bool = False
 

@@ -37,7 +37,7 @@ from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
 from twin_stream.domain.detection.quality import QualityFinding, QualityMonitor
 from twin_stream.domain.detection.state import restore_attributes
 from twin_stream.domain.detection.trend import TrendPredictor
-from twin_stream.domain.events import Prediction, ScoreRecord, SignalContribution
+from twin_stream.domain.events import PredictionRecord, ScoreRecord, SignalContribution
 from twin_stream.errors import StateError, StateVersionMismatch, map_exceptions
 
 # StateVersionMismatch lives in twin_stream.errors; it is re-exported here, where it is raised.
@@ -94,7 +94,7 @@ class DetectorOutput:
 
     score: ScoreRecord
     contributions: list[SignalContribution]
-    predictions: list[Prediction]
+    predictions: list[PredictionRecord]
     #: data-quality conditions holding after this reading (stuck, dropout, pinned, clock skew)
     quality: list[QualityFinding]
 
@@ -154,25 +154,25 @@ class DeviceDetector:
             result.warming_up,
             result.in_control,
         )
-        predictions: list[Prediction] = []
+        predictions: list[PredictionRecord] = []
         trends = self.trends
         if trends.signals:
             # The trends extrapolate the signals without their time-of-day offsets.
             levels = self.anomaly.deseasonalized(metrics, ts, trends.signals)
             for r in trends.update(ts, levels):
                 predictions.append(
-                    Prediction(
-                        device_id=self.device_id,
-                        device_type=self.device_type,
-                        metric=r.metric,
-                        ts=r.ts,
-                        value=r.value,
-                        limit=r.limit,
-                        trend_per_h=r.trend_per_h,
-                        time_to_failure_h=r.time_to_failure_h,
-                        lower_h=r.lower_h,
-                        upper_h=r.upper_h,
-                        detector_version=self.version,
+                    PredictionRecord(
+                        self.device_id,
+                        self.device_type,
+                        r.metric,
+                        r.ts,
+                        r.value,
+                        r.limit,
+                        r.trend_per_h,
+                        r.time_to_failure_h,
+                        r.lower_h,
+                        r.upper_h,
+                        self.version,
                     )
                 )
         return DetectorOutput(score, contributions, predictions, quality)
