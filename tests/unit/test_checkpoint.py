@@ -71,22 +71,27 @@ def test_models_are_saved_every_k_readings_not_on_every_reading() -> None:
     cache, twins, models, clock = _cache(every=5, interval_s=3600.0)
     raws = _raw_readings(12)
     device = _device(raws[0])
-    _read(cache, raws[0])  # never checkpointed by this worker: due
-    assert device.encode() in models
-    assert cache.last_checkpoint(device) == clock.t
-    saved = models[device.encode()]
-    for raw in raws[1:5]:
+    loaded_at = clock.t
+    _read(cache, raws[0])  # a new device: its first reading is not a checkpoint
+    assert device.encode() not in models
+    assert device.encode() in twins  # the twin (its first version) is written at once
+    assert cache.last_checkpoint(device) == loaded_at  # the interval counts from its load
+    for raw in raws[1:4]:
         clock.t += 1
         _read(cache, raw)
-    assert models[device.encode()] == saved  # 4 readings: not due yet
+    assert device.encode() not in models  # 4 readings: not due yet
     state = cache.load(device)
     assert state.events_since_checkpoint == 4
     assert not cache.is_due(device, state)
     clock.t += 1
-    _read(cache, raws[5])  # the 5th reading since the checkpoint
-    assert models[device.encode()] != saved
+    _read(cache, raws[4])  # the 5th reading
+    saved = models[device.encode()]
     assert state.events_since_checkpoint == 0
     assert cache.last_checkpoint(device) == clock.t
+    for raw in raws[5:10]:
+        clock.t += 1
+        _read(cache, raw)
+    assert models[device.encode()] != saved  # the 5th reading since the checkpoint
     assert twins[device.encode()] is not None
 
 
@@ -95,11 +100,12 @@ def test_models_are_saved_after_the_interval_even_with_few_readings() -> None:
     raws = _raw_readings(3)
     device = _device(raws[0])
     _read(cache, raws[0])
-    first = cache.last_checkpoint(device)
+    first = cache.last_checkpoint(device)  # when this worker loaded it
     clock.t += 10
     _read(cache, raws[1])
     assert cache.last_checkpoint(device) == first
-    clock.t += 25  # 35 s since the checkpoint
+    assert device.encode() not in models
+    clock.t += 25  # 35 s since the load
     state = cache.load(device)
     assert cache.is_due(device, state)
     _read(cache, raws[2])
