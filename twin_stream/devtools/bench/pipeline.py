@@ -6,13 +6,13 @@ draining the same telemetry backlog from Kafka, one after the other in one run.
 
 e2e: the whole pipeline as separate processes (bridge, worker, sink) on a local stack, fed by
 the simulated fleet at a given rate; latency is publish (the reading's device timestamp) to its
-anomaly score arriving on ``twin.scores``.
+anomaly score arriving on ``twin.scores``, split at the bridge (the telemetry record's
+timestamp) into device -> bridge and bridge -> score, with each device's first reading apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import tempfile
 import threading
 import time
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from simulators.fast_forward import readings
@@ -27,8 +28,10 @@ from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.devtools.bench.machine import machine_info
 from twin_stream.devtools.bench.readback import (
+    ScoredReading,
+    count_points,
+    latency_split,
     output_span,
-    percentile,
     scores_in,
     wait_for_consumed,
 )
@@ -242,28 +245,38 @@ def _measure(
     duration_s: float,
     devices: int,
 ) -> dict[str, Any]:
-    from twin_stream.devtools.bench.readback import count_points
-
     plan = FleetPlan.generate(devices, hours=1, fault_fraction=0.0, seed=rate)
     fleet = MqttFleet(
         plan, host="127.0.0.1", port=port, passwords=passwords, rate_hz=rate / devices
     )
-    latencies: list[float] = []
+    scored: list[ScoredReading] = []
+    bridged: dict[tuple[str, int], float] = {}  # (device, seq): when the bridge received it
     stop = threading.Event()
     since = time.time()
 
     def collect() -> None:
         consumer = KafkaConsumer(
-            topics["scores"], bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest"
+            topics["scores"],
+            topics["telemetry"],
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="latest",
         )
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=200).values():
                 arrived = time.time()
                 for record in records:
+                    if record.topic == topics["telemetry"]:
+                        # The bridge stamps each record with when it received the reading.
+                        reading = orjson.loads(record.value)
+                        bridged[reading["device_id"], reading["seq"]] = record.timestamp / 1000
+                        continue
                     for score in decode_scores(record.value):
                         ts = datetime.fromisoformat(score["ts"]).timestamp()
                         if ts >= since:
-                            latencies.append((arrived - ts) * 1000)
+                            scored.append(
+                                ScoredReading(score["device_id"], score["seq_last"], ts, arrived)
+                            )
         consumer.close()
 
     collector = threading.Thread(target=collect)
@@ -271,7 +284,7 @@ def _measure(
     time.sleep(2)
     stats = fleet.run(duration_s)
     deadline = time.monotonic() + 120
-    while len(latencies) < stats.published and time.monotonic() < deadline:
+    while len(scored) < stats.published and time.monotonic() < deadline:
         time.sleep(0.5)
     stop.set()
     collector.join()
@@ -284,9 +297,8 @@ def _measure(
     return {
         "rate": rate,
         "published": stats.published,
-        "scored": len(latencies),
+        "scored": len(scored),
         "stored": stored,
         "achieved_publish_rate": round(stats.published / duration_s, 1),
-        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-        "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
+        **latency_split(scored, bridged),
     }

@@ -6,16 +6,19 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer
 
 from twin_stream.domain.batches import decode_scores
 
 __all__ = [
+    "ScoredReading",
     "count_points",
     "count_records",
     "output_span",
+    "latency_split",
     "percentile",
     "scores_in",
     "wait_for_consumed",
@@ -30,6 +33,67 @@ def percentile(values: list[float], q: float) -> float:
     """
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredReading:
+    """One reading's score as the e2e collector saw it: the device's timestamp and when the
+    score arrived (seconds since the epoch)."""
+
+    device_id: str
+    seq: int
+    ts: float
+    arrived: float
+
+
+def latency_split(
+    scored: list[ScoredReading], bridged: Mapping[tuple[str, int], float]
+) -> dict[str, float | None]:
+    """Where the latency goes: p50/p99 (ms) of the whole path; of its two parts, device to
+    bridge (the telemetry record's timestamp, when the bridge received the reading) and
+    bridge to score; and p99 of each device's first scored reading.
+
+    >>> s = [ScoredReading("a", 1, 0.0, 1.0), ScoredReading("a", 2, 1.0, 1.1),
+    ...      ScoredReading("b", 1, 0.0, 0.5)]
+    >>> split = latency_split(s, {("a", 1): 0.01, ("a", 2): 1.01, ("b", 1): 0.3})
+    >>> split["p99_ms"], split["p99_to_bridge_ms"], split["p99_first_reading_ms"]
+    (1000.0, 300.0, 1000.0)
+    """
+    if not scored:
+        return dict.fromkeys(_SPLIT_KEYS)
+    total = [(s.arrived - s.ts) * 1000 for s in scored]
+    to_bridge, after_bridge = [], []
+    for s in scored:
+        at = bridged.get((s.device_id, s.seq))
+        if at is not None:
+            to_bridge.append((at - s.ts) * 1000)
+            after_bridge.append((s.arrived - at) * 1000)
+    first: dict[str, ScoredReading] = {}
+    for s in scored:
+        seen = first.get(s.device_id)
+        if seen is None or s.seq < seen.seq:
+            first[s.device_id] = s
+    firsts = [(s.arrived - s.ts) * 1000 for s in first.values()]
+
+    def q(values: list[float], at: float) -> float | None:
+        return round(percentile(values, at), 1) if values else None
+
+    return {
+        "p50_ms": q(total, 0.5),
+        "p99_ms": q(total, 0.99),
+        "p99_to_bridge_ms": q(to_bridge, 0.99),
+        "p99_bridge_to_score_ms": q(after_bridge, 0.99),
+        "p99_first_reading_ms": q(firsts, 0.99),
+    }
+
+
+_SPLIT_KEYS = (
+    "p50_ms",
+    "p99_ms",
+    "p99_to_bridge_ms",
+    "p99_bridge_to_score_ms",
+    "p99_first_reading_ms",
+)
 
 
 def count_records(
