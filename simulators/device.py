@@ -22,7 +22,7 @@ from datetime import datetime
 from simulators.devices import MODELS, DeviceModel
 from simulators.faults import Fault
 from twin_stream.domain.devices import METRIC_MODELS as _METRIC_MODELS
-from twin_stream.domain.devices import METRICS_BY_TYPE
+from twin_stream.domain.devices import METRICS_BY_TYPE, SETTINGS_BY_TYPE, check_settings
 from twin_stream.domain.messages import (
     AckStatus,
     CommandAck,
@@ -69,6 +69,7 @@ class SimulatedDevice:
     settings: DeviceSettings = field(default_factory=DeviceSettings)
     seq: int = 0
     applied_commands: set[str] = field(default_factory=set)
+    seen_commands: set[str] = field(default_factory=set)
 
     @classmethod
     def create(
@@ -168,8 +169,38 @@ class SimulatedDevice:
             command_id=command_id,
         )
 
+    def receive(self, message: DesiredMessage, *, t_s: float, wall: datetime) -> list[CommandAck]:
+        """Every ack a desired-state message gets: ``delivered`` first for one not seen
+        before (the device has it), then what became of it (:meth:`apply_desired`)."""
+        result = self.apply_desired(message, t_s=t_s, wall=wall)
+        if message.command_id in self.seen_commands:
+            return [result]
+        self.seen_commands.add(message.command_id)
+        delivered = result.model_copy(update={"status": "delivered", "reason": None})
+        return [delivered, result]
+
+    def refusal(self, message: DesiredMessage) -> str | None:
+        """Why this device cannot follow a desired-state message, None if it can: a setting
+        its type does not have or out of the type's range (the domain's own check), or a rate
+        beyond what its make can run at."""
+        desired = message.desired.as_dict()
+        violations = check_settings(self.device_type, desired)
+        if violations:
+            return violations[0].reason[:200]
+        limits = self.model.rate_limits
+        rate = desired.get("rate")
+        if limits is not None and rate is not None and not limits[0] <= rate <= limits[1]:
+            unit = SETTINGS_BY_TYPE[self.device_type]["rate"].unit
+            return (
+                f"rate: {rate:g} {unit} is beyond this {self.device_type}'s make "
+                f"({limits[0]:g} to {limits[1]:g} {unit}) [out_of_range]"
+            )
+        return None
+
     def apply_desired(self, message: DesiredMessage, *, t_s: float, wall: datetime) -> CommandAck:
-        """Apply a desired-state message (idempotent for a command already applied)."""
+        """Apply a desired-state message (idempotent for a command already applied): the whole
+        desired state it holds, or nothing if it cannot follow it (``rejected``, with the
+        reason) or it came too late (``expired``)."""
 
         def ack(status: AckStatus, reason: str | None = None) -> CommandAck:
             return CommandAck(
@@ -185,8 +216,9 @@ class SimulatedDevice:
         if wall >= message.expires_at:
             return ack("expired", f"expired at {message.expires_at.isoformat()}")
         desired = message.desired
-        if desired.rate is not None and self.model.rates is None:
-            return ack("rejected", f"a {self.device_type} has no operating rate")
+        refusal = self.refusal(message)
+        if refusal is not None:
+            return ack("rejected", refusal)
         changes = desired.as_dict()
         epoch = changes.get("maintenance_epoch")
         if epoch is not None and epoch > self.settings.maintenance_epoch:

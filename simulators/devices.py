@@ -41,6 +41,9 @@ class DeviceModel(ABC):
     nominal: dict[str, float]
     #: Operating rates the device may start with (None: the device has no rate).
     rates: ClassVar[tuple[float, ...] | None] = None
+    #: The rates this make can run at, if narrower than its type's range
+    #: (:data:`twin_stream.domain.devices.SETTINGS_BY_TYPE`): it refuses a rate outside them.
+    rate_limits: ClassVar[tuple[float, float] | None] = None
 
     def __init__(
         self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0
@@ -82,6 +85,7 @@ class InfusionPumpModel(DeviceModel):
 
     device_type = DeviceType.INFUSION_PUMP
     rates = (25.0, 50.0, 80.0, 125.0, 200.0)
+    rate_limits = (0.1, 500.0)  # a volumetric pump of this make: up to 500 mL/h
 
     def __init__(
         self, rng: random.Random, rate: float | None = None, start_hour: float = 0.0

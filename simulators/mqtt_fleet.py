@@ -8,6 +8,10 @@ without a DISCONNECT, so the broker publishes the last will, as it would for a r
 
 All clients share one thread and one ``select`` loop (paho's external-loop API), so a single
 process can drive hundreds of devices without a thread each.
+
+Over ``mqtts://`` every device verifies the broker with the TLS context it is given (one for the
+whole fleet, or one per device, with that device's client certificate); a broker that cannot be
+reached or does not verify when the fleet starts is an :class:`~twin_stream.errors.MqttError`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from simulators.device import SimulatedDevice
 from simulators.fleet import FleetPlan
 from twin_stream.domain.messages import DesiredMessage, parse_payload
 from twin_stream.domain.topics import mqtt_topic
-from twin_stream.errors import PayloadRejected
+from twin_stream.errors import MqttError, PayloadRejected, map_exceptions
 
 __all__ = ["FleetStats", "MqttFleet"]
 
@@ -69,8 +73,9 @@ class _Connection:
             CallbackAPIVersion.VERSION2, client_id=device.device_id, clean_session=False
         )
         client.username_pw_set(device.device_id, password)
-        if fleet.tls is not None:
-            client.tls_set_context(fleet.tls)
+        tls = fleet.tls(device.device_id) if callable(fleet.tls) else fleet.tls
+        if tls is not None:
+            client.tls_set_context(tls)
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(DEVICE_QUEUE)
         client.on_connect = self._on_connect
@@ -118,10 +123,12 @@ class _Connection:
         except PayloadRejected as e:
             log.warning("device %s ignores bad desired state: %s", self.device.device_id, e)
             return
-        ack = self.device.apply_desired(desired, t_s=self.fleet.sim_seconds(), wall=wall)
+        acks = self.device.receive(desired, t_s=self.fleet.sim_seconds(), wall=wall)
+        for ack in acks:  # ``delivered`` (a new one), then what became of it
+            client.publish(self.topic("ack"), ack.model_dump_json(exclude_none=True), qos=1)
+            self.fleet.stats.acks_sent += 1
+        ack = acks[-1]
         self.fleet.stats.command_results[ack.status] += 1
-        client.publish(self.topic("ack"), ack.model_dump_json(exclude_none=True), qos=1)
-        self.fleet.stats.acks_sent += 1
         if ack.status == "applied":  # a new sample interval applies from the next reading
             report = self.device.reported(wall, command_id=desired.command_id)
             client.publish(self.topic("reported"), report.model_dump_json(), qos=1)
@@ -153,6 +160,8 @@ class MqttFleet:
     ``rate_hz`` is how often each device publishes (wall clock); ``speed`` is how much faster
     than the wall clock the simulated physics run, so degradations that take hours show in
     minutes. Telemetry timestamps stay on the wall clock (the platform rejects far-future ones).
+    ``tls`` is the TLS context of every device, or a function that gives each device its own
+    (from its device id), for ``mqtts://``.
     """
 
     def __init__(
@@ -164,7 +173,7 @@ class MqttFleet:
         passwords: dict[str, str],
         rate_hz: float = 1.0,
         speed: float = 1.0,
-        tls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext | Callable[[str], ssl.SSLContext] | None = None,
         clock: Callable[[], float] = time.monotonic,
         record_seqs: bool = False,
     ) -> None:
@@ -202,8 +211,14 @@ class MqttFleet:
         """Publish for ``duration_s`` wall seconds, then disconnect every device cleanly."""
         selector = selectors.DefaultSelector()
         self._started = self.clock()
+        where = f"mqtt {self.host}:{self.port}"
         for i, conn in enumerate(self.connections):
-            conn.connect()
+            try:
+                with map_exceptions({OSError: MqttError}, f"{where}: {conn.device.device_id}"):
+                    conn.connect()  # TCP, and the TLS handshake that verifies the broker
+            except MqttError:
+                self._close_sockets(selector)
+                raise
             # Spread the first readings over one interval, so devices do not publish in bursts.
             offset = self._interval_wall(conn) * i / max(1, len(self.connections))
             heapq.heappush(self._due, (self._started + offset, i))
@@ -256,6 +271,14 @@ class MqttFleet:
         if progress is not None:
             progress(1.0)
         return self.stats
+
+    def _close_sockets(self, selector: selectors.BaseSelector) -> None:
+        """Close what the devices that connected so far opened, when the fleet cannot start."""
+        for conn in self.connections:
+            sock = conn.client.socket()
+            if sock is not None:
+                sock.close()
+        selector.close()
 
     def stop(self) -> None:
         """End :meth:`run` early (from another thread); devices still disconnect cleanly."""

@@ -12,15 +12,18 @@ in ``ps`` and in shell history.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin_stream.errors import ConfigError
 
 __all__ = [
+    "ApiSettings",
     "BridgeSettings",
+    "DevicesSettings",
     "GrafanaSettings",
     "InfluxSettings",
     "KafkaSettings",
@@ -53,6 +56,11 @@ class MqttSettings(BaseModel):
     username: str = "bridge"
     password: SecretStr | None = None  # default: from the local stack's credentials file
     ca_file: Path | None = None  # CA bundle for mqtts:// (default: the system's)
+    #: The bridge's client certificate and key, for a broker that requires one (mqtts://).
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Simulated devices' client certificates: DIR/<device_id>/client.crt and client.key.
+    client_certs_dir: Path | None = None
     #: Per-device passwords for simulated devices (JSON: {device_id: {"password": ...}}).
     credentials_file: Path | None = None
 
@@ -88,6 +96,11 @@ class KafkaSettings(BaseModel):
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     partitions: int = 6
+    #: Copies of each topic (ours, Faust's changelogs and internal topics) and how many must
+    #: hold a write before it is acknowledged: 1 and 1 on the local stack, 3 and 2 in
+    #: production (one broker can fail with no acknowledged write lost).
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     def client_options(self) -> dict[str, object]:
         """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
@@ -141,6 +154,43 @@ class WorkerSettings(BaseModel):
     batch_within_s: float = 0.01  # ...gathered for at most this long (latency it may add)
     uvloop: bool = True  # run the event loop on uvloop
     gc_freeze: bool = True  # gc.freeze() the start-up heap once the worker runs
+    #: Alerts people have not acknowledged: a critical one pages again every this many minutes
+    #: (0: never); an alert may be shelved for at most this long; the worker's clock looks for
+    #: re-notifications due and shelves that ended every this many seconds.
+    alert_renotify_min: Annotated[float, Field(ge=0)] = 15.0
+    alert_max_shelve_min: Annotated[float, Field(gt=0)] = 480.0
+    alert_check_s: Annotated[float, Field(gt=0)] = 10.0
+    #: Static group membership: this worker's stable id in the group (default
+    #: ``twin-worker-HOST-PORT``); restarted within the session timeout, it takes its partitions
+    #: back without a rebalance. Heartbeats every ``heartbeat_interval_s`` (under a third of it).
+    instance_id: str | None = None
+    session_timeout_s: Annotated[float, Field(ge=6)] = 15.0
+    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+
+class ApiSettings(BaseModel):
+    """Who may use the twin API: bearer tokens, stored as salted hashes (``twin-stream tokens``).
+
+    The workers read ``tokens`` (the tokens file's JSON, hashes only: for compose) when it is
+    set, else ``tokens_file``, which they re-read when it changes (a revoked token is refused
+    from the next request on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens_file: Path = Path(".twin-stream/api-tokens.json")
+    tokens: str | None = None  # the same JSON as the file (hashes, never tokens)
+
+
+class DevicesSettings(BaseModel):
+    """Where ``twin-stream devices`` keeps real devices' MQTT accounts: Mosquitto's password
+    file and ACL file, and the registry of devices (id, type, added). Default: the files of the
+    local stack's Mosquitto while ``twin-stream stack up`` runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    registry_file: Path | None = None
 
 
 class GrafanaSettings(BaseModel):
@@ -190,6 +240,8 @@ class Settings(BaseSettings):
     sink: SinkSettings = SinkSettings()
     worker: WorkerSettings = WorkerSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    api: ApiSettings = ApiSettings()
+    devices: DevicesSettings = DevicesSettings()
 
     def grafana_variables(self) -> dict[str, str]:
         """The ``$TWIN_...`` placeholders of the Grafana provisioning files, filled from these

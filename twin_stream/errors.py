@@ -15,6 +15,8 @@ Every error the package raises on purpose derives from :class:`TwinStreamError`:
     ├── StateError                  saved per-device state (detector, alert policy) unreadable
     │   └── StateVersionMismatch    it was saved by another detector, River or policy version
     ├── PayloadRejected             a message, topic or device id against the protocol (DLQ data)
+    │   └── CommandRefused          a desired-state change refused (bounds, If-Match, type)
+    ├── CredentialsError            an API token or a device account: unknown, taken, unreadable
     └── DatasetError                an input file (benchmark data, a CSV history) unreadable
 
 A library's exception is translated where the library is called, with :func:`map_exceptions`
@@ -33,7 +35,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 __all__ = [
+    "CommandRefused",
     "ConfigError",
+    "CredentialsError",
     "DatasetError",
     "GrafanaError",
     "KafkaError",
@@ -121,6 +125,31 @@ class PayloadRejected(TwinStreamError):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+
+
+class CommandRefused(PayloadRejected):
+    """A desired-state change the platform refuses; ``status`` is the twin API's answer."""
+
+    # 412: made against another twin version than the current ``version``; 409: the device's
+    # type, and so its settings' ranges, not known yet; 422: a setting out of the type's range
+    # or one it does not have (``details``, one per setting).
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int,
+        field: str | None = None,
+        details: list[dict[str, object]] | None = None,
+        version: int | None = None,
+    ) -> None:
+        super().__init__(reason, field=field)
+        self.status = status
+        self.details = details or []
+        self.version = version
+
+
+class CredentialsError(TwinStreamError):
+    """An API token or device account missing, already there, or in an unreadable store."""
 
 
 class DatasetError(TwinStreamError):

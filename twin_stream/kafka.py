@@ -33,7 +33,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import errors as kafka_errors
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from twin_stream.domain.topics import KAFKA_TOPICS, kafka_topics
+from twin_stream.domain.topics import KAFKA_TOPICS, TOPIC_CONFIGS, kafka_topics
 from twin_stream.errors import (
     ConfigError,
     KafkaError,
@@ -54,6 +54,7 @@ __all__ = [
     "make_consumer",
     "make_librdkafka_producer",
     "make_producer",
+    "make_reader",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,15 +103,31 @@ def ensure_topics(
     partitions: int,
     options: dict[str, object],
     topics: dict[str, str] = KAFKA_TOPICS,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> None:
-    """Create every topic that does not exist yet (keyed topics need a fixed partition count)."""
+    """Create every topic that does not exist yet (keyed topics need a fixed partition count),
+    with ``replication_factor`` copies of which ``min_insync_replicas`` must have each write
+    (with ``acks=all``): 1 and 1 on the local stack, 3 and 2 in production."""
+    if not 1 <= min_insync_replicas <= replication_factor:
+        raise ConfigError(
+            f"TWIN_KAFKA__MIN_INSYNC_REPLICAS ({min_insync_replicas}) must be between 1 and "
+            f"TWIN_KAFKA__REPLICATION_FACTOR ({replication_factor})"
+        )
+    durable = {"min.insync.replicas": str(min_insync_replicas)}
     with _constructing(KafkaAdminClient, "creating topics", bootstrap, options) as configs:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **configs)
         try:
             existing = set(admin.list_topics())
             missing = [
-                NewTopic(t, num_partitions=partitions, replication_factor=1)
-                for t in topics.values()
+                NewTopic(
+                    t,
+                    num_partitions=partitions,
+                    replication_factor=replication_factor,
+                    topic_configs={**durable, **TOPIC_CONFIGS.get(kind, {})},
+                )
+                for kind, t in topics.items()
                 if t not in existing
             ]
             if missing:
@@ -148,6 +165,15 @@ def make_consumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **c,
+        )
+
+
+def make_reader(bootstrap: str, options: dict[str, object]) -> KafkaConsumer:
+    """A consumer outside any group, for tools that read a topic and commit nothing (``twin-
+    stream dlq``): the caller assigns partitions and seeks."""
+    with _constructing(KafkaConsumer, "making a reader", bootstrap, options) as c:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **c
         )
 
 

@@ -64,6 +64,12 @@ def test_a_short_demo_exits_0_writes_the_report_and_catches_the_failing_pump(
     assert "plotly" in page and "<script src=" not in page  # plotly.js inlined, no CDN
     # The live view was shown (on stderr, since stdout carries the JSON).
     assert "Open alerts" in result.stderr and "Pipeline" in result.stderr
+    # The twin API is guarded: the demo made its own admin token and said how to use it; the
+    # tokens file holds its hash only.
+    assert "Authorization: Bearer tsk_" in result.stderr
+    token = result.stderr.split("Authorization: Bearer ", 1)[1].split("'", 1)[0]
+    stored = (workdir / "api-tokens.json").read_text()
+    assert '"name": "demo"' in stored and token not in stored
     # Nothing of the run is left running.
     leftovers = subprocess.run(
         ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False

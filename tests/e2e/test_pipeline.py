@@ -30,6 +30,7 @@ from tests.integration.test_influx_write import stored_seqs
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
+from twin_stream.devtools.demo.run import demo_token
 from twin_stream.devtools.stack import Stack, free_port
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
@@ -40,11 +41,14 @@ DEVICES = 20
 pytestmark = pytest.mark.services
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: dict[str, Any] | None = None, *, token: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -63,6 +67,12 @@ class Pipeline:
     root: Path
     workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
+    #: The twin API's tokens file, and the admin token in it the tests call the API with.
+    tokens_file: Path | None = None
+    token: str | None = None
+
+    def http(self, method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        return http(method, url, body, token=self.token)
 
     @property
     def topics(self) -> dict[str, str]:
@@ -97,15 +107,22 @@ class Pipeline:
                     "--checkpoint-interval",
                     "5",
                 ],
-                env={**os.environ, "TWIN_KAFKA__BOOTSTRAP": self.bootstrap},
+                env={
+                    **os.environ,
+                    "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
+                    "TWIN_API__TOKENS_FILE": str(self.tokens_file),
+                    "TWIN_API__TOKENS": "",
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # Ready: partitions assigned, tables recovered, streams running (no token needed).
         ok = wait_until(
-            lambda: http("GET", f"{self.api(i)}/twins")[0] == 200, timeout=120, interval=1.0
+            lambda: http("GET", f"{self.api(i)}/ready", None)[0] == 200, timeout=120, interval=0.5
         )
         assert ok, (self.root / f"worker-{i}.log").read_text()[-3000:]
+        assert self.http("GET", f"{self.api(i)}/twins")[0] == 200
 
     def kill_worker(self, i: int) -> None:
         os.killpg(self.workers[i].pid, signal.SIGKILL)
@@ -123,7 +140,7 @@ class Pipeline:
 
     def settled(self) -> bool:
         """Both workers answer, and for every device the same twin, whichever is asked."""
-        answers = [http("GET", f"{self.api(i)}/twins") for i in sorted(self.ports)]
+        answers = [self.http("GET", f"{self.api(i)}/twins") for i in sorted(self.ports)]
         if any(status != 200 for status, _ in answers):
             return False
         views = [{t["device_id"]: (t["version"], t["quality"]) for t in b} for _, b in answers]
@@ -133,7 +150,7 @@ class Pipeline:
         """Each worker's own twins' quality counters of pump-0001 and the tail of its log."""
         lines = []
         for i in sorted(self.ports):
-            status, local = http("GET", f"{self.api(i)}/twins?scope=local")
+            status, local = self.http("GET", f"{self.api(i)}/twins?scope=local")
             mine = [t for t in local or [] if t["device_id"] == "pump-0001"]
             here = mine[0]["quality"] if mine else None
             lines.append(f"worker {i}: HTTP {status}, pump-0001 here: {here}")
@@ -161,6 +178,8 @@ def pipeline(
     tsdb.up(timeout=60)
     prefix = f"e2e{int(time.time())}"
     p = Pipeline(mosquitto, kafka_bootstrap, prefix, tsdb, root)
+    p.tokens_file = root / "api-tokens.json"
+    p.token = demo_token(p.tokens_file)  # an admin token, as the demo makes its own
     stop, ready = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []  # the bridge and the sink, stopped by `stop`
     try:
@@ -236,7 +255,7 @@ def test_a_failing_device_is_alerted_and_healthy_ones_are_not(pipeline: Pipeline
     runner.start()
 
     def detection_alerts(worker: int) -> list[dict[str, Any]]:
-        status, alerts = http("GET", f"{pipeline.api(worker)}/alerts?state=open")
+        status, alerts = pipeline.http("GET", f"{pipeline.api(worker)}/alerts?state=open")
         assert status == 200, alerts
         return [
             a for a in alerts if a["severity"] in ("warning", "critical") and a["kind"] != "offline"
@@ -256,7 +275,7 @@ def test_a_failing_device_is_alerted_and_healthy_ones_are_not(pipeline: Pipeline
             timeout=120,
             interval=2.0,
         )
-    status, pump = http("GET", f"{pipeline.api(0)}/twins/pump-0001")
+    status, pump = pipeline.http("GET", f"{pipeline.api(0)}/twins/pump-0001")
     assert alerted, ("no alert for the failing pump", status, pump and pump.get("quality"))
     notifying = detection_alerts(1)
     assert {a["device_id"] for a in notifying} == {"pump-0001"}, notifying
@@ -293,7 +312,7 @@ def test_bad_payloads_go_to_the_dlq_and_the_twin_counts_them(pipeline: Pipeline)
     seen: list[Any] = []
 
     def invalid_counted() -> bool:
-        status, twin = http("GET", f"{pipeline.api(0)}/twins/pump-0001")
+        status, twin = pipeline.http("GET", f"{pipeline.api(0)}/twins/pump-0001")
         seen.append((status, twin and twin.get("quality")))
         return status == 200 and twin["quality"]["invalid"] >= 3
 
@@ -310,14 +329,16 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
     online = FleetPlan([plan.devices[0]], hours=1, seed=53)
     offline = FleetPlan([plan.devices[1]], hours=1, seed=53)
     # vent-0002 is offline now; its desired state is set anyway
-    status, command = http("PUT", f"{pipeline.api(1)}/twins/vent-0002/desired", {"rate": 17.0})
+    status, command = pipeline.http(
+        "PUT", f"{pipeline.api(1)}/twins/vent-0002/desired", {"rate": 17.0}
+    )
     assert status == 202, command
     fleet = pipeline.fleet(online, rate_hz=2.0)
     runner = threading.Thread(target=fleet.run, args=(12.0,))
     runner.start()
     try:
         time.sleep(2)
-        status, command = http(
+        status, command = pipeline.http(
             "PUT",
             f"{pipeline.api(0)}/twins/pump-0001/desired",
             {"rate": 42.0, "sample_interval_s": 0.5},
@@ -326,7 +347,7 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
         assert command["twin_version"] >= 1 and command["desired"]["rate"] == 42.0
 
         def pump_in_sync() -> bool:
-            status, twin = http("GET", f"{pipeline.api(1)}/twins/pump-0001")
+            status, twin = pipeline.http("GET", f"{pipeline.api(1)}/twins/pump-0001")
             return (
                 status == 200
                 and twin["reported"].get("rate") == 42.0
@@ -340,7 +361,7 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
     pipeline.fleet(offline, rate_hz=2.0).run(8.0)  # the ventilator comes back
 
     def vent_in_sync() -> bool:
-        status, twin = http("GET", f"{pipeline.api(0)}/twins/vent-0002")
+        status, twin = pipeline.http("GET", f"{pipeline.api(0)}/twins/vent-0002")
         return status == 200 and twin["reported"].get("rate") == 17.0 and twin["delta"] == {}
 
     assert wait_until(vent_in_sync, timeout=20, interval=1.0)
@@ -362,17 +383,19 @@ def test_two_workers_share_partitions_and_either_answers_for_any_device(
         d.device_id for d in FleetPlan.generate(DEVICES, hours=1, fault_fraction=0, seed=1).devices
     )
     for worker in (0, 1):
-        status, twins = http("GET", f"{pipeline.api(worker)}/twins")
+        status, twins = pipeline.http("GET", f"{pipeline.api(worker)}/twins")
         assert status == 200
         assert sorted(t["device_id"] for t in twins) == ids
         for device_id in ids:
-            status, twin = http("GET", f"{pipeline.api(worker)}/twins/{device_id}")
+            status, twin = pipeline.http("GET", f"{pipeline.api(worker)}/twins/{device_id}")
             assert status == 200 and twin["device_id"] == device_id
-    status, body = http("GET", f"{pipeline.api(0)}/twins/no-such-device")
+    status, body = pipeline.http("GET", f"{pipeline.api(0)}/twins/no-such-device")
     assert status == 404 and "unknown device" in body["error"]
-    status, body = http("PUT", f"{pipeline.api(1)}/twins/pump-0001/desired", {"rate": -5})
+    status, body = pipeline.http("PUT", f"{pipeline.api(1)}/twins/pump-0001/desired", {"rate": -5})
     assert status == 422 and body["details"]
-    status, body = http("PUT", f"{pipeline.api(1)}/twins/pump-0001/desired", {"colour": "red"})
+    status, body = pipeline.http(
+        "PUT", f"{pipeline.api(1)}/twins/pump-0001/desired", {"colour": "red"}
+    )
     assert status == 422
 
 
@@ -412,7 +435,7 @@ def test_every_reading_reaches_the_tsdb_once_through_a_worker_kill_and_a_tsdb_ou
     assert set(per_point) == published  # nothing missing, nothing invented
     assert all(count == 1 for count in per_point.values())  # and each exactly once
     # The killed worker's devices resumed: every twin is known and saw this run's readings.
-    status, twins = http("GET", f"{pipeline.api(1)}/twins")
+    status, twins = pipeline.http("GET", f"{pipeline.api(1)}/twins")
     assert status == 200 and len(twins) == DEVICES
     # And the group settled after the restart: both workers serve the same twins again.
     assert wait_until(pipeline.settled, timeout=120, interval=2.0), pipeline.diagnostics()

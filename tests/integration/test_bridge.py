@@ -26,6 +26,7 @@ from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint, Uplink, _ReadAhead
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.events import Command
+from twin_stream.domain.messages import DesiredSettings
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.errors import KafkaError
 
@@ -165,13 +166,22 @@ def test_commands_reach_devices_as_retained_desired_state(
     with bridge(mosquitto, kafka_bootstrap, prefix):
         with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
             now = datetime.now(UTC)
-            # vent-0002 is not connected yet: retained desired state waits for it
-            for device_id, rate in (("pump-0001", 55.0), ("vent-0002", 16.0)):
-                command = Command.create(device_id, "set_rate", rate, now=now)
+            # The worker's desired documents (each the device's whole desired state): the
+            # pump's second holds its first's change too. vent-0002 is not connected yet:
+            # retained desired state waits for it.
+            documents = [
+                ("pump-0001", DesiredSettings(rate=50.0)),
+                ("pump-0001", DesiredSettings(rate=55.0, sample_interval_s=0.5)),
+                ("vent-0002", DesiredSettings(rate=16.0)),
+            ]
+            for version, (device_id, desired) in enumerate(documents, start=1):
+                command = Command.create(device_id, "set_desired", desired=desired, now=now)
                 producer.send(
-                    topics["commands"],
+                    topics["desired"],
                     key=device_id.encode(),
-                    value=command.model_dump_json().encode(),
+                    value=command.model_copy(update={"twin_version": version})
+                    .model_dump_json()
+                    .encode(),
                 )
             producer.flush(10)
         # The desired state is retained: a device that subscribes later still gets it.
@@ -182,8 +192,8 @@ def test_commands_reach_devices_as_retained_desired_state(
         finally:
             close(watcher)
         desired = orjson.loads(got.messages[0].payload)
-        assert desired["desired"] == {"rate": 55.0}
-        assert desired["command_id"] and desired["expires_at"] and "twin_version" in desired
+        assert desired["desired"] == {"rate": 55.0, "sample_interval_s": 0.5}  # the newest
+        assert desired["command_id"] and desired["expires_at"] and desired["twin_version"] == 2
         fleet = MqttFleet(
             plan, host="127.0.0.1", port=mosquitto.port, passwords=passwords, rate_hz=2.0
         )

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from twin_stream.cli import app
-from twin_stream.grafana.alert_rules import WEBHOOK_URL_ENV
+from twin_stream.grafana.alert_rules import WEBHOOK_URL_ENV, notification_policy, rule_group
+from twin_stream.grafana.push import policy_route
 
 TOKEN = "glsa_test_token"
 
@@ -24,6 +25,7 @@ class RecordingGrafana(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, in the same order
         self.objects: dict[str, Any] = {"/api/v1/provisioning/policies": {"receiver": "default"}}
         self.next_id = 1
 
@@ -57,6 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         store, path = self.server.objects, url.path
         self.server.requests.append((self.command, self.path, body))
+        self.server.headers.append(dict(self.headers.items()))
         stamp = {"id": self.server.next_id, "version": self.server.next_id}
         self.server.next_id += 1
         if self.command == "GET":
@@ -141,7 +144,7 @@ def test_grafana_push_against_a_recording_http_server_creates_everything_then_ch
     assert source["url"] == "http://influxdb:8086"  # placeholders expanded from the environment
     assert source["secureJsonData"]["httpHeaderValue1"] == "Token s3cret"
     group = store["/api/v1/provisioning/folder/twin-stream/rule-groups/twin-stream"]
-    assert [r["uid"] for r in group["rules"]][0] == "twin-anomaly"
+    assert [r["uid"] for r in group["rules"]] == [r.uid for r in rule_group().rules]
     assert all(r["folderUID"] == "twin-stream" for r in group["rules"])
     point = store["/api/v1/provisioning/contact-points/twin-webhook"]
     assert point["settings"]["url"] == "http://hooks.example/twin"
@@ -188,3 +191,67 @@ def test_a_wrong_token_fails_loudly(grafana: RecordingGrafana) -> None:
     assert result.exit_code == 1  # one clear line, not a traceback
     assert "Traceback" not in result.output
     assert not grafana.writes()
+
+
+#: An organisation's notification policy tree before twin-stream's first push, as Grafana
+#: answers it: its own root receiver and timings, a route of another team's, a catch-all.
+FOREIGN_TREE: dict[str, Any] = {
+    "receiver": "ops-email",
+    "group_by": ["grafana_folder", "alertname"],
+    "group_wait": "45s",
+    "group_interval": "10m",
+    "repeat_interval": "12h",
+    "routes": [
+        {
+            "receiver": "db-pager",
+            "object_matchers": [["team", "=", "database"]],
+            "group_wait": "5s",
+            "mute_time_intervals": ["weekends"],
+            "routes": [{"receiver": "db-oncall", "object_matchers": [["severity", "=", "page"]]}],
+        },
+        {"receiver": "ops-email", "continue": True},
+    ],
+    "provenance": "",
+}
+
+
+def test_push_manages_only_its_own_route_of_the_notification_policy_tree(
+    grafana: RecordingGrafana,
+) -> None:
+    path = "/api/v1/provisioning/policies"
+    grafana.objects[path] = json.loads(json.dumps(FOREIGN_TREE))
+    assert push(grafana).exit_code == 0
+    tree = grafana.objects[path]
+    ours = tree["routes"][0]
+    # twin-stream's subtree: first, so that the catch-all cannot take its alerts...
+    assert ours["object_matchers"] == [["grafana_folder", "=", "twin-stream"]]
+    assert ours["receiver"] == "twin-stream-webhook"
+    assert ours == policy_route()  # with twin-stream's own routes under it
+    assert ours["routes"] == notification_policy().to_grafana()["routes"]
+    # ... and everything else exactly as it was: the root's settings and the foreign routes.
+    assert {k: v for k, v in tree.items() if k != "routes"} == {
+        k: v for k, v in FOREIGN_TREE.items() if k != "routes"
+    }
+    assert tree["routes"][1:] == FOREIGN_TREE["routes"]
+    # The tree stays editable in Grafana's UI (not marked provisioned by the push).
+    puts = [i for i, (m, p, _) in enumerate(grafana.requests) if m == "PUT" and p == path]
+    assert [grafana.headers[i].get("X-Disable-Provenance") for i in puts] == ["true"]
+
+    # Another team edits its route after the push: a second push changes nothing.
+    tree["routes"][1]["group_wait"] = "15s"
+    before = len(grafana.writes())
+    assert push(grafana).exit_code == 0
+    assert grafana.writes()[before:] == []
+    assert grafana.objects[path]["routes"][1]["group_wait"] == "15s"
+
+    # Someone edits twin-stream's route by hand and moves it last: the push puts it back as
+    # it should be, where it now is, and leaves the others alone.
+    routes = grafana.objects[path]["routes"]
+    routes.append(routes.pop(0))
+    routes[-1]["receiver"] = "someone-else"
+    edited = json.loads(json.dumps(routes[:-1]))
+    assert push(grafana).exit_code == 0
+    routes = grafana.objects[path]["routes"]
+    assert routes[:-1] == edited
+    assert routes[-1]["receiver"] == "twin-stream-webhook"
+    assert routes[-1]["object_matchers"] == [["grafana_folder", "=", "twin-stream"]]

@@ -4,7 +4,7 @@ The data is what the sink writes for a short simulated run: six devices for five
 infusion pump whose motor wears out, run through the worker's own domain code
 (``DeviceState``) and the sink's own ``to_points``. One ventilator also sends a burst of bad
 payloads (dead letters), one patient monitor goes offline at the end, and the pump has a
-desired setting it has not applied yet.
+desired setting it has not applied yet, after one it rejected (with its reason).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import pytest
 from simulators.fast_forward import readings
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
+from tests.grafana_rules import evaluate
 from tests.integration.test_influxql import influxql
 from twin_stream.bridge.routing import route
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredSettings
 from twin_stream.domain.topics import mqtt_topic
 from twin_stream.grafana import queries as q
-from twin_stream.grafana.alert_rules import rule_group, rule_query
+from twin_stream.grafana.alert_rules import rule_group, rule_queries
 from twin_stream.grafana.dashboards import all_dashboards
 from twin_stream.sink.points import to_points
 from twin_stream.worker.processing import DeviceState, twin_view
@@ -34,6 +35,8 @@ from twin_stream.worker.processing import DeviceState, twin_view
 pytestmark = pytest.mark.services
 
 FAULTY = "pump-0001"
+REJECTED, PENDING = "cmd-rejected-01", "cmd-pending-01"  # the pump's commands
+REJECTION = "rate: 800 mL/h is beyond this infusion_pump's make (0.1 to 500 mL/h) [out_of_range]"
 NOISY = "vent-0002"  # sends the bad payloads
 GONE = "mon-0003"  # goes offline at the end
 HOURS = 5.0
@@ -62,15 +65,42 @@ def _records(now: datetime) -> Iterator[tuple[str, bytes]]:
             "settings": {"rate": device.model.rate, "sample_interval_s": 10.0},
         }
         state.on_reported(orjson.dumps(report), now=start)
+    rejected_at = now - timedelta(hours=2)
+    rejected = Command.create(
+        FAULTY,
+        "set_desired",
+        desired=DesiredSettings(rate=800.0),
+        now=rejected_at,
+        command_id=REJECTED,
+    )
+    rejected_sent = False
     desired_at = now - timedelta(hours=1)
     desired = Command.create(
-        FAULTY, "set_desired", desired=DesiredSettings(rate=80.0), now=desired_at
+        FAULTY,
+        "set_desired",
+        desired=DesiredSettings(rate=80.0),
+        now=desired_at,
+        command_id=PENDING,
     )
     desired_applied = False
     for reading in readings(plan, interval_s=10.0, start=start):
         raw = reading.model_dump_json(exclude_none=True).encode()
         yield "telemetry", raw
         state = states[reading.device_id]
+        if reading.device_id == FAULTY and not rejected_sent and reading.ts >= rejected_at:
+            state.on_command(rejected.model_dump_json().encode(), now=reading.ts)
+            yield twin(state, reading.ts)
+            at = reading.ts + timedelta(seconds=1)
+            ack = {
+                "device_id": FAULTY,
+                "command_id": REJECTED,
+                "status": "rejected",
+                "reason": REJECTION,
+                "ts": at.isoformat(),
+            }
+            state.on_ack(orjson.dumps(ack), now=at)  # the pump cannot run that fast
+            rejected_sent = True
+            yield twin(state, at)
         if reading.device_id == FAULTY and not desired_applied and reading.ts >= desired_at:
             state.on_command(desired.model_dump_json().encode(), now=reading.ts)
             desired_applied = True
@@ -79,7 +109,7 @@ def _records(now: datetime) -> Iterator[tuple[str, bytes]]:
         for score in out.scores:
             yield "scores", score.to_json()
         for prediction in out.predictions:
-            yield "predictions", prediction.model_dump_json().encode()
+            yield "predictions", prediction.to_json()
         for alert in out.alerts:
             yield "alerts", alert.model_dump_json().encode()
         if out.alerts or reading.seq % 30 == 0:
@@ -179,37 +209,59 @@ def test_the_fleet_panels_see_the_offline_monitor_the_failing_pump_and_the_dead_
     assert sum(row[1] for s in letters for row in s["values"]) == 30
 
 
-def _evaluate(series: list[dict[str, Any]], rule: Any) -> dict[str, bool]:
-    """Grafana's reduce + threshold steps, applied to each series (one alert instance each)."""
-    reducer = rule.query("B").model["reducer"]
-    evaluator = rule.query("C").model["conditions"][0]["evaluator"]
-    firing = {}
-    for s in series:
-        values = [row[1] for row in s["values"] if row[1] is not None]
-        reduced = {"last": values[-1], "max": max(values), "min": min(values)}[reducer]
-        limit = evaluator["params"][0]
-        instance = ",".join(f"{k}={v}" for k, v in sorted(s["tags"].items()))
-        firing[instance] = reduced > limit if evaluator["type"] == "gt" else reduced < limit
-    return firing
-
-
 @pytest.mark.parametrize("rule", rule_group().rules, ids=lambda rule: rule.uid)
 def test_every_alert_query_runs_and_fires_for_the_device_it_should(
     influxdb_url: str, db: str, rule: Any
 ) -> None:
-    query = rule_query(rule)
-    series = run(influxdb_url, db, query)
-    assert series, f"{rule.uid}: no series"
-    for s in series:
-        assert not query.expects(s["columns"]) and set(query.tags) <= set(s["tags"])
-    firing = _evaluate(series, rule)
-    firing_devices = {i.split("device_id=")[1].split(",")[0] for i, on in firing.items() if on}
+    for ref, query in rule_queries(rule).items():
+        series = run(influxdb_url, db, query)
+        assert series, f"{rule.uid} {ref}: no series"
+        for s in series:
+            assert not query.expects(s["columns"]), (rule.uid, ref, s["columns"])
+            assert set(query.tags) <= set(s.get("tags") or {}), (rule.uid, ref, s.get("tags"))
+    instances = evaluate(rule, lambda query: run(influxdb_url, db, query))
+    firing_devices = {labels.get("device_id") for labels, on in instances if on}
     expected = {
-        "twin-predicted-failure": {FAULTY},
-        "twin-offline": {GONE},
+        # The worker paged for the failing pump only (the monitor's offline alert and the
+        # dead letters are not alerts the worker sent in this run).
+        "twin-worker-alerts": {FAULTY},
         "twin-dead-letters": {NOISY},
+        "twin-pipeline-silent": set(),  # scores keep arriving
     }
-    if rule.uid in expected:
-        assert firing_devices == expected[rule.uid], firing
-    else:  # the anomaly rule: healthy devices stay quiet
-        assert not firing_devices - {FAULTY}, firing
+    assert firing_devices == expected[rule.uid], instances
+
+
+def test_the_worker_alert_rule_pages_once_per_alert_with_its_severity_and_explanation(
+    influxdb_url: str, db: str
+) -> None:
+    (rule,) = [r for r in rule_group().rules if r.uid == "twin-worker-alerts"]
+    firing = [labels for labels, on in evaluate(rule, lambda qq: run(influxdb_url, db, qq)) if on]
+    alerts = [labels["alert"] for labels in firing]
+    assert alerts and len(alerts) == len(set(alerts))  # its latest page only, per alert
+    for labels in firing:
+        assert labels["device_id"] == FAULTY and labels["severity"] in ("warning", "critical")
+        assert "motor_current" in labels["summary"]
+        assert labels["event"] in ("open", "updated") and int(labels["page"]) >= 0
+
+
+def test_the_pipeline_rule_fires_when_no_data_arrives(influxdb_url: str, unique: str) -> None:
+    (rule,) = [r for r in rule_group().rules if r.uid == "twin-pipeline-silent"]
+    empty = unique.replace("-", "_")
+    influxql(influxdb_url, f'CREATE DATABASE "{empty}"')
+    assert evaluate(rule, lambda query: run(influxdb_url, empty, query)) == [({}, True)]
+
+
+def test_the_device_commands_panel_shows_each_commands_status_and_the_devices_reason(
+    influxdb_url: str, db: str
+) -> None:
+    rows = {
+        s["tags"]["command"]: dict(zip(s["columns"], s["values"][0], strict=True))
+        for s in run(influxdb_url, db, q.DEVICE_COMMANDS)
+    }
+    assert (rows[REJECTED]["status"], rows[REJECTED]["reason"]) == ("rejected", REJECTION)
+    assert orjson.loads(rows[REJECTED]["changes"]) == {"rate": 800.0}
+    assert rows[PENDING]["status"] == "pending" and rows[PENDING]["reason"] is None
+    assert rows[PENDING]["twin_version"] > rows[REJECTED]["twin_version"]
+    # The rejected change was withdrawn by a command of its own, also shown.
+    (withdraw,) = [r for c, r in rows.items() if c not in (REJECTED, PENDING)]
+    assert withdraw["kind"] == "withdraw"

@@ -26,9 +26,13 @@ def test_stack_up_then_down_leaves_no_process_or_port(tmp_path: Path) -> None:
     up = run("stack", "up", "--dir", str(root), "--devices", "3", "--json")
     assert up.returncode == 0, up.stderr
     urls = json.loads(up.stdout)
-    assert set(urls) == {"mosquitto", "kafka", "influxdb"}
+    assert set(urls) == {"mosquitto", "mosquitto_tls", "ca_file", "kafka", "influxdb"}
 
     state = json.loads((root / "state.json").read_text())["services"]
+    # Mosquitto's TLS listener: its own port, and the CA file clients verify it with.
+    assert urls["mosquitto_tls"] == f"mqtts://127.0.0.1:{state['mosquitto']['ports'][1]}"
+    assert urls["mosquitto_tls"] != urls["mosquitto"].replace("mqtt://", "mqtts://")
+    assert Path(urls["ca_file"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
     pids = [s["pid"] for s in state.values()]
     ports = [p for s in state.values() for p in s["ports"]]
     try:

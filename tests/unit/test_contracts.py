@@ -10,7 +10,8 @@ model the sink decodes that topic with (:mod:`twin_stream.sink.points`).
 * ``alerts``: the worker writes the model itself;
 * ``twins``: the worker writes ``twin_view``'s dict, the sink reads :class:`TwinView`;
 * ``dlq``: the bridge and the worker both write ``routing.dead_letter``'s record, the sink reads
-  :class:`DeadLetter`.
+  :class:`DeadLetter`;
+* ``audit``: the twin API writes :class:`AuditRecord` (``audit_views.audit``), the sink reads it.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import orjson
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from twin_stream.auth import Principal
 from twin_stream.bridge.routing import dead_letter, route
+from twin_stream.domain import alert_lifecycle
 from twin_stream.domain.batches import encode_scores
 from twin_stream.domain.events import (
     Alert,
     AnomalyScore,
+    AuditRecord,
     Contribution,
     DeadLetter,
     Prediction,
@@ -42,7 +46,9 @@ from twin_stream.domain.twin import Twin
 from twin_stream.errors import PayloadRejected
 from twin_stream.sink.points import to_points
 from twin_stream.worker.agents import Publisher, failure_reason, rejection_reason
+from twin_stream.worker.audit_views import audit
 from twin_stream.worker.processing import DeviceState, twin_view
+from twin_stream.worker.web_auth import PRINCIPAL
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 READING = (
@@ -169,6 +175,17 @@ ALERTS = [
         }
     ),
 ]
+# People's part of an alert's life: acknowledged, shelved, returned, re-notified.
+_ACKED = alert_lifecycle.acknowledge(ALERTS[0], by="alice", at=NOW, note="on it")
+assert isinstance(_ACKED, Alert)
+_SHELVED = alert_lifecycle.shelve(_ACKED, by="bob", at=NOW, minutes=30, max_minutes=480)
+assert isinstance(_SHELVED, Alert)
+ALERTS += [
+    _ACKED,
+    _SHELVED,
+    alert_lifecycle.unshelve(_SHELVED, NOW + timedelta(minutes=30)),
+    alert_lifecycle.renotify(ALERTS[0], NOW + timedelta(minutes=15)),
+]
 
 
 RECORDS = [
@@ -209,7 +226,8 @@ def test_a_prediction_as_the_worker_sends_it_is_a_prediction(record: PredictionR
 def test_an_alert_as_the_worker_sends_it_decodes_into_itself(alert: Alert) -> None:
     raw = alert.model_dump_json().encode()  # as Publisher.publish sends it
     assert Alert.model_validate_json(raw) == alert
-    assert len(to_points("alerts", raw)) == 3  # its series, and its other severities'
+    # Its series, its other severities', and its page's if it pages (not once acknowledged).
+    assert len(to_points("alerts", raw)) == 3 + alert.pages
 
 
 # --- twins -------------------------------------------------------------------------------
@@ -217,7 +235,7 @@ def test_an_alert_as_the_worker_sends_it_decodes_into_itself(alert: Alert) -> No
 
 def _busy_twin() -> DeviceState:
     """A twin with something in every field: reported and desired settings, a delta, a
-    reading, a dead letter."""
+    reading, a command, a dead letter."""
     state = DeviceState.new("pump-0001")
     report = {
         "v": 1,
@@ -228,6 +246,7 @@ def _busy_twin() -> DeviceState:
         "command_id": "cmd-00000001",
     }
     state.on_reported(orjson.dumps(report), now=NOW)
+    state.on_telemetry(READING, now=NOW)  # its type first: a command is checked against it
     command = {
         "command_id": "cmd-00000002",
         "device_id": "pump-0001",
@@ -237,7 +256,6 @@ def _busy_twin() -> DeviceState:
         "expires_at": "2026-11-25T11:59:30Z",
     }
     state.on_command(orjson.dumps(command), now=NOW)
-    state.on_telemetry(READING, now=NOW)
     state.on_dead_letter()
     return state
 
@@ -254,6 +272,10 @@ def test_twin_view_writes_the_same_json_as_always() -> None:
         b'"last_command_id":"cmd-00000001","last_seq":7,'
         b'"quality":{"accepted":1,"duplicates":0,"reordered":0,"stale":0,"invalid":1,"gaps":0,'
         b'"dropouts":3,"restarts":0},'
+        b'"commands":{"cmd-00000002":{"kind":"set_rate","status":"pending","version":4,'
+        b'"changes":{"rate":120.0},"previous":{"rate":null},"withdraws":[],'
+        b'"issued_at":"2026-11-24T11:59:30Z","expires_at":"2026-11-25T11:59:30Z",'
+        b'"at":"2026-11-24T12:00:00Z","reason":null}},'
         b'"open_alerts":[' + ALERT.model_dump_json().encode() + b"],"
         b'"changed_at":"2026-11-24T12:00:01.000500+00:00"}'
     )
@@ -268,7 +290,8 @@ def test_twin_view_is_a_twin_view_key_for_key() -> None:
     twin = state.twin.model_dump(exclude={"seen_mask"})
     assert decoded.model_dump(exclude={"open_alerts", "changed_at"}) == twin
     assert decoded.open_alerts == ALERTS[:2] and decoded.changed_at == changed_at
-    assert len(to_points("twins", orjson.dumps(view))) == 1
+    # The twin's point, and one per command it remembers.
+    assert [p._name for p in to_points("twins", orjson.dumps(view))] == ["twin", "command_status"]
 
 
 def test_twin_view_has_the_twins_fields_but_its_window() -> None:
@@ -352,3 +375,75 @@ def test_the_dead_letters_of_the_bridge_and_the_worker_are_dead_letters(letters:
 def test_a_dead_letter_without_a_device_says_so() -> None:
     raw = dead_letter("elsewhere", b"", "(topic): nowhere [bad_topic]", NOW).value
     assert DeadLetter.model_validate_json(raw).device_id is None
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def test_an_audit_record_as_the_twin_api_sends_it_decodes_into_itself() -> None:
+    sent: list[bytes] = []
+    request = {PRINCIPAL: Principal("alice", "operator")}  # what the guard leaves on a request
+    record = asyncio.run(
+        audit(
+            _Topic("twin.audit", sent),
+            request,
+            action="set_desired",
+            device_id="pump-0001",
+            device_type="infusion_pump",
+            old={"rate": 100.0},
+            new={"rate": 80.0},
+            command_id="cmd-00000002",
+            now=NOW,
+        )
+    )
+    (raw,) = sent
+    assert AuditRecord.model_validate_json(raw) == record
+    assert set(orjson.loads(raw)) == _fields(AuditRecord)
+    assert (record.actor, record.role, record.at) == ("alice", "operator", NOW)
+    (point,) = to_points("audit", raw)
+    assert point._tags["actor"] == "alice" and point._fields["command_id"] == "cmd-00000002"
+
+
+# --- desired documents and acks ----------------------------------------------------------
+
+
+def test_a_desired_document_is_what_the_bridge_delivers_and_the_device_parses() -> None:
+    """``twin.desired``: the worker writes :class:`Command` (the whole desired document), the
+    downlink reads it with the same model and publishes the :class:`DesiredMessage` a device
+    parses; the device's acks (``twin.acks``: :class:`CommandAck`, as the bridge forwards
+    them) are what the worker's acks agent reads."""
+    from simulators.device import SimulatedDevice
+    from twin_stream.bridge.downlink import desired_message
+    from twin_stream.domain.events import Command
+    from twin_stream.domain.messages import CommandAck, DesiredMessage, parse_payload
+
+    state = _busy_twin()
+    (raw,) = [
+        d.model_dump_json().encode()
+        for d in state.on_command(
+            orjson.dumps(
+                {
+                    "command_id": "cmd-00000003",
+                    "device_id": "pump-0001",
+                    "kind": "set_desired",
+                    "desired": {"sample_interval_s": 2.0},
+                    "issued_at": NOW.isoformat(),
+                    "expires_at": (NOW + timedelta(hours=1)).isoformat(),
+                }
+            ),
+            now=NOW,
+        ).documents
+    ]
+    document = Command.model_validate_json(raw)  # the downlink's model
+    payload = desired_message(document).model_dump_json(exclude_none=True).encode()
+    message = parse_payload(DesiredMessage, payload)
+    assert message.desired.as_dict() == {"rate": 120.0, "sample_interval_s": 2.0}
+    assert message.twin_version == state.twin.version
+    device = SimulatedDevice.create("pump-0001", "infusion_pump", seed=1)
+    for ack in device.receive(message, t_s=0, wall=NOW):
+        forwarded = route("twin/v1/devices/pump-0001/ack", ack.model_dump_json().encode(), now=NOW)
+        assert forwarded.kafka_topic == "twin.acks"
+        assert CommandAck.model_validate_json(forwarded.value) == ack
+        state.on_ack(forwarded.value, now=NOW)
+    statuses = {c: r.status for c, r in state.twin.commands.items()}
+    assert statuses == {"cmd-00000002": "applied", "cmd-00000003": "applied"}

@@ -2,8 +2,8 @@
 
 ``SAME_POINTS`` pins the line protocol of a representative record of every kind, as the
 producers write them (the bridge's telemetry, the worker's scores, predictions, alerts and
-twins, the bridge's and the worker's dead letters): decoding records into their models must
-not change one tag, field or timestamp of what the sink writes.
+twins, the bridge's and the worker's dead letters, the twin API's audit records): decoding
+records into their models must not change one tag, field or timestamp of what the sink writes.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ SAME_POINTS = [
         [
             (
                 "alert,alert=pump-0001-anomaly-1,device_id=pump-0001,device_type=infusion_pump,"
-                'kind=anomaly,severity=warning alert_id="pump-0001-anomaly-1",open=1i,'
+                'kind=anomaly,severity=warning alert_id="pump-0001-anomaly-1",open=1i,pages=1i,'
                 'revision=0i,state="open",summary="motor_current unusual" 1795521600000'
             ),
             (
@@ -207,6 +207,11 @@ SAME_POINTS = [
             (
                 "alert,alert=pump-0001-anomaly-1,device_id=pump-0001,device_type=infusion_pump,"
                 "kind=anomaly,severity=critical open=0i 1795521600000"
+            ),
+            (  # it pages: its notification's point, what it says as tags
+                "alert_page,alert=pump-0001-anomaly-1,device_id=pump-0001,"
+                "device_type=infusion_pump,event=open,kind=anomaly,page=0,severity=warning,"
+                "summary=motor_current\\ unusual revision=0i 1795521600000"
             ),
         ],
         id="alert-open",
@@ -248,7 +253,7 @@ SAME_POINTS = [
             (
                 "alert,alert=pump-0001-pf-1,device_id=pump-0001,device_type=infusion_pump,"
                 'kind=predicted_failure,severity=critical alert_id="pump-0001-pf-1",open=1i,'
-                'revision=2i,state="updated",summary="motor_current to fail in 15.2 h" '
+                'pages=1i,revision=2i,state="updated",summary="motor_current to fail in 15.2 h" '
                 "1795521900000"
             ),
             (
@@ -258,6 +263,11 @@ SAME_POINTS = [
             (
                 "alert,alert=pump-0001-pf-1,device_id=pump-0001,device_type=infusion_pump,"
                 "kind=predicted_failure,severity=warning open=0i 1795521900000"
+            ),
+            (
+                "alert_page,alert=pump-0001-pf-1,device_id=pump-0001,device_type=infusion_pump,"
+                "event=updated,kind=predicted_failure,page=2,severity=critical,"
+                "summary=motor_current\\ to\\ fail\\ in\\ 15.2\\ h revision=2i 1795521900000"
             ),
         ],
         id="alert-updated-to-critical",
@@ -296,7 +306,7 @@ SAME_POINTS = [
             (
                 "alert,alert=pump-0001-anomaly-1,device_id=pump-0001,device_type=infusion_pump,"
                 'kind=anomaly,severity=info alert_id="pump-0001-anomaly-1",duration_s=750.25,'
-                'open=0i,revision=3i,state="resolved",summary="motor_current unusual" '
+                'open=0i,pages=0i,revision=3i,state="resolved",summary="motor_current unusual" '
                 "1795522350250"
             ),
             (
@@ -529,6 +539,57 @@ SAME_POINTS = [
         ],
         id="dead-letter-worker-no-key",
     ),
+    pytest.param(
+        "audit",
+        {
+            "audit_id": "9f1c2b3a4d5e6f708192a3b4c5d6e7f8",
+            "at": "2026-11-24T12:00:00.000250Z",
+            "actor": "alice",
+            "role": "operator",
+            "action": "set_desired",
+            "device_id": "pump-0001",
+            "device_type": "infusion_pump",
+            "old": {"rate": 100.0, "sample_interval_s": 1.0},
+            "new": {"sample_interval_s": 1.0, "rate": 80.0},
+            "command_id": "cmd-00000002",
+            "subject": None,
+        },
+        [
+            (
+                "audit,action=set_desired,actor=alice,device_id=pump-0001,"
+                'device_type=infusion_pump audit_id="9f1c2b3a4d5e6f708192a3b4c5d6e7f8",'
+                'command_id="cmd-00000002",new="{\\"rate\\":80.0,\\"sample_interval_s\\":1.0}",'
+                'old="{\\"rate\\":100.0,\\"sample_interval_s\\":1.0}",role="operator" '
+                "1795521600000250"
+            ),
+        ],
+        id="audit-desired-state",
+    ),
+    pytest.param(
+        "audit",
+        {
+            "audit_id": "0a1b2c3d",
+            "at": "2026-11-24T12:00:00+00:00",
+            "actor": "night-shift",
+            "role": "admin",
+            "action": "alert_ack",
+            "device_id": "vent-0002",
+            "device_type": None,
+            "old": {"state": "open"},
+            "new": {"state": "acknowledged"},
+            "command_id": None,
+            "subject": "vent-0002-anomaly-3",
+        },
+        [
+            (
+                "audit,action=alert_ack,actor=night-shift,device_id=vent-0002,"
+                'device_type=unknown audit_id="0a1b2c3d",new="{\\"state\\":\\"acknowledged\\"}",'
+                'old="{\\"state\\":\\"open\\"}",role="admin",subject="vent-0002-anomaly-3" '
+                "1795521600000000"
+            ),
+        ],
+        id="audit-alert-acknowledged",
+    ),
 ]
 
 
@@ -630,3 +691,50 @@ def test_a_record_that_does_not_decode_is_unwritable_naming_its_field_and_rule(
     assert rejected.value.reason.startswith(prefix), rejected.value.reason
     assert rejected.value.reason.endswith(" [unwritable]")
     assert rejected.value.field == "(record)"
+
+
+def test_a_twins_commands_are_command_status_points_at_the_time_of_their_status() -> None:
+    twin = Twin.model_validate(
+        {
+            "device_id": "pump-0001",
+            "device_type": "infusion_pump",
+            "version": 7,
+            "commands": {
+                "cmd-00000001": {
+                    "kind": "set_desired",
+                    "status": "rejected",
+                    "version": 5,
+                    "changes": {"rate": 800.0},
+                    "previous": {"rate": None},
+                    "issued_at": "2026-11-24T11:59:00Z",
+                    "expires_at": "2026-11-25T11:59:00Z",
+                    "at": "2026-11-24T12:00:00.250Z",
+                    "reason": "rate: 800 mL/h is beyond this make [out_of_range]",
+                },
+                "cmd-00000002": {
+                    "kind": "withdraw",
+                    "status": "applied",
+                    "version": 6,
+                    "withdraws": ["cmd-00000001"],
+                    "issued_at": "2026-11-24T12:00:00.250Z",
+                    "expires_at": "2026-11-25T12:00:00.250Z",
+                    "at": "2026-11-24T12:00:01Z",
+                },
+            },
+        }
+    )
+    view = twin_view(twin, [], datetime(2026, 11, 24, 12, 0, 2, tzinfo=UTC))
+    twin_point, *commands = _lines("twins", view)
+    assert twin_point.startswith("twin,")
+    assert commands == [
+        (
+            "command_status,command=cmd-00000001,device_id=pump-0001,device_type=infusion_pump "
+            'changes="{\\"rate\\":800.0}",kind="set_desired",'
+            'reason="rate: 800 mL/h is beyond this make [out_of_range]",status="rejected",'
+            "twin_version=5i 1795521600250"
+        ),
+        (
+            "command_status,command=cmd-00000002,device_id=pump-0001,device_type=infusion_pump "
+            'changes="{}",kind="withdraw",status="applied",twin_version=6i 1795521601000'
+        ),
+    ]

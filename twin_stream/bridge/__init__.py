@@ -1,4 +1,4 @@
-"""The MQTT <-> Kafka bridge: ``uplink`` (devices -> Kafka), ``downlink`` (commands -> devices),
+"""The MQTT <-> Kafka bridge: ``uplink`` (devices -> Kafka), ``downlink`` (desired -> devices),
 ``routing`` (validation and the dead-letter topic). :func:`run_bridge` runs both."""
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def run_bridge(
     share_group: str = "twin-bridge",
     max_unacked: int = 1000,
     partitions: int = 6,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
     kafka_options: dict[str, object] | None = None,
     topics: dict[str, str] = KAFKA_TOPICS,
     on_ready: threading.Event | None = None,
@@ -60,13 +62,20 @@ def run_bridge(
     options = kafka_options or {}
     if producer_options is None:
         producer_options = librdkafka_options(options)
-    ensure_topics(bootstrap, partitions, options, topics)
+    ensure_topics(
+        bootstrap,
+        partitions,
+        options,
+        topics,
+        replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
+    )
     failures: list[BaseException] = []
     with ExitStack() as running:
         producer = make_librdkafka_producer(bootstrap, producer_options)
         running.callback(close_librdkafka_producer, producer, timeout=10)
         consumer = make_consumer(
-            bootstrap, topics["commands"], group_id=f"{share_group}-downlink", options=options
+            bootstrap, topics["desired"], group_id=f"{share_group}-downlink", options=options
         )
         running.callback(consumer.close)
         uplink = Uplink(

@@ -1,9 +1,15 @@
-"""Downlink: commands from ``twin.commands`` to each device's desired-state topic.
+"""Downlink: desired documents from ``twin.desired`` to each device's desired-state topic.
 
-Each command becomes a desired-state message (command id, twin version, expiry) published
-retained at QoS 1, so a device that is offline gets it when it reconnects. The Kafka offset is
-committed only after the broker acknowledged the publish: a command is never lost between the
-two, and a redelivered one carries the same command id, which devices apply once.
+The worker that owns a device merges every change of its desired state into one document, the
+device's whole desired state at a twin version (:meth:`DeviceState.desired_document
+<twin_stream.worker.processing.DeviceState.desired_document>`), and sends it on ``twin.desired``
+as a :class:`~twin_stream.domain.events.Command`. Each becomes a desired-state message (command
+id, twin version, expiry, every desired setting) published retained at QoS 1, so a device that
+is offline gets, when it reconnects, every change made meanwhile, and a change the worker
+withdrew (rejected, expired) is gone from it. Of several documents of one device in one poll
+only the newest is published: it holds the others' changes. The Kafka offset is committed only
+after the broker acknowledged the publish: a document is never lost between the two, and a
+redelivered one carries the same command id, which devices apply once.
 
 While the bridge is not connected to the broker, commands wait: a publish paho could not send
 is sent again (and those after it only then, so a device's last retained state is its last
@@ -56,10 +62,13 @@ class Downlink:
             batches = self.consumer.poll(timeout_ms=200)
             if not batches:
                 continue
-            messages: list[tuple[str, bytes]] = []
+            newest: dict[str, bytes] = {}  # topic -> payload: a device's newest document
             for records in batches.values():
                 for record in records:
-                    messages.extend(self._desired(record.value))
+                    for topic, payload in self._desired(record.value):
+                        newest.pop(topic, None)
+                        newest[topic] = payload
+            messages = list(newest.items())
             if not self._deliver(messages, stop):
                 return  # stopped first, not committed: the commands come again after a restart
             try:
@@ -72,9 +81,9 @@ class Downlink:
         try:
             command = Command.model_validate_json(value)
         except ValidationError as e:
-            # Not lost: the worker's commands agent reads the same record and dead-letters it.
+            # The worker wrote it: a bug, logged; the device keeps its last retained document.
             self.rejected += 1
-            log.error("invalid command on twin.commands not delivered: %s", e.errors()[0])
+            log.error("invalid document on twin.desired not delivered: %s", e.errors()[0])
             return []
         payload = desired_message(command).model_dump_json(exclude_none=True).encode()
         return [(mqtt_topic(command.device_id, "desired"), payload)]

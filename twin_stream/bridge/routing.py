@@ -19,6 +19,7 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Final
 
 import orjson
 from pydantic import BaseModel
@@ -33,13 +34,21 @@ from twin_stream.domain.messages import (
 from twin_stream.domain.topics import KAFKA_TOPICS, device_id_from_mqtt_topic
 from twin_stream.errors import PayloadRejected
 
-__all__ = ["Routed", "dead_letter", "route"]
+__all__ = ["MAX_LETTER_PAYLOAD_BYTES", "Routed", "dead_letter", "route"]
 
 _SCHEMAS: dict[str, type[BaseModel]] = {
     "status": StatusMessage,
     "reported": ReportedState,
     "ack": CommandAck,
 }
+
+
+#: The most of a message's bytes its dead letter keeps: four times the protocol's limit, and all
+#: that compose's Mosquitto lets through (``max_packet_size 65536``). Of a larger payload (only
+#: one refused for its size gets here) the letter keeps the first bytes and its reason says so.
+#: Whole, it could make a letter over the most Kafka takes in a record (1 MB by default), which
+#: Kafka refuses for good, holding up every message after it (the uplink acks in order).
+MAX_LETTER_PAYLOAD_BYTES: Final = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,21 @@ def dead_letter(
     device_id: str | None = None,
     topics: dict[str, str] = KAFKA_TOPICS,
 ) -> Routed:
-    """A dead-letter record: the original bytes, where they came from, why and when."""
+    """A dead-letter record: the original bytes, where they came from, why and when.
+
+    Past :data:`MAX_LETTER_PAYLOAD_BYTES`, only the first bytes, and the reason says so:
+
+    >>> from datetime import datetime, timezone
+    >>> at = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    >>> letter = dead_letter("t", b"x" * 100_000, "(payload): too big [too_large]", at)
+    >>> orjson.loads(letter.value)["reason"]
+    '(payload): too big (the letter keeps its first 65536 of 100000 bytes) [too_large]'
+    """
+    if len(payload) > MAX_LETTER_PAYLOAD_BYTES:
+        note = f" (the letter keeps its first {MAX_LETTER_PAYLOAD_BYTES} of {len(payload)} bytes)"
+        head, bracket, rule = reason.rpartition(" [")
+        reason = f"{head}{note}{bracket}{rule}" if bracket else reason + note
+        payload = payload[:MAX_LETTER_PAYLOAD_BYTES]
     record = {
         "mqtt_topic": mqtt_topic,
         "device_id": device_id,

@@ -12,13 +12,17 @@ import typer
 
 from twin_stream.cli._common import fail
 from twin_stream.cli.bench import bench_app
+from twin_stream.cli.certs import certs_app
 from twin_stream.cli.demo import demo
+from twin_stream.cli.devices import devices_app
+from twin_stream.cli.dlq import dlq_app
 from twin_stream.cli.eval import eval_app
 from twin_stream.cli.grafana import grafana_app
 from twin_stream.cli.mqtt import mqtt_auth
 from twin_stream.cli.services import bridge, sink, worker
 from twin_stream.cli.simulate import simulate
 from twin_stream.cli.stack import stack_app
+from twin_stream.cli.tokens import tokens_app
 from twin_stream.config import load_settings
 from twin_stream.errors import TwinStreamError
 
@@ -37,6 +41,10 @@ app.command("bridge")(bridge)
 app.command("worker")(worker)
 app.command("sink")(sink)
 app.command("mqtt-auth")(mqtt_auth)
+app.add_typer(certs_app, name="certs")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(devices_app, name="devices")
+app.add_typer(dlq_app, name="dlq")
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -7,10 +7,9 @@ Without either, the command stops with a :class:`ConfigError` that names the set
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
 
-from twin_stream.bridge.uplink import MqttEndpoint
+from twin_stream.bridge.uplink import MqttEndpoint, mqtt_tls_context
 from twin_stream.cli._common import console
 from twin_stream.config import Settings, parse_mqtt_url
 from twin_stream.devtools import stack as local_stack
@@ -77,7 +76,7 @@ class Endpoints:
                 .extra["credentials_file"]
             )
             password = _password_from(credentials, mqtt.username)
-        context = ssl.create_default_context(cafile=mqtt.ca_file) if tls else None
+        context = mqtt_tls_context(mqtt.ca_file, mqtt.cert_file, mqtt.key_file) if tls else None
         return MqttEndpoint(host, port, mqtt.username, password, client_id, context)
 
 

@@ -55,6 +55,8 @@ def bridge(
             share_group=settings.bridge.share_group,
             max_unacked=settings.bridge.max_unacked,
             partitions=settings.kafka.partitions,
+            replication_factor=settings.kafka.replication_factor,
+            min_insync_replicas=settings.kafka.min_insync_replicas,
             kafka_options=settings.kafka.client_options(),
             producer_options=settings.kafka.librdkafka_options(),
             topics=kafka_topics(topic_prefix),
@@ -94,7 +96,12 @@ def worker(
 ) -> None:
     """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
     from twin_stream.kafka import ensure_topics
-    from twin_stream.worker.app import WorkerConfig, run_worker
+    from twin_stream.worker.app import (
+        WorkerConfig,
+        broker_credentials,
+        check_broker_login,
+        run_worker,
+    )
 
     settings: Settings = ctx.obj
     ws = settings.worker
@@ -102,8 +109,19 @@ def worker(
     host = web_host if web_host is not None else ws.web_host
     topics = kafka_topics(topic_prefix)
     try:
+        credentials = broker_credentials(settings.kafka)
         bootstrap = Endpoints(settings).kafka_bootstrap()
-        ensure_topics(bootstrap, settings.kafka.partitions, settings.kafka.client_options(), topics)
+        if credentials is not None:  # a refused login said as such, not as "no broker"
+            check_broker_login(bootstrap, credentials)
+        ensure_topics(
+            bootstrap,
+            settings.kafka.partitions,
+            settings.kafka.client_options(),
+            topics,
+            replication_factor=settings.kafka.replication_factor,
+            min_insync_replicas=settings.kafka.min_insync_replicas,
+        )
+        _say_api_tokens(settings)
     except TwinStreamError as e:
         raise fail(e) from e
     config = WorkerConfig(
@@ -113,6 +131,11 @@ def worker(
         web_host=socket.gethostname() if host == "hostname" else host,
         topic_prefix=topic_prefix,
         partitions=settings.kafka.partitions,
+        replication_factor=settings.kafka.replication_factor,
+        min_insync_replicas=settings.kafka.min_insync_replicas,
+        instance_id=ws.instance_id,
+        session_timeout_s=ws.session_timeout_s,
+        heartbeat_interval_s=ws.heartbeat_interval_s,
         checkpoint_every=checkpoint_every if checkpoint_every is not None else ws.checkpoint_every,
         checkpoint_interval_s=(
             checkpoint_interval if checkpoint_interval is not None else ws.checkpoint_interval_s
@@ -121,8 +144,30 @@ def worker(
         batch_within_s=ws.batch_within_s,
         uvloop=ws.uvloop,
         gc_freeze=ws.gc_freeze,
+        alert_renotify_min=ws.alert_renotify_min,
+        alert_max_shelve_min=ws.alert_max_shelve_min,
+        alert_check_s=ws.alert_check_s,
+        tokens_file=settings.api.tokens_file,
+        tokens_json=settings.api.tokens,
+        broker_credentials=credentials,
     )
     run_worker(config)
+
+
+def _say_api_tokens(settings: Settings) -> None:
+    """Where the twin API's tokens come from (an unreadable store stops the worker here), and
+    a warning when there are none: then every request is refused."""
+    from twin_stream.worker.web_auth import Authenticator
+
+    api = settings.api
+    tokens = Authenticator(tokens_json=api.tokens, tokens_file=api.tokens_file)
+    if tokens.store.records:
+        console.print(f"twin API: {len(tokens.store.records)} token(s) from {tokens.source}")
+    else:
+        console.print(
+            f"[yellow]twin API: no tokens in {tokens.source}[/]: every request will be refused "
+            "(401); make one with `twin-stream tokens add NAME --role admin`"
+        )
 
 
 def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:

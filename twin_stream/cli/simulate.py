@@ -21,7 +21,8 @@ def simulate(
     duration: Annotated[float, typer.Option(help="Seconds to run (live)")] = 60.0,
     speed: Annotated[float, typer.Option(help="Simulated clock speed-up (live)")] = 1.0,
     mqtt: Annotated[
-        str | None, typer.Option(help="mqtt://host:port (default: local stack)")
+        str | None,
+        typer.Option(help="mqtt://host:port or mqtts://host:port (default: local stack)"),
     ] = None,
     credentials: Annotated[
         Path | None, typer.Option(help="Device passwords JSON (default: local stack's)")
@@ -49,13 +50,13 @@ def simulate(
 
     settings: Settings = ctx.obj
     try:
-        url, passwords, ca_file = sim.resolve_mqtt(settings, mqtt, credentials)
+        url, passwords, tls = sim.resolve_mqtt(settings, mqtt, credentials)
         with progress_bar(f"{devices} devices publishing to {url}") as progress:
             stats = sim.run_live(
                 fleet,
                 url,
                 passwords,
-                ca_file,
+                tls,
                 rate_hz=rate,
                 duration_s=duration,
                 speed=speed,

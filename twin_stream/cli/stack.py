@@ -27,6 +27,21 @@ def stack_up(
         list[str] | None, typer.Option("--service", help="Only these services (repeatable)")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 120.0,
+    client_certs: Annotated[
+        bool,
+        typer.Option(
+            "--client-certs", help="Mosquitto's TLS listener also wants a client certificate"
+        ),
+    ] = False,
+    kafka_brokers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Kafka nodes (KRaft, broker and controller each); 3 survive the loss of one. "
+            "Set TWIN_KAFKA__REPLICATION_FACTOR=3 and TWIN_KAFKA__MIN_INSYNC_REPLICAS=2 to "
+            "use them",
+        ),
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Start the local services, wait until they are ready, print their URLs."""
@@ -37,17 +52,25 @@ def stack_up(
         device_ids=[fleet_device(i)[0] for i in range(1, devices + 1)],
         kafka_libs=settings.stack.kafka_libs,
         influxd=settings.stack.influxd,
+        mqtt_require_certificate=client_certs,
+        kafka_brokers=kafka_brokers,
     )
     with console.status("starting services..."):
         try:
             state = stack.up(timeout=timeout, tie_to_parent=False)
         except TwinStreamError as e:
             raise fail(e) from e
+    urls = {n: s.url for n, s in state.services.items()}
+    if "mosquitto" in state.services:  # its TLS listener, and the CA that clients verify it with
+        extra = state.services["mosquitto"].extra
+        urls |= {"mosquitto_tls": extra["tls_url"], "ca_file": extra["ca_file"]}
+        if "client_certs_dir" in extra:  # clients/<name>/client.crt and client.key
+            urls["client_certs_dir"] = extra["client_certs_dir"]
     if as_json:
-        typer.echo(json.dumps({n: s.url for n, s in state.services.items()}))
+        typer.echo(json.dumps(urls))
         return
-    for name, info in state.services.items():
-        console.print(f"[green]✓[/] {name:16} {info.url}")
+    for name, url in urls.items():
+        console.print(f"[green]✓[/] {name:16} {url}")
     console.print(f"state: {stack.state_file}")
 
 

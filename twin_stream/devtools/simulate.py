@@ -12,11 +12,12 @@ from pathlib import Path
 from simulators.fast_forward import write_dataset
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import FleetStats, MqttFleet
+from twin_stream.bridge.uplink import mqtt_tls_context
 from twin_stream.config import Settings, parse_mqtt_url
 from twin_stream.devtools import stack as local_stack
 from twin_stream.errors import ConfigError, TwinStreamError
 
-__all__ = ["FleetOptions", "fast_forward", "resolve_mqtt", "run_live"]
+__all__ = ["FleetOptions", "FleetTls", "fast_forward", "resolve_mqtt", "run_live"]
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,28 @@ class FleetOptions:
     seed: int = 1
 
 
+@dataclass(frozen=True)
+class FleetTls:
+    """How the devices verify the broker over ``mqtts://``: the CA file (None: the system's
+    CAs) and, if the broker wants client certificates, the folder of each device's
+    (``DIR/<device_id>/client.crt`` and ``client.key``)."""
+
+    ca_file: Path | None = None
+    client_certs_dir: Path | None = None
+
+    def context_for(self, device_id: str) -> ssl.SSLContext:
+        """One device's TLS context (with its own client certificate, if there are some)."""
+        if self.client_certs_dir is None:
+            return mqtt_tls_context(self.ca_file)
+        folder = self.client_certs_dir / device_id
+        return mqtt_tls_context(self.ca_file, folder / "client.crt", folder / "client.key")
+
+
 def resolve_mqtt(
     settings: Settings, url: str | None, credentials: Path | None
-) -> tuple[str, dict[str, str], Path | None]:
-    """The broker URL and the device passwords: flags, then TWIN_MQTT__*, then the local stack."""
+) -> tuple[str, dict[str, str], FleetTls]:
+    """The broker URL, the device passwords and TLS: flags, then TWIN_MQTT__*, then the local
+    stack (whose CA and client certificates go with its own ``mqtts://`` URL)."""
     stack_state: local_stack.StackState | None = None
 
     def from_stack() -> local_stack.StackState:
@@ -53,7 +72,22 @@ def resolve_mqtt(
         accounts = json.loads(Path(creds_file).read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read device credentials from {creds_file}: {e}") from e
-    return mqtt_url, {k: v["password"] for k, v in accounts.items()}, settings.mqtt.ca_file
+    tls = FleetTls(settings.mqtt.ca_file, settings.mqtt.client_certs_dir)
+    if mqtt_url.startswith("mqtts://") and tls.ca_file is None:
+        tls = _stack_tls(settings, mqtt_url) or tls
+    return mqtt_url, {k: v["password"] for k, v in accounts.items()}, tls
+
+
+def _stack_tls(settings: Settings, url: str) -> FleetTls | None:
+    """The local stack's CA (and client certificates) if ``url`` is its TLS listener."""
+    try:
+        extra = local_stack.Stack.load(settings.stack.dir).services["mosquitto"].extra
+    except (TwinStreamError, KeyError):
+        return None
+    if extra.get("tls_url") != url:
+        return None
+    certs = settings.mqtt.client_certs_dir or extra.get("client_certs_dir")
+    return FleetTls(Path(extra["ca_file"]), Path(certs) if certs else None)
 
 
 def fast_forward(
@@ -80,18 +114,17 @@ def run_live(
     fleet: FleetOptions,
     url: str,
     passwords: dict[str, str],
-    ca_file: Path | None,
+    tls: FleetTls,
     *,
     rate_hz: float,
     duration_s: float,
     speed: float,
     progress: Callable[[float], None] | None = None,
 ) -> FleetStats:
-    """Publish the fleet's readings to the broker at ``url`` for ``duration_s`` seconds."""
-    try:
-        host, port, tls = parse_mqtt_url(url)
-    except ValueError as e:
-        raise ConfigError(str(e)) from e
+    """Publish the fleet's readings to the broker at ``url`` for ``duration_s`` seconds; over
+    ``mqtts://``, each device verifies the broker as ``tls`` says. A broker that cannot be
+    reached or does not verify is an :class:`~twin_stream.errors.MqttError`."""
+    host, port, use_tls = parse_mqtt_url(url)
     # The live run's simulated clock covers duration x speed seconds.
     now = datetime.now(UTC)  # the fleet's simulated day starts at the current time of day
     plan = FleetPlan.generate(
@@ -101,8 +134,12 @@ def run_live(
         seed=fleet.seed,
         start_hour=now.hour + now.minute / 60,
     )
-    context = ssl.create_default_context(cafile=ca_file) if tls else None
+    contexts: ssl.SSLContext | Callable[[str], ssl.SSLContext] | None = None
+    if use_tls and tls.client_certs_dir is None:
+        contexts = mqtt_tls_context(tls.ca_file)  # one for the whole fleet
+    elif use_tls:  # each device's own, made now: a certificate that cannot be loaded stops here
+        contexts = {d.device_id: tls.context_for(d.device_id) for d in plan.devices}.__getitem__
     mqtt_fleet = MqttFleet(
-        plan, host=host, port=port, passwords=passwords, rate_hz=rate_hz, speed=speed, tls=context
+        plan, host=host, port=port, passwords=passwords, rate_hz=rate_hz, speed=speed, tls=contexts
     )
     return mqtt_fleet.run(duration_s, progress=progress)

@@ -8,9 +8,11 @@ contribution is signal S and a predicted failure of S are one alert (``details["
 both), not two pages. Data-quality alerts are kept apart: one per (signal, issue), never merged
 with a device fault. Every alert's life is a series of events with one ``alert_id``:
 ``open`` (revision 0), ``updated`` (revision 1, 2, ...: its severity or its text changed
-meaningfully) and ``resolved``. Only ``warning`` and ``critical`` page a person
-(:attr:`Alert.pages <twin_stream.domain.events.Alert.pages>`); ``info`` is shown, never
-announced, and rate-limited per device.
+meaningfully) and ``resolved``; people acknowledge and shelve open alerts, and unacknowledged
+critical ones are re-notified (:mod:`~twin_stream.domain.alert_lifecycle`: the policy keeps
+their state and a bounded history of resolved alerts). Only ``warning`` and ``critical`` page
+a person (:attr:`Alert.pages <twin_stream.domain.events.Alert.pages>`); ``info`` is shown,
+never announced, and rate-limited per device.
 
 Durations are counted in readings (or prediction reports), not seconds, so the policy behaves
 the same at any sample rate and any simulated speed; texts use the device's own clock (the
@@ -54,9 +56,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
+from twin_stream.domain import alert_lifecycle as lifecycle
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.detection.quality import QualityFinding, QualityIssue
 from twin_stream.domain.detection.state import RestoresByAttribute, restore_attributes
@@ -299,15 +302,75 @@ class AlertPolicy:
     #: the device clock's first and latest reading (the first day is a learning day)
     first_ts: datetime | None = None
     last_ts: datetime | None = None
+    #: Resolved alerts (their last event), at most
+    #: :data:`~twin_stream.domain.alert_lifecycle.HISTORY_PER_DEVICE`, compressed
+    #: (:func:`~twin_stream.domain.alert_lifecycle.remember`; read with :meth:`history`).
+    resolved: bytes = b""
+    #: Per open alert, the last paging event the re-notification clock saw (revision, time).
+    paged: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        restore_attributes(self, {"version": _UNVERSIONED, **state})
+        # A pickle from before the alert lifecycle (issue 13) has no history and no paging
+        # marks, and its alerts lack the lifecycle's fields (pydantic restores only the saved
+        # ones): they get their defaults. The counters mean what they meant: same version.
+        restore_attributes(self, {"version": _UNVERSIONED, "resolved": b"", "paged": {}, **state})
+        for slot in self.slots.values():
+            if slot.alert is not None and "ack" not in slot.alert.__dict__:
+                slot.alert = Alert.model_validate(dict(slot.alert.__dict__))
 
     # -- what is open ---------------------------------------------------------------------------
 
     def open_alerts(self) -> list[Alert]:
         """The latest event of every open alert."""
         return [s.alert for s in self.slots.values() if s.alert is not None]
+
+    def history(self) -> list[Alert]:
+        """The last event of the resolved alerts kept, newest first."""
+        return lifecycle.recall(self.resolved)
+
+    def alerts(self) -> list[Alert]:
+        """The latest event of every open alert, then of the resolved ones kept (history)."""
+        return self.open_alerts() + self.history()
+
+    def find(self, alert_id: str) -> Alert | None:
+        """The latest event of one alert, open or in the history; None if unknown here."""
+        return next((a for a in self.alerts() if a.alert_id == alert_id), None)
+
+    # -- people's part: acknowledge, shelve, return, re-notify (domain.alert_lifecycle) ---------
+
+    def act(
+        self, action: lifecycle.AlertAction, *, max_shelve_minutes: float
+    ) -> Alert | lifecycle.Refused:
+        """Apply a person's action to one of this device's alerts: its next event (kept as the
+        alert's latest), or why not (unknown, resolved, acknowledged already, too long)."""
+        slot = next(
+            (s for s in self.slots.values() if s.alert and s.alert.alert_id == action.alert_id),
+            None,
+        )
+        if slot is None or slot.alert is None:
+            if any(a.alert_id == action.alert_id for a in self.history()):
+                return lifecycle.Refused("conflict", f"alert {action.alert_id} is resolved")
+            return lifecycle.Refused("unknown", f"no alert {action.alert_id} on {self.device_id}")
+        event = lifecycle.apply(slot.alert, action, max_shelve_minutes=max_shelve_minutes)
+        if isinstance(event, Alert):
+            slot.alert = event
+        return event
+
+    def on_clock(self, now: datetime, renotify_every: timedelta | None) -> list[Alert]:
+        """The wall clock's turn (``now``): shelved alerts whose time is over return, and
+        critical alerts that page unacknowledged are re-notified every ``renotify_every``."""
+        events = []
+        for slot in self.slots.values():
+            if slot.alert is None:
+                continue
+            alert_id = slot.alert.alert_id
+            event, mark = lifecycle.tick(slot.alert, self.paged.get(alert_id), now, renotify_every)
+            if mark is not None:
+                self.paged[alert_id] = mark
+            if event is not None:
+                slot.alert = event
+                events.append(event)
+        return events
 
     # -- feeds ----------------------------------------------------------------------------------
 
@@ -646,18 +709,19 @@ class AlertPolicy:
             if slot.alert is None:
                 return []
             last = slot.alert
-            return [
-                last.model_copy(
-                    update={
-                        "state": "resolved",
-                        "resolved_at": ts,
-                        "ts": ts,
-                        "seq_last": seq if seq is not None else last.seq_last,
-                        "revision": last.revision + 1,
-                        "summary": f"resolved ({reason}): {last.summary}",
-                    }
-                )
-            ]
+            resolved = last.model_copy(
+                update={
+                    "state": "resolved",
+                    "resolved_at": ts,
+                    "ts": max(ts, last.ts),  # after its acknowledgement, if that was later
+                    "seq_last": seq if seq is not None else last.seq_last,
+                    "revision": last.revision + 1,
+                    "summary": f"resolved ({reason}): {last.summary}",
+                }
+            )
+            self.paged.pop(last.alert_id, None)
+            self.resolved = lifecycle.remember(self.resolved, resolved)
+            return [resolved]
         severity = max((c.severity for c in conds), key=_RANK.__getitem__)
         if slot is None:
             slot = self.slots[key] = _Slot()
@@ -712,6 +776,8 @@ class AlertPolicy:
             alert = last.model_copy(
                 update={
                     **fields,
+                    **lifecycle.escalation(last, severity),  # worse than acknowledged: pages
+                    "ts": max(ts, last.ts),
                     "state": "updated",
                     "revision": last.revision + 1,
                     "seq_last": seq if seq is not None else last.seq_last,

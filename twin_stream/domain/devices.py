@@ -10,10 +10,20 @@ failure prediction extrapolates towards.
 ('A', 0, 3, 0.8)
 >>> sorted(METRICS_BY_TYPE["mri_chiller"])
 ['coldhead_temp', 'compressor_temp', 'cooling_water_flow', 'helium_level']
+
+Each device type also has the *settings* desired state may change, each with its unit and the
+range the platform accepts (:data:`SETTINGS_BY_TYPE`). The twin API and the simulated devices
+check a change with :func:`check_settings`; a setting a type does not have is refused too:
+
+>>> [v.reason for v in check_settings("infusion_pump", {"rate": 1500.0})]
+["rate: 1500 mL/h is outside an infusion_pump's range of 0.1 to 999 mL/h [out_of_range]"]
+>>> check_settings("patient_monitor", {"rate": 20.0})[0].detail()["error"]
+'a patient_monitor has no rate (its settings: sample_interval_s, maintenance_epoch)'
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -24,10 +34,15 @@ __all__ = [
     "DEVICE_ID_PREFIX",
     "METRICS_BY_TYPE",
     "METRIC_MODELS",
+    "SETTINGS_BY_TYPE",
     "DeviceType",
     "MetricSpec",
+    "SettingSpec",
+    "SettingViolation",
+    "check_settings",
     "fleet_device",
     "metric_spec",
+    "setting_envelope",
 ]
 
 
@@ -160,3 +175,168 @@ def _metric_model(device_type: str, specs: dict[str, MetricSpec]) -> type[BaseMo
 METRIC_MODELS: Final[dict[str, type[BaseModel]]] = {
     t: _metric_model(t, specs) for t, specs in METRICS_BY_TYPE.items()
 }
+
+
+# -- settings: what desired state may change, per device type -----------------------------------
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting of a device type that desired state may change: its unit and the range the
+    platform accepts for it (both ends included)."""
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    description: str
+    integer: bool = False  # a count, not a measure: whole numbers only
+
+
+_SAMPLE_INTERVAL: Final = SettingSpec(
+    "sample_interval_s", "s", 0.01, 3600, "seconds between readings"
+)
+_MAINTENANCE_EPOCH: Final = SettingSpec(
+    "maintenance_epoch",
+    "1",
+    0,
+    2**31 - 1,
+    "completed maintenance count (raising it records a maintenance)",
+    integer=True,
+)
+
+
+def _settings(rate: SettingSpec | None) -> dict[str, SettingSpec]:
+    specs = ([rate] if rate is not None else []) + [_SAMPLE_INTERVAL, _MAINTENANCE_EPOCH]
+    return {s.name: s for s in specs}
+
+
+# The rate ranges are those of the device types' usual makes (a large-volume infusion pump
+# 0.1-999 mL/h, a critical-care ventilator 4-60 breaths/min, a CRRT blood pump 50-450 mL/min,
+# an MRI chiller's water loop 10-40 L/min, above its 8 L/min failure limit): twin-stream's
+# defaults for the simulated fleet, not clinical guidance. A make may allow less: the device
+# refuses what it cannot do (its ack says why).
+SETTINGS_BY_TYPE: Final[dict[str, dict[str, SettingSpec]]] = {
+    DeviceType.INFUSION_PUMP: _settings(
+        SettingSpec("rate", "mL/h", 0.1, 999, "infusion flow rate")
+    ),
+    DeviceType.VENTILATOR: _settings(
+        SettingSpec("rate", "1/min", 4, 60, "set respiratory rate (breaths per minute)")
+    ),
+    DeviceType.PATIENT_MONITOR: _settings(None),
+    DeviceType.DIALYSIS_MACHINE: _settings(
+        SettingSpec("rate", "mL/min", 50, 450, "blood pump flow")
+    ),
+    DeviceType.MRI_CHILLER: _settings(SettingSpec("rate", "L/min", 10, 40, "chilled water flow")),
+}
+_ALL_SETTINGS: Final = tuple(dict.fromkeys(n for specs in SETTINGS_BY_TYPE.values() for n in specs))
+
+
+def setting_envelope(name: str) -> tuple[float, float]:
+    """The widest range of one setting over every device type that has it (the wire schema's
+    bounds; each type's own range is narrower or equal).
+
+    >>> setting_envelope("rate")
+    (0.1, 999)
+    """
+    specs = [s[name] for s in SETTINGS_BY_TYPE.values() if name in s]
+    return min(s.low for s in specs), max(s.high for s in specs)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _article(device_type: str) -> str:
+    return ("an " if device_type[:1] in "aeiou" else "a ") + device_type
+
+
+@dataclass(frozen=True)
+class SettingViolation:
+    """Why one setting of a desired-state change is refused: ``rule`` is ``out_of_range``,
+    ``not_a_number``, ``not_an_integer``, ``not_a_setting`` (the type has no such setting) or
+    ``unknown_setting`` (no type has)."""
+
+    field: str
+    got: Any
+    rule: str
+    message: str
+    spec: SettingSpec | None = None
+
+    @property
+    def reason(self) -> str:
+        """The dead letter's form: the field, the message and the rule in brackets."""
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+    def detail(self) -> dict[str, Any]:
+        """The twin API's form: the field, its range and unit (null if it has none), what was
+        asked and why it is refused."""
+        spec = self.spec
+        return {
+            "field": self.field,
+            "min": spec.low if spec else None,
+            "max": spec.high if spec else None,
+            "unit": spec.unit if spec else None,
+            "got": self.got,
+            "error": self.message,
+        }
+
+
+def _check_one(device_type: str, spec: SettingSpec, value: Any) -> SettingViolation | None:
+    def refused(rule: str, message: str) -> SettingViolation:
+        return SettingViolation(spec.name, value, rule, message, spec)
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return refused("not_a_number", f"{value!r} is not a number")
+    if spec.integer and not isinstance(value, int):
+        return refused("not_an_integer", f"{value!r} is not a whole number")
+    if value != value or not spec.low <= value <= spec.high:  # NaN is never in range
+        unit = "" if spec.unit == "1" else f" {spec.unit}"
+        return refused(
+            "out_of_range",
+            f"{_number(value)}{unit} is outside {_article(device_type)}'s range of "
+            f"{_number(spec.low)} to {_number(spec.high)}{unit}",
+        )
+    return None
+
+
+def check_settings(device_type: str, settings: Mapping[str, Any]) -> list[SettingViolation]:
+    """Every setting of a desired-state change that ``device_type`` does not accept, in the
+    order given; an empty list if the change is within the type's ranges. A ``None`` value
+    asks for no change and is never refused.
+
+    >>> check_settings("ventilator", {"rate": 14.0, "sample_interval_s": 2.0})
+    []
+    >>> [v.rule for v in check_settings("mri_chiller", {"rate": "fast", "colour": "red"})]
+    ['not_a_number', 'unknown_setting']
+    """
+    specs = SETTINGS_BY_TYPE.get(device_type, {})
+    violations = []
+    for name, value in settings.items():
+        if value is None:
+            continue
+        spec = specs.get(name)
+        if spec is not None:
+            violation = _check_one(device_type, spec, value)
+            if violation is not None:
+                violations.append(violation)
+        elif name in _ALL_SETTINGS:
+            has = ", ".join(specs) or "none"
+            violations.append(
+                SettingViolation(
+                    name,
+                    value,
+                    "not_a_setting",
+                    f"{_article(device_type)} has no {name} (its settings: {has})",
+                )
+            )
+        else:
+            violations.append(
+                SettingViolation(
+                    name,
+                    value,
+                    "unknown_setting",
+                    f"not a setting (settings: {', '.join(_ALL_SETTINGS)})",
+                )
+            )
+    return violations

@@ -27,15 +27,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from twin_stream.domain.messages import DesiredSettings
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
-from twin_stream.domain.twin import Connectivity, DataQuality, Health
+from twin_stream.domain.twin import CommandRecord, Connectivity, DataQuality, Health
 
 __all__ = [
     "COMMAND_TTL",
     "PAGING_SEVERITIES",
     "Alert",
+    "AlertAck",
+    "AlertShelf",
     "AlertState",
     "AlertKind",
     "AnomalyScore",
+    "AuditRecord",
     "Command",
     "CommandKind",
     "Contribution",
@@ -52,12 +55,21 @@ __all__ = [
 #: A command not applied within this time is dropped by the device (it acks 'expired').
 COMMAND_TTL: Final = timedelta(hours=24)
 
-CommandKind = Literal["set_rate", "set_sample_interval", "maintenance_done", "set_desired"]
+#: What a command does: an operator's verb, or ``withdraw`` (the worker takes rejected or
+#: expired changes back out of the device's desired state).
+CommandKind = Literal[
+    "set_rate", "set_sample_interval", "maintenance_done", "set_desired", "withdraw"
+]
 Severity = Literal["info", "warning", "critical"]
 AlertKind = Literal["anomaly", "predicted_failure", "offline", "data_quality"]
 #: ``open`` starts an alert, ``updated`` changes its severity or its text (same ``alert_id``, next
-#: ``revision``), ``resolved`` ends it.
-AlertState = Literal["open", "updated", "resolved"]
+#: ``revision``), ``resolved`` ends it. People's part of its life (IEC 60601-1-8's acknowledge,
+#: and shelving: :mod:`twin_stream.domain.alert_lifecycle`) adds ``acknowledged``, ``shelved``,
+#: ``unshelved`` (the shelf time ended: it shows, and pages if it still should) and
+#: ``renotified`` (an unacknowledged critical alert paging again).
+AlertState = Literal[
+    "open", "updated", "resolved", "acknowledged", "shelved", "unshelved", "renotified"
+]
 #: The severities that notify a person. ``info`` never pages: it is IEC 60601-1-8's
 #: "information signal" (shown, not announced), while ``warning`` and ``critical`` are its
 #: medium and high priority alarm conditions (prompt and immediate response).
@@ -69,7 +81,10 @@ _EVENT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Command(BaseModel):
-    """A change of desired state for one device, as issued by the twin API or an operator."""
+    """A change of desired state for one device, as issued by the twin API or an operator
+    (on ``twin.commands``: ``desired`` holds the settings to change), or the device's whole
+    desired document that the worker made of it (on ``twin.desired``: ``desired`` holds every
+    desired setting, ``twin_version`` the version it is at), which the bridge delivers."""
 
     model_config = _EVENT
 
@@ -80,6 +95,9 @@ class Command(BaseModel):
     issued_at: AwareDatetime
     expires_at: AwareDatetime
     twin_version: Annotated[int, Field(ge=0)] = 0  # the twin version this command creates
+    #: The twin version the change was made against (the API's ``If-Match``): the worker
+    #: refuses it if the twin is at another one. None: whatever the version.
+    if_match: Annotated[int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _expires_after_issue(self) -> Command:
@@ -262,12 +280,39 @@ class Contribution(BaseModel):
     deviation: float  # in robust standard deviations
 
 
+class AlertAck(BaseModel):
+    """Who acknowledged an alert, when, why, and at which severity: an acknowledged alert does
+    not page (nor is it re-notified) unless it escalates past that severity."""
+
+    model_config = _EVENT
+
+    by: str
+    at: AwareDatetime
+    note: str | None = None
+    severity: Severity
+    action_id: str | None = None  # the alert action that made it (twin.alert_actions)
+
+
+class AlertShelf(BaseModel):
+    """Who shelved an alert, when, why, and until when: a shelved alert is hidden and does not
+    page; when ``until`` has passed it returns (``unshelved``)."""
+
+    model_config = _EVENT
+
+    by: str
+    at: AwareDatetime
+    until: AwareDatetime
+    note: str | None = None
+    action_id: str | None = None
+
+
 class Alert(BaseModel):
-    """One event of an alert's life: its opening, an update, or its resolution.
+    """One event of an alert's life: its opening, an update, its acknowledgement, shelving,
+    return from the shelf or re-notification, or its resolution.
 
     The events of one alert share its ``alert_id``; ``revision`` counts them (0 for the opening,
-    then 1, 2, ... for each update and the resolution), so the latest event is the one with the
-    highest revision.
+    then 1, 2, ... for each later event), so the latest event is the one with the highest
+    revision.
 
     >>> from datetime import datetime, timezone
     >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -299,11 +344,23 @@ class Alert(BaseModel):
     detector_version: str
     revision: Annotated[int, Field(ge=0)] = 0
     details: dict[str, Any] = Field(default_factory=dict)
+    #: Set while acknowledged (kept on the resolution, for the record).
+    ack: AlertAck | None = None
+    #: Set while shelved (cleared by ``unshelved``).
+    shelf: AlertShelf | None = None
+    #: How many times it was re-notified (``renotified`` events).
+    renotified: Annotated[int, Field(ge=0)] = 0
 
     @property
     def pages(self) -> bool:
-        """Whether this alert notifies a person now: open or updated, warning or critical."""
-        return self.state != "resolved" and self.severity in PAGING_SEVERITIES
+        """Whether this event notifies a person: warning or critical, not resolved, neither
+        acknowledged nor shelved (a re-notification and a return from the shelf page again)."""
+        return (
+            self.state != "resolved"
+            and self.severity in PAGING_SEVERITIES
+            and self.ack is None
+            and self.shelf is None
+        )
 
 
 class TwinView(BaseModel):
@@ -330,6 +387,8 @@ class TwinView(BaseModel):
     last_command_id: str | None
     last_seq: int | None
     quality: DataQuality
+    #: The recent commands by id, each with its status (absent in views made before).
+    commands: dict[str, CommandRecord] = Field(default_factory=dict)
     open_alerts: list[Alert]
     changed_at: AwareDatetime
 
@@ -351,3 +410,35 @@ class DeadLetter(BaseModel):
     reason: str
     received_at: AwareDatetime
     payload_base64: str
+
+
+class AuditRecord(BaseModel):
+    """One change made through the twin API, on ``twin.audit``: who made it (the API token's
+    name and role), when, to which device, what it was and what it became, and the command
+    that carries it to the device (if one does). The worker writes one when it accepts the
+    change (:func:`twin_stream.worker.audit_views.audit`).
+
+    >>> from datetime import datetime, timezone
+    >>> r = AuditRecord(audit_id="a" * 32, at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    ...                 actor="alice", role="operator", action="set_desired",
+    ...                 device_id="pump-0001", old={"rate": 100.0}, new={"rate": 80.0},
+    ...                 command_id="cmd-00000001")
+    >>> r.old, r.new
+    ({'rate': 100.0}, {'rate': 80.0})
+    """
+
+    model_config = _EVENT
+
+    audit_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")]
+    at: AwareDatetime
+    actor: str  # the API token's name
+    role: Literal["viewer", "operator", "admin"]
+    #: What was done: ``set_desired``, ``alert_ack``, ``alert_shelve``, ...
+    action: Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")]
+    device_id: DeviceId
+    device_type: str | None = None
+    old: dict[str, Any] = Field(default_factory=dict)
+    new: dict[str, Any] = Field(default_factory=dict)
+    command_id: str | None = None
+    #: What the change is about within the device, if not the device itself (an alert's id).
+    subject: str | None = None

@@ -34,8 +34,9 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from twin_stream.domain.devices import METRIC_MODELS, DeviceType
+from twin_stream.domain.devices import METRIC_MODELS, DeviceType, setting_envelope
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
 from twin_stream.errors import PayloadRejected
 
@@ -73,7 +74,9 @@ FirmwareVersion = Annotated[
 ]
 CommandId = Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")]
 
-AckStatus = Literal["applied", "rejected", "expired"]
+#: A device's answer to a desired-state message: ``delivered`` (optional: received, not yet
+#: applied), then ``applied``, ``rejected`` (with the reason) or ``expired``.
+AckStatus = Literal["delivered", "applied", "rejected", "expired"]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
@@ -82,6 +85,14 @@ class _Payload(BaseModel):
     model_config = _STRICT
 
     v: Literal[1] = PROTOCOL_VERSION
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _v_is_the_integer_1(cls, v: object) -> object:
+        # Literal[1] alone, even strict, takes JSON's true and 1.0 (both equal 1 in Python).
+        if type(v) is not int:
+            raise PydanticCustomError("literal_error", "Input should be 1")
+        return v
 
 
 class _Timestamped(_Payload):
@@ -164,14 +175,22 @@ class DeviceSettings(BaseModel):
     maintenance_epoch: Annotated[int, Field(ge=0)] = 0
 
 
+_RATE, _INTERVAL, _EPOCH = (
+    setting_envelope(name) for name in ("rate", "sample_interval_s", "maintenance_epoch")
+)
+
+
 class DesiredSettings(BaseModel):
-    """Desired state: the settings to change; absent fields stay as they are."""
+    """Desired state: the settings to change; absent fields stay as they are.
+
+    The bounds here are the widest of any device type (the wire schema); each type's own range
+    is narrower (:func:`twin_stream.domain.devices.check_settings`)."""
 
     model_config = _STRICT
 
-    rate: Annotated[float, Field(ge=0, le=1200)] | None = None
-    sample_interval_s: Annotated[float, Field(ge=0.01, le=3600)] | None = None
-    maintenance_epoch: Annotated[int, Field(ge=0)] | None = None
+    rate: Annotated[float, Field(ge=_RATE[0], le=_RATE[1])] | None = None
+    sample_interval_s: Annotated[float, Field(ge=_INTERVAL[0], le=_INTERVAL[1])] | None = None
+    maintenance_epoch: Annotated[int, Field(ge=int(_EPOCH[0]), le=int(_EPOCH[1]))] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -187,7 +206,9 @@ class ReportedState(_Timestamped):
 
 
 class DesiredMessage(_Payload):
-    """Sent by the platform, retained, on ``.../desired``."""
+    """Sent by the platform, retained, on ``.../desired``: the device's whole desired state
+    (every setting the platform wants, not only the last change) at ``twin_version``, so that
+    a device that was away gets every change made meanwhile from the one retained message."""
 
     command_id: CommandId
     twin_version: Annotated[int, Field(ge=0)]
@@ -221,7 +242,8 @@ def _describe(error: ValidationError) -> PayloadRejected:
     field = ".".join(loc) or "(payload)"
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return PayloadRejected(f"{field}: {message} [{first['type']}]{more}", field=field)
+    # The rule comes last, as in every dead letter's reason (the sink and `dlq` read it there).
+    return PayloadRejected(f"{field}: {message}{more} [{first['type']}]", field=field)
 
 
 def _check_size(raw: bytes) -> None:

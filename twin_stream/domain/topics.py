@@ -32,6 +32,7 @@ __all__ = [
     "KAFKA_TOPICS",
     "MQTT_PREFIX",
     "PLATFORM_TO_DEVICE",
+    "TOPIC_CONFIGS",
     "Channel",
     "device_id_from_mqtt_topic",
     "kafka_topics",
@@ -69,13 +70,21 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
             "reported",
             "ack",
             "commands",
+            "desired",
             "scores",
             "predictions",
             "alerts",
             "twins",
             "dlq",
+            "audit",
+            "alert_actions",
         )
     }
+
+
+#: Kafka topic configs by kind, beyond the broker's defaults: the audit trail is kept forever
+#: (the twin API's ``GET /audit`` reads it from the topic).
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {"audit": {"retention.ms": "-1"}}
 
 
 KAFKA_TOPICS: Final = kafka_topics()

@@ -3,7 +3,8 @@
 * ``model``: typed Grafana objects (panels, dashboards, alert rules, contact point, policy);
 * ``queries``: every InfluxQL query, with the columns it must return;
 * ``dashboards``: fleet overview, device detail, alerts;
-* ``alert_rules``: anomaly, predicted failure, offline and dead-letter rules, and routing;
+* ``alert_rules``: the worker's own alerts (its pages, as the sink stores them), no data from
+  the pipeline, dead-letter spikes; and routing;
 * ``provisioning``: the files Grafana reads at start-up (``twin-stream grafana export``);
 * ``push``: the same objects over the HTTP API (``twin-stream grafana push``).
 

@@ -225,6 +225,18 @@ def device_detail() -> Dashboard:
                 description="online (1) / offline (0), settings not yet applied (delta), "
                 "twin version.",
             ),
+            _panel(
+                7,
+                "table",
+                "Commands",
+                (24, 7, 0, 22),
+                q.DEVICE_COMMANDS,
+                description="The device's recent desired-state commands, one row each: its "
+                "status (pending, delivered, applied, rejected, expired), why it was rejected "
+                "(the device's reason) or expired, what it changed and the twin version of "
+                "the desired document that carries it.",
+                options={"sortBy": [{"displayName": "twin_version", "desc": True}]},
+            ),
         ],
     )
 

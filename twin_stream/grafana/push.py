@@ -2,7 +2,16 @@
 
 Each object is read first and written only when Grafana's copy differs from ours (every field
 we set has our value), so pushing twice changes nothing. Objects: the folder, the datasource,
-the dashboards, the alert rule group, the contact point and the notification policy.
+the dashboards, the alert rule group, the contact point and twin-stream's route in the
+notification policy tree.
+
+The notification policy tree is the organisation's, one for all its alerts: push manages only
+its own subtree, one route matching the alerts of twin-stream's folder (``grafana_folder``, the
+label Grafana gives every alert with its rule's folder title), with the routes by severity under
+it. It reads the tree, replaces that route where it is (or inserts it first, so that a catch-all
+route of someone else's cannot take twin-stream's alerts), and writes the tree back: the root's
+receiver and timings and every other route stay as they were, and so does the tree's
+editability in Grafana's UI.
 
 The ``$TWIN_...`` placeholders of the provisioning are filled from the variables the caller
 passes (the CLI builds them from its settings); this module never reads the environment.
@@ -35,7 +44,19 @@ from twin_stream.grafana.alert_rules import (
 from twin_stream.grafana.dashboards import all_dashboards
 from twin_stream.grafana.provisioning import datasource
 
-__all__ = ["GRAFANA_ERRORS", "PushReport", "expand_env", "push"]
+__all__ = [
+    "GRAFANA_ERRORS",
+    "POLICY_MATCHER",
+    "PushReport",
+    "expand_env",
+    "policy_route",
+    "push",
+    "with_policy_route",
+]
+
+#: The matcher of the one route of the notification policy tree that push manages: the alerts
+#: of the rules in twin-stream's folder.
+POLICY_MATCHER: Final = ("grafana_folder", "=", FOLDER_TITLE)
 
 #: grafana-client's errors in the tree: Grafana's answers (4xx, 5xx, timeouts: its
 #: GrafanaException family) and no answer at all (its HTTP library's connection errors, which
@@ -219,10 +240,60 @@ def _push_contact_point(api: GrafanaApi, point: dict[str, Any]) -> str:
     return "unchanged"
 
 
+def policy_route() -> dict[str, Any]:
+    """twin-stream's subtree of the notification policy tree: one route for its folder's alerts,
+    grouped and timed as :func:`~twin_stream.grafana.alert_rules.notification_policy` says, and
+    its routes by severity under it."""
+    policy = notification_policy().to_grafana()
+    return {
+        "receiver": policy["receiver"],
+        "object_matchers": [list(POLICY_MATCHER)],
+        "group_by": policy["group_by"],
+        "group_wait": policy["group_wait"],
+        "group_interval": policy["group_interval"],
+        "repeat_interval": policy["repeat_interval"],
+        "continue": False,
+        "routes": policy["routes"],
+    }
+
+
+def _is_ours(route: Any) -> bool:
+    return isinstance(route, Mapping) and list(POLICY_MATCHER) in [
+        list(m) for m in route.get("object_matchers") or []
+    ]
+
+
+def with_policy_route(tree: Mapping[str, Any], route: Mapping[str, Any]) -> dict[str, Any]:
+    """``tree`` with twin-stream's ``route`` in it: in place of the route it replaces (the one
+    with :data:`POLICY_MATCHER`), or first. Nothing else of the tree changes.
+
+    >>> tree = {"receiver": "ops", "routes": [{"receiver": "pager", "object_matchers": []}]}
+    >>> [r["receiver"] for r in with_policy_route(tree, {"receiver": "twin",
+    ...     "object_matchers": [list(POLICY_MATCHER)]})["routes"]]
+    ['twin', 'pager']
+    """
+    routes = list(tree.get("routes") or [])
+    mine = [i for i, r in enumerate(routes) if _is_ours(r)]
+    if mine:
+        routes[mine[0]] = dict(route)
+        routes = [r for i, r in enumerate(routes) if i not in mine[1:]]  # stray copies go
+    else:
+        routes.insert(0, dict(route))
+    return {**tree, "routes": routes}
+
+
 def _push_policy(api: GrafanaApi) -> str:
     provisioning = api.alertingprovisioning
-    policy = notification_policy().to_grafana()
-    if contains(provisioning.get_notification_policy_tree(), policy):
+    wanted = policy_route()
+    tree = provisioning.get_notification_policy_tree()
+    if not isinstance(tree, Mapping) or "receiver" not in tree:
+        raise GrafanaError(f"grafana answered no notification policy tree: {tree!r}")
+    current = [r for r in tree.get("routes") or [] if _is_ours(r)]
+    if len(current) == 1 and contains(current[0], wanted):
         return "unchanged"
-    provisioning.set_notification_policy_tree(policy)
-    return "updated"
+    # The tree is the organisation's: X-Disable-Provenance keeps it editable in Grafana's UI (a
+    # plain provisioning PUT would mark the whole tree provisioned and lock every other route).
+    provisioning.set_notification_policy_tree(
+        with_policy_route(tree, wanted), disable_provenance=True
+    )
+    return "updated" if current else "created"

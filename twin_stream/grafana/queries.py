@@ -20,7 +20,9 @@ from twin_stream.sink.measurements import (
     DEVICE_ID,
     DEVICE_TYPE,
     Alert,
+    AlertPage,
     Anomaly,
+    CommandStatus,
     DeadLetter,
     Prediction,
     Telemetry,
@@ -159,6 +161,19 @@ DEVICE_STATE = Query(
     (),
     "table",
 )
+_C = CommandStatus
+# Each command's latest status (its series: tag "command"), with the reason it was rejected or
+# expired, the twin version of its document and the settings it changed.
+DEVICE_COMMANDS = Query(
+    "device_commands",
+    f'SELECT last("{_C.STATUS}") AS "status", last("{_C.REASON}") AS "reason", '
+    f'last("{_C.KIND}") AS "kind", last("{_C.CHANGES}") AS "changes", '
+    f'last("{_C.TWIN_VERSION}") AS "twin_version" FROM "{_C.NAME}" '
+    f'WHERE {_DEVICE} AND $timeFilter GROUP BY "{_C.COMMAND}"',
+    ("status", "reason", "kind", "changes", "twin_version"),
+    (_C.COMMAND,),
+    "table",
+)
 DEVICE_ALERT_MARKS = Query(
     "device_alert_marks",
     f'SELECT "{_A.SUMMARY}", "{_A.KIND}", "{_A.SEVERITY}", "{_A.STATE}" FROM "{_A.NAME}" '
@@ -208,32 +223,37 @@ OPEN_ALERTS = Query(
 # files from its environment, so rule queries carry no $timeFilter.
 
 #: The window each alert rule looks back over, in seconds.
-RULE_WINDOWS: Final = {"anomaly": 180, "prediction": 900, "offline": 86400, "dead_letters": 300}
+RULE_WINDOWS: Final = {"pages": 30 * 86400, "pipeline": 300, "dead_letters": 300}
 
-RULE_ANOMALY = Query(
-    "rule_anomaly",
-    f'SELECT min("{Anomaly.SCORE}") AS "score" FROM "{Anomaly.NAME}" '
-    f'WHERE "{Anomaly.WARMING_UP}" = false '
-    f"AND time > now() - {RULE_WINDOWS['anomaly']}s "
-    f"GROUP BY {_ID}, {_TYPE}",
-    ("score",),
-    (DEVICE_ID, DEVICE_TYPE),
+_AP = AlertPage
+#: The worker's own alerts, as they page: one series per paging event (tag "page": its
+#: revision), tagged with what its notification says (severity, explanation, device, alert id).
+RULE_ALERT_PAGES = Query(
+    "rule_alert_pages",
+    f'SELECT last("{_AP.REVISION}") AS "revision" FROM "{_AP.NAME}" '
+    f"WHERE time > now() - {RULE_WINDOWS['pages']}s "
+    f'GROUP BY {_ID}, {_TYPE}, "{_AP.KIND}", "{_AP.SEVERITY}", "{_AP.ALERT}", '
+    f'"{_AP.SUMMARY}", "{_AP.EVENT}", "{_AP.PAGE}"',
+    ("revision",),
+    (DEVICE_ID, DEVICE_TYPE, _AP.KIND, _AP.SEVERITY, _AP.ALERT, _AP.SUMMARY, _AP.EVENT, _AP.PAGE),
 )
-RULE_PREDICTION = Query(
-    "rule_prediction",
-    f'SELECT last("{_P.TIME_TO_FAILURE_H}") AS "ttf_h" FROM "{_P.NAME}" '
-    f"WHERE time > now() - {RULE_WINDOWS['prediction']}s "
-    f'GROUP BY {_ID}, {_TYPE}, "{_P.METRIC}"',
-    ("ttf_h",),
-    (DEVICE_ID, DEVICE_TYPE, _P.METRIC),
+#: Each alert's latest revision, whatever its event: an acknowledgement, a shelving, a
+#: resolution or a newer page moves it past the page before (max: not the last in time).
+RULE_ALERT_LATEST = Query(
+    "rule_alert_latest",
+    f'SELECT max("{_A.REVISION}") AS "revision" FROM "{_A.NAME}" '
+    f"WHERE time > now() - {RULE_WINDOWS['pages']}s "
+    f'GROUP BY "{_A.ALERT}"',
+    ("revision",),
+    (_A.ALERT,),
 )
-RULE_OFFLINE = Query(
-    "rule_offline",
-    f'SELECT last("{_T.ONLINE}") AS "online" FROM "{_T.NAME}" '
-    f"WHERE time > now() - {RULE_WINDOWS['offline']}s "
-    f"GROUP BY {_ID}, {_TYPE}",
-    ("online",),
-    (DEVICE_ID, DEVICE_TYPE),
+#: Scores stored fleet-wide over the window: none means the pipeline is down somewhere between
+#: the devices and InfluxDB (broker, bridge, Kafka, worker, sink), which no worker can see.
+RULE_PIPELINE = Query(
+    "rule_pipeline",
+    f'SELECT count("{Anomaly.SCORE}") AS "scores" FROM "{Anomaly.NAME}" '
+    f"WHERE time > now() - {RULE_WINDOWS['pipeline']}s",
+    ("scores",),
 )
 #: Dead letters of one device over the window: the growth of its twin's invalid counter (the
 #: twin knows the device's type, which a refused payload does not carry).

@@ -16,7 +16,10 @@ __all__ = [
     "DEVICE_TYPE",
     "MEASUREMENT_OF_KIND",
     "Alert",
+    "AlertPage",
     "Anomaly",
+    "Audit",
+    "CommandStatus",
     "DeadLetter",
     "Prediction",
     "Telemetry",
@@ -73,7 +76,30 @@ class Alert:
     SUMMARY: Final = "summary"
     REVISION: Final = "revision"
     DURATION_S: Final = "duration_s"
+    #: 1 if the event notifies a person (``Alert.pages``: not acknowledged, not shelved...).
+    PAGES: Final = "pages"
+    ACK_BY: Final = "ack_by"  # who acknowledged it (while acknowledged)
+    SHELVED_BY: Final = "shelved_by"  # who shelved it (while shelved)...
+    SHELVED_UNTIL: Final = "shelved_until"  # ...until when (ISO 8601)
+    RENOTIFIED: Final = "renotified"  # how many times it was re-notified
     SEVERITIES: Final = ("info", "warning", "critical")
+
+
+class AlertPage:
+    """Every alert event that pages a person (topic ``alerts``, ``Alert.pages``): one series
+    per page (tag ``page``: the event's revision), tagged with what its notification says, so
+    that Grafana's notification rule (:mod:`twin_stream.grafana.alert_rules`) carries the
+    worker's own alert: its severity, its explanation and its device."""
+
+    NAME: Final = "alert_page"
+    KIND: Final = "kind"  # tag
+    SEVERITY: Final = "severity"  # tag
+    ALERT: Final = "alert"  # tag: the alert's id
+    SUMMARY: Final = "summary"  # tag: the worker's explanation, at most SUMMARY_MAX characters
+    EVENT: Final = "event"  # tag: the event that paged (open, updated, unshelved, renotified)
+    PAGE: Final = "page"  # tag: the paging event's revision (each page is its own series)
+    REVISION: Final = "revision"  # the same revision, as a number
+    SUMMARY_MAX: Final = 200
 
 
 class Twin:
@@ -92,6 +118,20 @@ class Twin:
     DESIRED_PREFIX: Final = "desired_"
 
 
+class CommandStatus:
+    """Each command a twin remembers (topic ``twins``, its ``commands``): one point per command
+    and status, at the time the status was reached, so a command's history is its series."""
+
+    NAME: Final = "command_status"
+    COMMAND: Final = "command"  # tag: the command's id
+    STATUS: Final = "status"  # pending, delivered, applied, rejected, expired
+    KIND: Final = "kind"
+    REASON: Final = "reason"  # why it was rejected (the device's words) or expired
+    TWIN_VERSION: Final = "twin_version"  # of the desired document that carries it
+    #: The settings it changed (a JSON object, sorted keys).
+    CHANGES: Final = "changes"
+
+
 class DeadLetter:
     """Every dead letter (topic ``dlq``), tagged with the rule its reason names."""
 
@@ -102,6 +142,22 @@ class DeadLetter:
     MQTT_TOPIC: Final = "mqtt_topic"
 
 
+class Audit:
+    """Every change made through the twin API (topic ``audit``): who, when, what it was and
+    what it became, at the change's own time (microseconds)."""
+
+    NAME: Final = "audit"
+    ACTION: Final = "action"  # tag: set_desired, alert_ack, ...
+    ACTOR: Final = "actor"  # tag: the API token's name
+    ROLE: Final = "role"
+    AUDIT_ID: Final = "audit_id"
+    COMMAND_ID: Final = "command_id"
+    SUBJECT: Final = "subject"
+    #: The state before and after the change, each as a JSON object (sorted keys).
+    OLD: Final = "old"
+    NEW: Final = "new"
+
+
 #: The measurement each kind of Kafka topic is written to.
 MEASUREMENT_OF_KIND: Final[dict[str, str]] = {
     "telemetry": Telemetry.NAME,
@@ -110,4 +166,5 @@ MEASUREMENT_OF_KIND: Final[dict[str, str]] = {
     "alerts": Alert.NAME,
     "twins": Twin.NAME,
     "dlq": DeadLetter.NAME,
+    "audit": Audit.NAME,
 }

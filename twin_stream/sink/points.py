@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
+import orjson
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 from pydantic import TypeAdapter, ValidationError
@@ -29,7 +30,10 @@ from twin_stream.sink.measurements import (
     DEVICE_TYPE,
     MEASUREMENT_OF_KIND,
     Alert,
+    AlertPage,
     Anomaly,
+    Audit,
+    CommandStatus,
     DeadLetter,
     Prediction,
     Telemetry,
@@ -110,13 +114,19 @@ def _alert(alert: events.Alert) -> list[Point]:
     also writes ``open=0`` (and nothing else) into the alert's series of the other severities,
     so that "last open per alert and severity" never shows a severity the alert has left.
 
+    An event that pages a person (``Alert.pages``) also writes one ``alert_page`` point: its own
+    series (tag ``page``, its revision), tagged with the alert's severity and explanation, for
+    Grafana's notification rule.
+
     >>> alert = events.Alert.model_validate({
     ...     "device_id": "pump-0001", "device_type": "infusion_pump", "kind": "anomaly",
     ...     "severity": "critical", "state": "updated", "alert_id": "a1", "revision": 1,
     ...     "summary": "anomaly", "ts": "2026-01-01T00:00:00Z",
     ...     "opened_at": "2026-01-01T00:00:00Z", "detector_version": "d"})
-    >>> [(p._tags["severity"], p._fields["open"]) for p in _alert(alert)]
-    [('critical', 1), ('info', 0), ('warning', 0)]
+    >>> [(p._name, p._tags["severity"], p._fields.get("open")) for p in _alert(alert)]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('alert', 'critical', 1), ('alert', 'info', 0), ('alert', 'warning', 0),
+     ('alert_page', 'critical', None)]
     """
 
     def point_in(severity: str) -> Point:
@@ -132,15 +142,41 @@ def _alert(alert: events.Alert) -> list[Point]:
     point.field(Alert.ALERT_ID, alert.alert_id)
     point.field(Alert.SUMMARY, alert.summary)
     point.field(Alert.REVISION, alert.revision)
+    point.field(Alert.PAGES, 1 if alert.pages else 0)
     if alert.resolved_at is not None:
         point.field(Alert.DURATION_S, (_ms(alert.resolved_at) - _ms(alert.opened_at)) / 1000)
+    if alert.ack is not None:
+        point.field(Alert.ACK_BY, alert.ack.by)
+    if alert.shelf is not None:
+        point.field(Alert.SHELVED_BY, alert.shelf.by)
+        point.field(Alert.SHELVED_UNTIL, alert.shelf.until.isoformat())
+    if alert.renotified:
+        point.field(Alert.RENOTIFIED, alert.renotified)
     others = []
     for other in Alert.SEVERITIES:
         if other != alert.severity:
             closed = point_in(other)
             closed.field(Alert.OPEN, 0)
             others.append(closed)
+    if alert.pages:
+        others.append(_alert_page(alert))
     return [point, *others]
+
+
+def _alert_page(alert: events.Alert) -> Point:
+    """The ``alert_page`` point of an event that pages: what its notification says, as tags."""
+    point = _base(AlertPage.NAME, alert.device_id, alert.device_type, alert.ts)
+    point.tag(AlertPage.KIND, alert.kind)
+    point.tag(AlertPage.SEVERITY, alert.severity)
+    point.tag(AlertPage.ALERT, alert.alert_id)
+    summary = " ".join(alert.summary.split())
+    if len(summary) > AlertPage.SUMMARY_MAX:
+        summary = summary[: AlertPage.SUMMARY_MAX - 3] + "..."
+    point.tag(AlertPage.SUMMARY, summary)
+    point.tag(AlertPage.EVENT, alert.state)
+    point.tag(AlertPage.PAGE, str(alert.revision))
+    point.field(AlertPage.REVISION, alert.revision)
+    return point
 
 
 def _twin(view: events.TwinView) -> list[Point]:
@@ -160,7 +196,26 @@ def _twin(view: events.TwinView) -> list[Point]:
         for key, setting in settings.items():
             if isinstance(setting, int | float) and not isinstance(setting, bool):
                 point.field(f"{prefix}{key}", float(setting))
-    return [point]
+    return [point, *_command_statuses(view)]
+
+
+def _command_statuses(view: events.TwinView) -> list[Point]:
+    """One ``command_status`` point per command the twin remembers, at the time it reached
+    its status: a command's statuses are its series (tag ``command``), and a twin published
+    again writes the same points again (idempotent)."""
+    points = []
+    for command_id, record in view.commands.items():
+        point = _base(CommandStatus.NAME, view.device_id, view.device_type, record.at)
+        point.tag(CommandStatus.COMMAND, command_id)
+        point.field(CommandStatus.STATUS, record.status)
+        point.field(CommandStatus.KIND, record.kind)
+        point.field(CommandStatus.TWIN_VERSION, record.version)
+        changes = orjson.dumps(record.changes, option=orjson.OPT_SORT_KEYS).decode()
+        point.field(CommandStatus.CHANGES, changes)
+        if record.reason is not None:
+            point.field(CommandStatus.REASON, record.reason)
+        points.append(point)
+    return points
 
 
 _RULE = re.compile(r"\[([a-z_]+)\]$")
@@ -191,6 +246,38 @@ def _dead_letter(letter: events.DeadLetter) -> list[Point]:
     return [dead_letter_point(letter.reason, letter.device_id, letter.mqtt_topic, at_us)]
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _audit(record: events.AuditRecord) -> list[Point]:
+    """One point per change, at its time in microseconds (two changes of one device in one
+    millisecond stay apart; the same record written twice lands on itself).
+
+    >>> record = events.AuditRecord.model_validate({
+    ...     "audit_id": "a1b2c3d4", "at": "2026-01-01T00:00:00.000001Z", "actor": "alice",
+    ...     "role": "operator", "action": "set_desired", "device_id": "pump-0001",
+    ...     "old": {}, "new": {"rate": 80.0}, "command_id": "c1d2e3f4"})
+    >>> point = _audit(record)[0]
+    >>> point._tags["actor"], point._fields["new"], point._time
+    ('alice', '{"rate":80.0}', 1767225600000001)
+    """
+    point = Point(Audit.NAME)
+    point.tag(DEVICE_ID, record.device_id)
+    point.tag(DEVICE_TYPE, record.device_type or "unknown")
+    point.tag(Audit.ACTION, record.action)
+    point.tag(Audit.ACTOR, record.actor)
+    point.field(Audit.ROLE, record.role)
+    point.field(Audit.AUDIT_ID, record.audit_id)
+    if record.command_id is not None:
+        point.field(Audit.COMMAND_ID, record.command_id)
+    if record.subject is not None:
+        point.field(Audit.SUBJECT, record.subject)
+    point.field(Audit.OLD, orjson.dumps(record.old, option=orjson.OPT_SORT_KEYS).decode())
+    point.field(Audit.NEW, orjson.dumps(record.new, option=orjson.OPT_SORT_KEYS).decode())
+    point.time((record.at - _EPOCH) // timedelta(microseconds=1), WritePrecision.US)
+    return [point]
+
+
 E = TypeVar("E")
 #: Writes the points of one record, from its bytes.
 _Write = Callable[[bytes], list[Point]]
@@ -212,6 +299,7 @@ _WRITERS: dict[str, _Write] = {
     Alert.NAME: _writer(events.Alert.model_validate_json, _alert),
     Twin.NAME: _writer(events.TwinView.model_validate_json, _twin),
     DeadLetter.NAME: _writer(events.DeadLetter.model_validate_json, _dead_letter),
+    Audit.NAME: _writer(events.AuditRecord.model_validate_json, _audit),
 }
 #: The points of one record of each kind of Kafka topic (its measurement: ``MEASUREMENT_OF_KIND``),
 #: from the record's bytes: each kind is decoded with its model (``twin_stream.domain.events``;

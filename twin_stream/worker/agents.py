@@ -7,9 +7,14 @@
   twin's view once, and every alert event. Faust acknowledges a batch's offsets only after the
   batch was handled and its records handed to the producer (at-least-once);
 * ``status_agent`` / ``reported_agent``: connectivity and reported settings;
-* ``commands_agent``: desired state set through the twin API or by an operator;
+* ``commands_agent``: desired state set through the twin API or by an operator, checked
+  against the twin (If-Match, the type's ranges: :mod:`twin_stream.worker.commands`) and merged
+  into the device's whole desired document, produced on ``desired`` for the bridge;
+* ``acks_agent``: the devices' answers to those documents: each command's status, and a new
+  document without the changes a device rejected;
 * ``dead_letter_agent``: count invalid payloads in the device's data-quality counters;
-* ``heartbeats``: a timer that marks silent devices offline.
+* ``heartbeats``: a timer that marks silent devices offline and expires commands not applied
+  in time (their changes leave the desired document).
 
 A record an agent cannot process is not dropped: it goes to the dead-letter topic with the
 reason, in the bridge's dead-letter format (:func:`twin_stream.bridge.routing.dead_letter`), and
@@ -35,10 +40,11 @@ from pydantic import ValidationError
 
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.domain.batches import encode_scores
-from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord
+from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
+from twin_stream.worker.commands import CommandDesk
 from twin_stream.worker.processing import DeviceState, Outputs, twin_view
 
 __all__ = [
@@ -102,9 +108,11 @@ class DeviceBatch:
     predictions: dict[str, PredictionRecord] = field(default_factory=dict)  # the latest per signal
     alerts: list[Alert] = field(default_factory=list)
     twin_due: bool = False
+    documents: list[Command] = field(default_factory=list)  # desired documents, in order
 
     def add(self, out: Outputs) -> None:
         self.scores += out.scores
+        self.documents += out.documents
         for prediction in out.predictions:
             self.predictions[prediction.metric] = prediction
         self.alerts += out.alerts
@@ -132,6 +140,8 @@ class Publisher:
             await self.topics["predictions"].send(key=key, value=prediction.to_json())
         for alert in batch.alerts:
             await self.topics["alerts"].send(key=key, value=alert.model_dump_json().encode())
+        for document in batch.documents:
+            await self.topics["desired"].send(key=key, value=document.model_dump_json().encode())
         state = batch.state
         if batch.twin_due or state.twin.version != self._published.get(device_id, -1):
             self._published[device_id] = state.twin.version
@@ -165,6 +175,7 @@ class WorkerAgents:
     commands: Any
     dead_letters: Any
     heartbeats: Any
+    acks: Any = None
 
 
 def _process_as_current(event: Any) -> None:
@@ -175,6 +186,16 @@ def _process_as_current(event: Any) -> None:
     ``take_events`` yields a batch without setting it per event (faust-streaming#497): without
     this, a batch's table writes would fail, or go to the last event's partition."""
     _current_event.set(weakref.ref(event))
+
+
+def _source(letter: bytes) -> str | None:
+    """Where a dead letter came from (its ``mqtt_topic``), None if it does not say."""
+    try:
+        body = orjson.loads(letter)
+    except orjson.JSONDecodeError:
+        return None
+    source = body.get("mqtt_topic") if isinstance(body, dict) else None
+    return source if isinstance(source, str) else None
 
 
 def _offset(event: Any) -> str:
@@ -197,8 +218,8 @@ def _reported(state: DeviceState, event: Any, now: datetime) -> Outputs:
     return state.on_reported(event.value, now=now)
 
 
-def _command(state: DeviceState, event: Any, now: datetime) -> Outputs:
-    return state.on_command(event.value, now=now)
+def _ack(state: DeviceState, event: Any, now: datetime) -> Outputs:
+    return state.on_ack(event.value, now=now)
 
 
 def register_agents(
@@ -210,12 +231,16 @@ def register_agents(
     heartbeat_check_s: float,
     batch_max: int = 500,
     batch_within_s: float = 0.01,
+    desk: CommandDesk | None = None,
 ) -> WorkerAgents:
     """Add the agents (named ``{group}.{kind}``) and the heartbeat timer to ``app``.
 
     Telemetry is handled in micro-batches of up to ``batch_max`` events, gathered for at most
-    ``batch_within_s`` seconds (the latency a reading may wait for its batch)."""
+    ``batch_within_s`` seconds (the latency a reading may wait for its batch). ``desk`` is
+    where the twin API's PUTs wait for the commands agent's verdicts."""
     publisher = Publisher(topics)
+    desk = desk if desk is not None else CommandDesk(topics)
+    refused_commands = topics["commands"].get_topic_name()
 
     async def handle(kind: str, events: Sequence[Any], apply: Apply) -> None:
         """Apply each event to its device's state, then produce once per device."""
@@ -287,13 +312,20 @@ def register_agents(
     @app.agent(topics["commands"], name=f"{group}.commands")
     async def commands_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle("commands", [event], _command)
+            await handle("commands", [event], desk.apply)
+
+    @app.agent(topics["ack"], name=f"{group}.acks")
+    async def acks_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await handle("ack", [event], _ack)
 
     @app.agent(topics["dlq"], name=f"{group}.dlq")
     async def dead_letter_agent(stream: Any) -> None:
         async for event in stream.events():
             device_id = _device_id(event.key)
             if device_id is None:  # a dead letter of no known device: nothing to count
+                continue
+            if _source(event.value) == refused_commands:  # the platform's, not the device's
                 continue
             try:
                 state = devices.load(device_id)
@@ -326,4 +358,5 @@ def register_agents(
         commands=commands_agent,
         dead_letters=dead_letter_agent,
         heartbeats=heartbeats,
+        acks=acks_agent,
     )

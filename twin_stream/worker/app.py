@@ -1,28 +1,148 @@
 """The Faust app of one worker process: its configuration, topics and tables, and the wiring of
 agents (:mod:`~twin_stream.worker.agents`), the device cache and its checkpoints
-(:mod:`~twin_stream.worker.checkpoint`) and the twin API (:mod:`~twin_stream.worker.views`).
+(:mod:`~twin_stream.worker.checkpoint`) and the twin API (:mod:`~twin_stream.worker.views`,
+its audit trail :mod:`~twin_stream.worker.audit_views`, and its guard, one middleware on every
+route: :mod:`~twin_stream.worker.web_auth`).
 
 Topics are keyed by device_id and co-partitioned, so one worker owns a device's twin and models
 (tables backed by changelog topics, stored with rocksdict). Several ``twin-stream worker``
 processes share the partitions; each has its own data dir and web port.
+
+The worker reaches Kafka with the same security settings as the bridge and the sink
+(``TWIN_KAFKA__SECURITY_PROTOCOL`` and the SASL and TLS settings), which
+:func:`broker_credentials` turns into Faust's broker credentials.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.types.auth import CredentialsT
 
+from twin_stream.config import KafkaSettings
+from twin_stream.domain.topics import TOPIC_CONFIGS
+from twin_stream.errors import ConfigError, KafkaError, KafkaUnavailable
 from twin_stream.kafka import kafka_topics
 from twin_stream.worker.agents import register_agents
+from twin_stream.worker.alert_actions import register_alert_agents
+from twin_stream.worker.alert_views import register_alert_views
+from twin_stream.worker.audit_views import register_audit_views
 from twin_stream.worker.checkpoint import DeviceCache
+from twin_stream.worker.commands import CommandDesk
+from twin_stream.worker.health import register_health
 from twin_stream.worker.views import register_views
+from twin_stream.worker.web_auth import Authenticator, install_auth
 
-__all__ = ["WorkerConfig", "create_app", "run_worker"]
+__all__ = ["WorkerConfig", "broker_credentials", "check_broker_login", "create_app", "run_worker"]
+
+#: The SASL mechanisms Faust's Kafka client (aiokafka) and our other clients all speak.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def broker_credentials(kafka: KafkaSettings) -> CredentialsT | None:
+    """Faust's broker credentials for the Kafka security settings the bridge and the sink use
+    (:meth:`~twin_stream.config.KafkaSettings.client_options`): None for PLAINTEXT, TLS with
+    ``ssl_cafile`` (default: the system's CAs) for SSL, SASL (PLAIN or SCRAM) for SASL_PLAINTEXT
+    and SASL_SSL. Settings that cannot work are a :class:`ConfigError` naming the variable."""
+    protocol = kafka.security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError(
+            f"TWIN_KAFKA__SECURITY_PROTOCOL: {kafka.security_protocol!r} is not one of "
+            "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+        )
+    context: ssl.SSLContext | None = None
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        try:
+            context = ssl.create_default_context(cafile=cafile)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"TWIN_KAFKA__SSL_CAFILE: cannot load {cafile}: {e}") from e
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    mechanism = (kafka.sasl_mechanism or "").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"TWIN_KAFKA__SASL_MECHANISM: {kafka.sasl_mechanism!r} is not one of "
+            f"{', '.join(SASL_MECHANISMS)} (needed for {protocol})"
+        )
+    if not kafka.sasl_username or kafka.sasl_password is None:
+        raise ConfigError(
+            f"set TWIN_KAFKA__SASL_USERNAME and TWIN_KAFKA__SASL_PASSWORD for {protocol}"
+        )
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value(),
+        mechanism=mechanism,
+        ssl_context=context,
+    )
+
+
+def check_broker_login(
+    bootstrap: str, credentials: CredentialsT | None, *, timeout_s: float = 10.0
+) -> None:
+    """Log in to Kafka as the worker will (Faust's client, aiokafka, with ``credentials``) and
+    stop with a clear error if the broker refuses: Faust's client only logs the broker's reason
+    and then fails with "Unable to bootstrap", and kafka-python does not even log it.
+
+    Tries each bootstrap server in turn until one answers; a refused login is a
+    :class:`KafkaError` naming the user and the broker's reason, no broker answering a
+    :class:`KafkaUnavailable`."""
+    from aiokafka import errors as aiokafka_errors
+    from aiokafka.conn import create_conn
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    auth = dict(credentials_to_aiokafka_auth(credentials))
+    who = getattr(credentials, "username", None)
+    login = f"login as {who!r} ({auth.get('sasl_mechanism')})" if who else "login"
+    refusals = (
+        aiokafka_errors.SaslAuthenticationFailed,
+        aiokafka_errors.UnsupportedSaslMechanismError,
+        aiokafka_errors.IllegalSaslStateError,
+    )
+
+    async def attempt() -> None:
+        last: BaseException | None = None
+        for server in (s.strip() for s in bootstrap.split(",")):
+            host, _, port = server.rpartition(":")
+            try:
+                conn = await create_conn(
+                    host,
+                    int(port),
+                    client_id="twin-stream-worker-login",
+                    request_timeout_ms=int(timeout_s * 1000),
+                    **auth,
+                )
+            except refusals as e:
+                refused = f"kafka {server}: the broker refused the worker's {login}: {e}"
+                raise KafkaError(refused) from e
+            except (OSError, TimeoutError, ValueError, aiokafka_errors.KafkaError) as e:
+                last = e  # this one is not there: the next one may be
+                continue
+            conn.close()
+            return
+        raise KafkaUnavailable(
+            f"kafka {bootstrap}: no broker answered the worker's {login}: {last}"
+        )
+
+    # A loop of its own, never made current: Faust makes (and owns) the worker's loop later.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(attempt())
+    finally:
+        # A few turns for the closed connection's transport and reader task to finish.
+        for _ in range(3):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
 
 
 @dataclass(frozen=True)
@@ -49,6 +169,29 @@ class WorkerConfig:
     #: The producer gathers output records this long (s) and up to this many bytes per batch.
     producer_linger_s: float = 0.005
     producer_max_batch_bytes: int = 1 << 20
+    #: Alerts (:mod:`~twin_stream.worker.alert_actions`): an unacknowledged critical alert
+    #: pages again every this many minutes (0: never), a shelf lasts at most this long, and the
+    #: alert clock runs every this many seconds.
+    alert_renotify_min: float = 15.0
+    alert_max_shelve_min: float = 480.0
+    alert_check_s: float = 10.0
+    #: Who may use the twin API (:mod:`twin_stream.worker.web_auth`): the tokens file, or the
+    #: same JSON from TWIN_API__TOKENS (which wins); neither: every request is refused.
+    tokens_file: Path | None = None
+    tokens_json: str | None = field(default=None, repr=False)
+    #: How the worker logs in to Kafka (:func:`broker_credentials`); None: PLAINTEXT.
+    broker_credentials: CredentialsT | None = None
+    #: Static group membership: a stable id per worker (default: ``{group}-{host}-{port}``), so
+    #: a worker restarted within ``session_timeout_s`` takes its partitions back without a
+    #: rebalance of the whole group. A worker killed for good is noticed after the session
+    #: timeout; heartbeats go every ``heartbeat_interval_s`` (at most a third of it).
+    instance_id: str | None = None
+    session_timeout_s: float = 15.0
+    heartbeat_interval_s: float = 1.0
+    #: Replication of every topic the worker creates (changelogs, Faust's own) and the in-sync
+    #: replicas a write needs: 1 and 1 on the local stack, 3 and 2 in production (README).
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
 
 def create_app(config: WorkerConfig) -> faust.App:
@@ -58,6 +201,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     app = faust.App(
         app_id,
         broker=f"kafka://{config.bootstrap}",
+        broker_credentials=config.broker_credentials,
         store=config.store,
         datadir=str(config.data_dir),
         web_port=config.web_port,
@@ -67,7 +211,12 @@ def create_app(config: WorkerConfig) -> faust.App:
         web_bind=config.web_host if config.web_host in ("127.0.0.1", "localhost") else "0.0.0.0",
         canonical_url=f"http://{config.web_host}:{config.web_port}",
         topic_partitions=config.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.replication_factor,
+        consumer_group_instance_id=(
+            config.instance_id or f"{app_id}-{config.web_host}-{config.web_port}"
+        ),
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=config.heartbeat_interval_s,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
@@ -78,17 +227,44 @@ def create_app(config: WorkerConfig) -> faust.App:
         producer_max_request_size=max(config.producer_max_batch_bytes, 1_000_000),
         autodiscover=False,
         web_in_thread=False,
+        # Faust's own views (/router, /table, the statistics at /, /graph, /performance) are
+        # off: the twin API is the interface. What is left of Faust's (its "/" index) needs
+        # the admin role, as every route the API does not name (web_auth).
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
+    durable = {"min.insync.replicas": str(config.min_insync_replicas)}
     topics = {
-        kind: app.topic(name, key_type=bytes, value_type=bytes, partitions=config.partitions)
+        kind: app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=config.partitions,
+            replicas=config.replication_factor,
+            config={**durable, **TOPIC_CONFIGS.get(kind, {})},
+        )
         for kind, name in names.items()
     }
-    # bytes keys and values: Faust stores them raw (its default would be JSON).
+    # bytes keys and values: Faust stores them raw (its default would be JSON). The changelogs
+    # are replicated as every other topic.
     twins = app.Table(
-        "twins", default=None, partitions=config.partitions, key_type=bytes, value_type=bytes
+        "twins",
+        default=None,
+        partitions=config.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=durable,
     )
     models = app.Table(
-        "models", default=None, partitions=config.partitions, key_type=bytes, value_type=bytes
+        "models",
+        default=None,
+        partitions=config.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=durable,
     )
     devices = DeviceCache(
         twins,
@@ -96,6 +272,8 @@ def create_app(config: WorkerConfig) -> faust.App:
         every=config.checkpoint_every,
         interval_s=config.checkpoint_interval_s,
     )
+    # Where a PUT on the device's owner waits for the commands agent's verdict on its change.
+    desk = CommandDesk(topics)
     register_agents(
         app,
         topics,
@@ -104,6 +282,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         heartbeat_check_s=config.heartbeat_check_s,
         batch_max=config.batch_max,
         batch_within_s=config.batch_within_s,
+        desk=desk,
     )
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -114,7 +293,37 @@ def create_app(config: WorkerConfig) -> faust.App:
     async def forget_on_revocation(app: Any, revoked: Any = None, **_: Any) -> None:
         devices.on_revoked()
 
-    register_views(app, config, twins, topics["commands"], devices.peek)
+    register_views(
+        app,
+        config,
+        twins,
+        topics["commands"],
+        devices.peek,
+        audit_topic=topics["audit"],
+        desk=desk,
+    )
+    register_audit_views(app, config.bootstrap, topics["audit"])
+    register_alert_agents(
+        app,
+        topics,
+        devices,
+        group=app_id,
+        renotify_every=(
+            timedelta(minutes=config.alert_renotify_min) if config.alert_renotify_min else None
+        ),
+        max_shelve_minutes=config.alert_max_shelve_min,
+        check_s=config.alert_check_s,
+    )
+    register_alert_views(
+        app,
+        twins,
+        devices.peek,
+        actions_topic=topics["alert_actions"],
+        audit_topic=topics["audit"],
+        max_shelve_minutes=config.alert_max_shelve_min,
+    )
+    register_health(app)
+    install_auth(app, Authenticator(tokens_json=config.tokens_json, tokens_file=config.tokens_file))
     return app
 
 

@@ -19,20 +19,23 @@ events, the twin if it changed). The Faust agents only load the state, call thes
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
 
-from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
+from twin_stream.domain.events import COMMAND_TTL, Alert, Command, PredictionRecord, ScoreRecord
 from twin_stream.domain.messages import (
+    CommandAck,
+    DesiredSettings,
     ReportedState,
     StatusMessage,
     decode_telemetry,
 )
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.twin import Twin
-from twin_stream.errors import StateError
+from twin_stream.errors import CommandRefused, PayloadRejected, StateError
 
 __all__ = ["DeviceState", "Outputs", "twin_view"]
 
@@ -48,6 +51,8 @@ class Outputs:
     predictions: list[PredictionRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     twin_changed: bool = False
+    #: The device's whole desired document, when it changed (for ``twin.desired``).
+    documents: list[Command] = field(default_factory=list)
 
 
 def twin_view(twin: Twin, open_alerts: list[Alert], changed_at: datetime) -> dict[str, object]:
@@ -154,9 +159,12 @@ class DeviceState:
         return Outputs(twin_changed=self.twin.apply_reported(report, now=now))
 
     def on_heartbeat(self, *, now: datetime) -> Outputs:
+        """The timer: a silent device goes offline; commands past their time expire, and
+        their changes leave desired state (a new document without them)."""
+        out = self._expire_commands(now)
         if not self.twin.check_heartbeat(now=now):
-            return Outputs(twin_changed=False)
-        out = Outputs(twin_changed=True)
+            return out
+        out.twin_changed = True
         if self.monitor is not None:
             out.alerts += self.monitor.on_connectivity(now, online=False)
         return out
@@ -166,15 +174,105 @@ class DeviceState:
         return Outputs(twin_changed=True)
 
     def on_command(self, raw: bytes, *, now: datetime) -> Outputs:
-        """A desired-state change (from the twin API or an operator) reaches the twin."""
+        """A desired-state change (from the twin API or an operator) reaches the twin.
+
+        It is checked here, where the device's events are applied one at a time: against the
+        twin version it was made against (``if_match``) and the device type's ranges; a
+        refused one raises :class:`~twin_stream.errors.CommandRefused` (for the dead-letter
+        topic). An accepted one is merged into desired state and the device's new desired
+        document is produced. A command seen before (redelivered) changes nothing and
+        produces the current document again."""
         command = Command.model_validate_json(raw)
-        self.twin.set_desired(command.desired, now=now)
-        out = Outputs(twin_changed=True)
+        twin = self.twin
+        if command.command_id in twin.commands:
+            return Outputs(documents=[self.desired_document(now)])
+        if command.kind == "withdraw":
+            raise PayloadRejected(
+                "kind: 'withdraw' is the worker's own, not a request [not_a_request]", field="kind"
+            )
+        if command.expires_at <= now:  # it waited too long on the way: the device never gets it
+            raise CommandRefused(
+                f"expires_at: the command expired at {command.expires_at.isoformat()}, before "
+                "it reached the twin [expired]",
+                status=422,
+                field="expires_at",
+            )
+        changes = command.desired.as_dict()
+        twin.check_change(changes, if_match=command.if_match)
+        out = self._expire_commands(now)  # so that the new document carries none of them
+        twin.request_change(
+            command.command_id,
+            command.kind,
+            changes,
+            expires_at=command.expires_at,
+            issued_at=command.issued_at,
+            now=now,
+        )
+        out.twin_changed = True
+        out.documents = [self.desired_document(now)]
         if command.kind == "maintenance_done" and self.monitor is not None:
             # The device was serviced: its normal is learned afresh, and nobody is paged for
             # the new normal (a repaired pump may draw a little more current than before).
             out.alerts += self.monitor.on_maintenance(now)
         return out
+
+    def on_ack(self, raw: bytes, *, now: datetime) -> Outputs:
+        """The device's answer to a desired-state document: the statuses of the commands it
+        carries; a rejected or expired change leaves desired state (a new document). An ack
+        of a command the twin does not know is invalid (PayloadRejected, for the dead-letter
+        topic)."""
+        ack = CommandAck.model_validate_json(raw)
+        if ack.device_id != self.twin.device_id:
+            raise PayloadRejected(
+                f"device_id: {ack.device_id!r} does not match the record's device "
+                f"{self.twin.device_id!r} [device_mismatch]",
+                field="device_id",
+            )
+        self.twin.last_seen = now
+        outcome = self.twin.apply_ack(
+            ack.command_id, ack.status, ack.reason, now=now, sent_at=ack.ts
+        )
+        if outcome is None:
+            raise PayloadRejected(
+                f"command_id: {ack.command_id!r} is no command of {self.twin.device_id} the "
+                "twin remembers [unknown_command]",
+                field="command_id",
+            )
+        out = Outputs(twin_changed=bool(outcome.changed))
+        if outcome.finished:
+            self._withdraw(outcome.finished, now, out)
+        return out
+
+    def desired_document(self, now: datetime) -> Command:
+        """The device's whole desired state as the command the bridge delivers: the newest
+        command's id and kind, the twin version of its document, and the earliest expiry of
+        the changes it carries that are not applied yet."""
+        latest = self.twin.latest_command()
+        if latest is None:
+            raise StateError(f"{self.twin.device_id} has no command to send")
+        command_id, record = latest
+        return Command(
+            command_id=command_id,
+            device_id=self.twin.device_id,
+            kind=record.kind,  # type: ignore[arg-type]  # one of ours: CommandKind
+            desired=DesiredSettings.model_validate(self.twin.desired),
+            issued_at=now,
+            expires_at=self.twin.document_expiry(now=now, default=now + COMMAND_TTL),
+            twin_version=record.version,
+        )
+
+    def _expire_commands(self, now: datetime) -> Outputs:
+        out = Outputs(twin_changed=False)
+        expired = self.twin.expire_commands(now=now)
+        if expired:
+            out.twin_changed = True
+            self._withdraw(expired, now, out)
+        return out
+
+    def _withdraw(self, command_ids: list[str], now: datetime, out: Outputs) -> None:
+        if self.twin.withdraw(command_ids, command_id=uuid.uuid4().hex, now=now) is not None:
+            out.twin_changed = True
+            out.documents = [self.desired_document(now)]
 
     def open_alerts(self) -> list[Alert]:
         return self.monitor.open_alerts() if self.monitor is not None else []

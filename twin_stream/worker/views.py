@@ -1,11 +1,20 @@
 """The twin API, served by every worker (Faust web views on aiohttp).
 
 * ``GET /twins``: every twin, gathered from every worker that owns partitions;
-* ``GET /twins/{device_id}``: one twin, answered by the worker that owns the device;
-* ``GET /alerts?state=open``: open alerts of every device;
+* ``GET /twins/{device_id}``: one twin, answered by the worker that owns the device, with its
+  version as the ``ETag``;
+* the alerts (``GET /alerts``, acknowledge, shelve): :mod:`twin_stream.worker.alert_views`;
 * ``PUT /twins/{device_id}/desired``: change desired state; produces a command on
-  ``twin.commands`` (the bridge delivers it to the device). 404 for an unknown device,
-  422 for an invalid body.
+  ``twin.commands``, which the owner's commands agent checks and merges into the device's
+  desired document (the bridge delivers that). 202 with the new document and its version
+  (``ETag``); 404 for an unknown device, 400 for a bad ``If-Match``, 412 for a stale one, 409
+  while the device's type is unknown, 422 for an invalid body or a setting out of the type's
+  range (naming the field and its range): :mod:`twin_stream.worker.commands`. ``?ttl_s=``
+  gives the change less than a day to reach the device. Each accepted change is recorded on
+  ``twin.audit`` (:func:`twin_stream.worker.audit_views.audit`).
+
+Every route needs a bearer token whose role may use it (:mod:`twin_stream.worker.web_auth`);
+a request forwarded to another worker carries the caller's ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -17,16 +26,19 @@ from typing import Any
 
 import faust
 import orjson
-from pydantic import ValidationError
 from yarl import URL
 
-from twin_stream.domain.events import Command
-from twin_stream.domain.messages import DesiredSettings
+from twin_stream.worker.audit_views import audit
+from twin_stream.worker.commands import CommandDesk, etag
 from twin_stream.worker.processing import DeviceState, twin_view
+from twin_stream.worker.web_auth import forwarded_headers
 
 __all__ = ["register_views"]
 
 LOCAL = "local"  # ?scope=local: only this worker's twins (used when gathering)
+#: Set on a request one worker forwards to the device's owner: the owner answers it itself,
+#: even if its view of who owns what differs for a moment (no forwarding back and forth).
+FORWARDED = "X-Twin-Forwarded"
 
 
 def register_views(
@@ -35,6 +47,9 @@ def register_views(
     twins: Any,
     commands_topic: Any,
     load: Callable[[str], DeviceState],
+    *,
+    audit_topic: Any,
+    desk: CommandDesk,
 ) -> None:
     def local_views() -> list[dict[str, Any]]:
         views = []
@@ -44,15 +59,16 @@ def register_views(
                 views.append(twin_view(state.twin, state.open_alerts(), datetime.now(UTC)))
         return views
 
-    async def gather(path: str) -> list[dict[str, Any]]:
-        """This worker's twins plus every other worker's (asked with ?scope=local)."""
+    async def gather(path: str, request: Any) -> list[dict[str, Any]]:
+        """This worker's twins plus every other worker's (asked with ?scope=local, with the
+        caller's credentials)."""
         me = URL(app.conf.canonical_url)
         hosts = {URL(h) for h in app.router.table_metadata(twins.name)} - {me}
         views = local_views()
 
         async def ask(host: URL) -> list[dict[str, Any]]:
             url = host.with_path(path).with_query(scope=LOCAL)
-            async with app.http_client.get(url) as response:
+            async with app.http_client.get(url, headers=forwarded_headers(request)) as response:
                 response.raise_for_status()
                 body: list[dict[str, Any]] = orjson.loads(await response.read())
                 return body
@@ -64,74 +80,104 @@ def register_views(
     def unknown(web: Any, device_id: str) -> Any:
         return web.json({"error": f"unknown device {device_id!r}"}, status=404)
 
+    def owner_of(request: Any, device_id: str) -> URL | None:
+        """The worker that owns the device, None if it is this one (or the request was
+        forwarded here already); KeyError while no worker is known to own it."""
+        if request.headers.get(FORWARDED):
+            return None
+        owner = URL(str(app.router.key_store(twins.name, device_id.encode())))
+        return None if owner == URL(app.conf.canonical_url) else owner
+
+    async def forward(web: Any, request: Any, owner: URL, body: bytes | None = None) -> Any:
+        """Ask the owner the same request, with the caller's credentials and preconditions,
+        and answer what it answers, its ``ETag`` with it (Faust's own routing drops request
+        bodies and response headers)."""
+        headers = {FORWARDED: "1", **forwarded_headers(request)}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if "If-Match" in request.headers:
+            headers["If-Match"] = request.headers["If-Match"]
+        url = owner.with_path(request.path).with_query(request.query)
+        async with app.http_client.request(
+            request.method, url, data=body, headers=headers
+        ) as response:
+            kept = {k: response.headers[k] for k in ("ETag",) if k in response.headers}
+            return web.bytes(
+                await response.read(),
+                status=response.status,
+                content_type="application/json",
+                headers=kept,
+            )
+
+    def no_owner(web: Any, device_id: str) -> Any:
+        error = f"no worker owns {device_id!r} right now (partitions are being assigned)"
+        return web.json({"error": error}, status=503)
+
     @app.page("/twins")
     class TwinList(faust.web.View):
         async def get(self, request: Any) -> Any:
             if request.query.get("scope") == LOCAL:
                 return self.bytes(orjson.dumps(local_views()), content_type="application/json")
-            return self.bytes(orjson.dumps(await gather("/twins")), content_type="application/json")
-
-    @app.page("/alerts")
-    class AlertList(faust.web.View):
-        async def get(self, request: Any) -> Any:
-            views = local_views() if request.query.get("scope") == LOCAL else await gather("/twins")
-            wanted = request.query.get("state")
-            alerts = [
-                a
-                for v in views
-                for a in v.get("open_alerts", [])
-                if wanted is None or a["state"] == wanted
-            ]
-            return self.bytes(orjson.dumps(alerts), content_type="application/json")
+            views = await gather("/twins", request)
+            return self.bytes(orjson.dumps(views), content_type="application/json")
 
     @app.page("/twins/{device_id}")
     class TwinDetail(faust.web.View):
-        @app.table_route(table=twins, match_info="device_id")  # type: ignore[arg-type]
         async def get(self, request: Any, device_id: str) -> Any:
+            try:
+                owner = owner_of(request, device_id)
+            except KeyError:
+                return no_owner(self, device_id)
+            if owner is not None:
+                return await forward(self, request, owner)
             if not twins.get(device_id.encode()):
                 return unknown(self, device_id)
             state = load(device_id)
             view = twin_view(state.twin, state.open_alerts(), datetime.now(UTC))
-            return self.bytes(orjson.dumps(view), content_type="application/json")
+            return self.bytes(
+                orjson.dumps(view),
+                content_type="application/json",
+                headers={"ETag": etag(state.twin.version)},
+            )
 
     @app.page("/twins/{device_id}/desired")
     class TwinDesired(faust.web.View):
         async def put(self, request: Any, device_id: str) -> Any:
             body = await request.read()
-            owner = app.router.key_store(twins.name, device_id.encode())
-            if URL(str(owner)) != URL(app.conf.canonical_url):
-                # Faust's own routing drops request bodies: forward this one ourselves.
-                url = URL(str(owner)).with_path(request.path)
-                async with app.http_client.put(
-                    url, data=body, headers={"Content-Type": "application/json"}
-                ) as response:
-                    return self.bytes(
-                        await response.read(),
-                        status=response.status,
-                        content_type="application/json",
-                    )
             try:
-                desired = DesiredSettings.model_validate_json(body)
-            except ValidationError as e:
-                return self.json(
-                    {
-                        "error": "invalid desired state",
-                        "details": e.errors(include_url=False, include_input=False),
-                    },
-                    status=422,
-                )
+                owner = owner_of(request, device_id)
+            except KeyError:
+                return no_owner(self, device_id)
+            if owner is not None:
+                return await forward(self, request, owner, body)
             if not twins.get(device_id.encode()):
                 return unknown(self, device_id)
-            # The change travels as an event: the owner's commands agent applies it to the twin
-            # (tables are written by agents), and the bridge delivers it to the device.
+            # The change travels as an event: the owner's commands agent checks it against the
+            # twin and applies it (tables are written by agents), this PUT waits for its
+            # verdict, and the bridge delivers the device's new desired document.
             state = load(device_id)
-            command = Command.create(
-                device_id, "set_desired", desired=desired, now=datetime.now(UTC)
+            verdict = await desk.put(
+                device_id,
+                state,
+                body,
+                if_match=request.headers.get("If-Match"),
+                ttl_s=request.query.get("ttl_s"),
             )
-            command = command.model_copy(update={"twin_version": state.twin.version + 1})
-            await commands_topic.send(
-                key=device_id.encode(), value=command.model_dump_json().encode()
-            )
+            if verdict.status == 202:
+                await audit(
+                    audit_topic,
+                    request,
+                    action="set_desired",
+                    device_id=device_id,
+                    device_type=state.twin.device_type,
+                    old=verdict.old,
+                    new=verdict.new,
+                    command_id=verdict.body["command_id"],
+                    now=datetime.fromisoformat(verdict.body["issued_at"]),
+                )
             return self.bytes(
-                command.model_dump_json().encode(), status=202, content_type="application/json"
+                orjson.dumps(verdict.body),
+                status=verdict.status,
+                content_type="application/json",
+                headers=verdict.headers,
             )

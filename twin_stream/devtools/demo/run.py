@@ -6,6 +6,9 @@ than the wall clock, so that degradations that take hours show in minutes. One i
 always wears out during the run (the showcase); ``fault_fraction`` of the others get a fault
 drawn by the simulator. At the end: precision and recall of the alerts against the simulator's
 ground truth, and an HTML report.
+
+The twin API is guarded as in production: the demo makes an admin token of its own, in its work
+dir's tokens file, and prints how to use it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rich.live import Live
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
+from twin_stream.auth import TokenFile, TokenStore
 from twin_stream.devtools.bench.readback import count_points, percentile
 from twin_stream.devtools.demo.live_view import render
 from twin_stream.devtools.demo.observer import Observer
@@ -143,12 +147,30 @@ def score_devices(
     }
 
 
-def _api_ready(port: int) -> bool:
+def _api_ready(port: int, token: str) -> bool:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/twins", headers={"Authorization": f"Bearer {token}"}
+    )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/twins", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def demo_token(tokens_file: Path) -> str:
+    """A new admin token named ``demo`` in ``tokens_file`` (the file holds only its hash)."""
+    made: list[str] = []
+
+    def add(store: TokenStore) -> TokenStore:
+        if store.get("demo") is not None:
+            store = store.revoke("demo")
+        store, token = store.add("demo", "admin", now=datetime.now(UTC))
+        made.append(token)
+        return store
+
+    TokenFile(tokens_file).change(add)
+    return made[0]
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout_s: float, log: Path | None = None) -> None:
@@ -179,7 +201,14 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         bootstrap, influx_url = state.url("kafka"), state.url("influxdb")
         topics = kafka_topics()
         ensure_topics(bootstrap, 6, {}, topics)
-        env = {"TWIN_STACK__DIR": str(options.workdir / "stack")}
+        tokens_file = options.workdir / "api-tokens.json"
+        token = demo_token(tokens_file)
+        env = {
+            "TWIN_STACK__DIR": str(options.workdir / "stack"),
+            # The demo's own tokens, whatever the caller's environment says.
+            "TWIN_API__TOKENS_FILE": str(tokens_file),
+            "TWIN_API__TOKENS": "",
+        }
         port = free_port()
         with console.status("starting the bridge, a worker and the sink"):
             cleanup.enter_context(subcommand(["bridge"], env, logs / "bridge.log"))
@@ -192,7 +221,15 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             ]
             cleanup.enter_context(subcommand(worker_args, env, logs / "worker.log"))
             cleanup.enter_context(subcommand(["sink"], env, logs / "sink.log"))
-            _wait("the worker's twin API", lambda: _api_ready(port), 180, logs / "worker.log")
+            _wait(
+                "the worker's twin API", lambda: _api_ready(port, token), 180, logs / "worker.log"
+            )
+        console.print(
+            f"twin API: http://127.0.0.1:{port} (admin token for this run: {token}; e.g. "
+            f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/twins)",
+            soft_wrap=True,
+            highlight=False,
+        )
 
         observer = Observer(bootstrap, topics)
         stop_observer = threading.Event()

@@ -12,6 +12,8 @@ One job per module:
 * ``processes``: process control (tie a child to its parent, stop a process group, read a log's
   tail) and :func:`~twin_stream.devtools.stack.processes.subcommand` for ``twin-stream`` children.
 * ``probes``: a free port, an open port, an HTTP GET, an MQTT login.
+* ``certs``: the private CA and the certificates of MQTT over TLS (Mosquitto's TLS listener,
+  and ``twin-stream certs make``).
 
 This package re-exports what callers import from ``twin_stream.devtools.stack``.
 """

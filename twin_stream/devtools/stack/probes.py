@@ -6,6 +6,7 @@ Each is one cheap question asked of a loopback server; none keeps a connection o
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -39,9 +40,15 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 
 
 def mqtt_login_accepted(
-    port: int, username: str | None, password: str | None, timeout: float = 5.0
+    port: int,
+    username: str | None,
+    password: str | None,
+    timeout: float = 5.0,
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> bool:
-    """Whether the broker on ``127.0.0.1:port`` accepts this login (None: anonymous)."""
+    """Whether the broker on ``127.0.0.1:port`` accepts this login (None: anonymous), over TLS
+    with the ``tls`` context if one is given (a failed handshake raises its ``ssl.SSLError``)."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -49,6 +56,8 @@ def mqtt_login_accepted(
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
     if username is not None:
         client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
     client.on_connect = lambda _c, _u, _f, reason_code, _p: answers.append(reason_code)
     client.connect("127.0.0.1", port, keepalive=5)
     try:

@@ -16,11 +16,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from twin_stream.devtools.stack.certs import TlsFiles
 from twin_stream.devtools.stack.influxdb import INFLUX_DATABASE, InfluxDB
-from twin_stream.devtools.stack.kafka import Kafka, find_kafka_libs
+from twin_stream.devtools.stack.kafka import find_kafka_libs, kafka_cluster
 from twin_stream.devtools.stack.mosquitto import Mosquitto
 from twin_stream.devtools.stack.processes import pid_alive, stop_process_group
 from twin_stream.devtools.stack.service import Service
@@ -46,6 +47,13 @@ class Stack:
     ``twin-stream stack up`` started earlier, from its state file. ``influxd`` names the InfluxDB
     server to run (default: the one ``make influxd`` built, see
     :func:`~twin_stream.devtools.stack.influxdb.find_influxd`).
+
+    Mosquitto also listens with TLS, with a certificate from the stack's own CA, or with
+    ``mqtt_tls`` (the server's files, given); ``mqtt_require_certificate`` makes its TLS listener
+    want a client certificate (the stack issues one per account). ``kafka_sasl_users`` (user ->
+    password) gives Kafka an extra SASL_PLAINTEXT listener that accepts those users.
+    ``kafka_brokers`` > 1 runs a KRaft cluster of that many nodes (services ``kafka``,
+    ``kafka-2``...; ``kafka``'s URL lists every broker), so that one can be stopped under load.
     """
 
     def __init__(
@@ -59,6 +67,10 @@ class Stack:
         kafka_partitions: int = 6,
         influx_database: str = INFLUX_DATABASE,
         influxd: Path | None = None,
+        mqtt_tls: TlsFiles | None = None,
+        mqtt_require_certificate: bool = False,
+        kafka_sasl_users: Mapping[str, str] | None = None,
+        kafka_brokers: int = 1,
     ) -> None:
         self.root = Path(root).resolve()
         self.services = list(services)
@@ -70,6 +82,12 @@ class Stack:
         self.kafka_partitions = kafka_partitions
         self.influx_database = influx_database
         self.influxd = influxd  # None: the InfluxDB server that `make influxd` built
+        self.mqtt_tls = mqtt_tls
+        self.mqtt_require_certificate = mqtt_require_certificate
+        self.kafka_sasl_users = dict(kafka_sasl_users or {})
+        if kafka_brokers < 1:
+            raise ValueError("kafka_brokers must be at least 1")
+        self.kafka_brokers = kafka_brokers
         self.state: StackState | None = None
         # The started processes' handles, kept until down() so that they are reaped here.
         self._running: list[Service] = []
@@ -78,12 +96,27 @@ class Stack:
     def state_file(self) -> Path:
         return self.root / STATE_FILE
 
-    def _build(self, name: str) -> Service:
+    def _build(self, name: str) -> list[Service]:
         data_dir = self.root / name
-        factories: dict[str, Callable[[], Service]] = {
-            "mosquitto": lambda: Mosquitto(data_dir, self.accounts),
-            "kafka": lambda: Kafka(data_dir, self.kafka_libs, self.kafka_partitions),
-            "influxdb": lambda: InfluxDB(data_dir, self.influx_database, self.influxd),
+        factories: dict[str, Callable[[], list[Service]]] = {
+            "mosquitto": lambda: [
+                Mosquitto(
+                    data_dir,
+                    self.accounts,
+                    tls=self.mqtt_tls,
+                    require_certificate=self.mqtt_require_certificate,
+                )
+            ],
+            "kafka": lambda: list(
+                kafka_cluster(
+                    self.root,
+                    self.kafka_libs,
+                    self.kafka_partitions,
+                    self.kafka_brokers,
+                    sasl_users=self.kafka_sasl_users,
+                )
+            ),
+            "influxdb": lambda: [InfluxDB(data_dir, self.influx_database, self.influxd)],
         }
         return factories[name]()
 
@@ -99,7 +132,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         started: list[Service] = []
         try:
-            built = [self._build(name) for name in self.services]
+            built = [service for name in self.services for service in self._build(name)]
             for service in built:
                 service.executable()  # fail fast, before starting anything, if one is missing
             for service in built:

@@ -1,0 +1,479 @@
+"""Desired state as a contract, end to end on the real services: simulated devices on Mosquitto,
+the bridge, Kafka, two ``twin-stream worker`` processes (the twin API, with tokens), the sink
+and InfluxDB.
+
+Refusals (422 naming the field and its range, 412 on a stale If-Match, and two PUTs with the
+same If-Match of which only one gets through), two changes made while a device is offline that
+both reach it, a change the device rejects shown with its reason, a change that expires and
+leaves the retained desired message, every command's status stored by the sink, and every
+refusal and invalid ack on the dead-letter topic with its reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from simulators.fleet import FleetPlan
+from simulators.mqtt_fleet import MqttFleet
+from tests.conftest import MqttBroker
+from tests.integration.test_influx_write import rows
+from tests.mqtt_helpers import close, connect, wait_until
+from twin_stream.auth import TokenStore
+from twin_stream.bridge import run_bridge
+from twin_stream.bridge.uplink import MqttEndpoint
+from twin_stream.devtools.stack import free_port
+from twin_stream.domain.topics import kafka_topics, mqtt_topic
+from twin_stream.kafka import ensure_topics
+from twin_stream.sink import InfluxTarget, make_sink
+
+pytestmark = pytest.mark.services
+
+PUMP, VENT, MONITOR, DIALYSIS = "pump-0001", "vent-0002", "mon-0003", "dial-0004"
+DEVICES = (PUMP, VENT, MONITOR, DIALYSIS)
+
+
+def http(
+    method: str,
+    url: str,
+    token: str,
+    body: object | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, dict[str, str]]:
+    """(status, JSON body, headers); status 0 if the worker did not answer."""
+    sent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=sent | (headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null"), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None, {}
+
+
+def plan(*device_ids: str) -> FleetPlan:
+    """Fresh simulated devices (nothing applied yet) of the test fleet."""
+    fleet = FleetPlan.generate(len(DEVICES), hours=1, fault_fraction=0.0, seed=71)
+    return FleetPlan([d for d in fleet.devices if d.device_id in device_ids], hours=1, seed=71)
+
+
+@dataclass
+class Platform:
+    broker: MqttBroker
+    bootstrap: str
+    influx_url: str
+    prefix: str
+    root: Path
+    tokens: dict[str, str]
+    tokens_json: str  # the workers' tokens (hashes), as TWIN_API__TOKENS
+    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        return kafka_topics(self.prefix)
+
+    def url(self, worker: int, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[worker]}{path}"
+
+    def get(self, device_id: str, worker: int = 0) -> tuple[int, Any, dict[str, str]]:
+        return http("GET", self.url(worker, f"/twins/{device_id}"), self.tokens["viewer"])
+
+    def put(
+        self, device_id: str, body: object, worker: int = 0, query: str = "", **headers: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        url = self.url(worker, f"/twins/{device_id}/desired{query}")
+        return http("PUT", url, self.tokens["operator"], body, headers)
+
+    def twin(self, device_id: str) -> dict[str, Any]:
+        status, twin, _ = self.get(device_id)
+        assert status == 200, twin
+        return dict(twin)
+
+    def start_worker(self, i: int) -> None:
+        self.ports[i] = free_port()
+        env = {
+            **os.environ,
+            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
+            "TWIN_API__TOKENS": self.tokens_json,
+        }
+        with open(self.root / f"worker-{i}.log", "ab") as log:
+            self.workers[i] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "twin_stream",
+                    "worker",
+                    "--web-port",
+                    str(self.ports[i]),
+                    "--data-dir",
+                    str(self.root / f"worker-{i}"),
+                    "--topic-prefix",
+                    self.prefix,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def local(self, worker: int) -> set[str]:
+        url = self.url(worker, "/twins?scope=local")
+        status, twins, _ = http("GET", url, self.tokens["viewer"])
+        return {t["device_id"] for t in twins} if status == 200 else set()
+
+    def settled(self) -> bool:
+        """Both workers own some of the devices and, between them, every one (with its type)."""
+        mine = [self.local(i) for i in sorted(self.ports)]
+        if not all(mine) or set().union(*mine) < set(DEVICES):
+            return False
+        return all(self.get(d)[1]["device_type"] is not None for d in DEVICES)
+
+    def fleet(self, *device_ids: str) -> MqttFleet:
+        devices = plan(*device_ids)
+        passwords = {
+            d.device_id: self.broker.account(d.device_id).password for d in devices.devices
+        }
+        return MqttFleet(
+            devices, host="127.0.0.1", port=self.broker.port, passwords=passwords, rate_hz=2.0
+        )
+
+    def stop_workers(self) -> None:
+        for process in self.workers.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.root / f"worker-{i}.log").read_text(errors="replace")[-2500:]
+            for i in sorted(self.ports)
+        )
+
+    def dead_letters(self, device_id: str, ending: str, timeout: float = 30.0) -> list[Any]:
+        """The letters of ``device_id`` whose reason ends with ``ending``, once there is one."""
+        found: list[Any] = []
+        with KafkaConsumer(
+            self.topics["dlq"],
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        ) as consumer:
+            deadline = time.monotonic() + timeout
+            while not found and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=500).values():
+                    letters = [orjson.loads(r.value) for r in records]
+                    found += [
+                        x
+                        for x in letters
+                        if x["device_id"] == device_id and x["reason"].endswith(ending)
+                    ]
+        return found
+
+    def stored_statuses(self, command_id: str) -> list[dict[str, Any]]:
+        """The sink's ``command_status`` points of one command, oldest first."""
+        query = f'SELECT * FROM "command_status" WHERE "command" = \'{command_id}\''
+        return rows(self.influx_url, "twin", query)
+
+    def retained_desired(self, device_id: str) -> dict[str, Any]:
+        """The retained desired-state message of a device, as the device gets it."""
+        client, got = connect(self.broker.port, device_id, self.broker.account(device_id).password)
+        try:
+            client.subscribe(mqtt_topic(device_id, "desired"), qos=1)
+            assert wait_until(lambda: len(got.messages) >= 1, timeout=20)
+        finally:
+            close(client)
+        body: dict[str, Any] = orjson.loads(got.messages[0].payload)
+        return body
+
+
+def clear_retained(broker: MqttBroker) -> None:
+    cleaner, _ = connect(broker.port, broker.bridge.username, broker.bridge.password)
+    try:
+        for device_id in DEVICES:
+            cleaner.publish(
+                mqtt_topic(device_id, "desired"), b"", qos=1, retain=True
+            ).wait_for_publish(5)
+    finally:
+        close(cleaner)
+
+
+@pytest.fixture(scope="module")
+def platform(
+    mosquitto: MqttBroker,
+    kafka_bootstrap: str,
+    influxdb_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("desired-contract")
+    prefix = f"dsc{int(time.time())}"
+    store, tokens = TokenStore(), {}
+    for role in ("viewer", "operator"):
+        store, tokens[role] = store.add(role, role, now=datetime.now(UTC))
+    p = Platform(mosquitto, kafka_bootstrap, influxdb_url, prefix, root, tokens, store.to_json())
+    stop, ready = threading.Event(), threading.Event()
+    threads: list[threading.Thread] = []
+    clear_retained(mosquitto)  # other tests' desired state is not this run's
+    try:
+        ensure_topics(kafka_bootstrap, 6, {}, p.topics)
+        endpoint = MqttEndpoint(
+            "127.0.0.1",
+            mosquitto.port,
+            mosquitto.bridge.username,
+            mosquitto.bridge.password,
+            client_id=f"{prefix}-bridge",
+        )
+        bridge = threading.Thread(
+            target=run_bridge,
+            args=(endpoint, kafka_bootstrap),
+            kwargs={"stop": stop, "share_group": prefix, "topics": p.topics, "on_ready": ready},
+            name="bridge",
+        )
+        threads.append(bridge)
+        bridge.start()
+        sink = make_sink(
+            kafka_bootstrap,
+            InfluxTarget(influxdb_url, "unused", "twin", "twin"),
+            group_id=f"{prefix}-sink",
+            topics=p.topics,
+            batch_size=500,
+            flush_interval_s=0.5,
+        )
+        sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
+        threads.append(sink_thread)
+        sink_thread.start()
+        assert ready.wait(60)
+        p.start_worker(0)
+        p.start_worker(1)
+        # The devices come online once, so that their twins know their types (and ranges).
+        fleet = p.fleet(*DEVICES)
+        runner = threading.Thread(target=fleet.run, args=(8.0,))
+        runner.start()
+        try:
+            assert wait_until(p.settled, timeout=180, interval=2.0), p.logs()
+        finally:
+            runner.join()
+        yield p
+    finally:
+        p.stop_workers()
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        clear_retained(mosquitto)
+
+
+def test_a_setting_out_of_its_types_range_is_422_naming_the_field_and_its_range(
+    platform: Platform,
+) -> None:
+    for worker in (0, 1):  # the owner answers, or the other worker forwards to it
+        status, body, _ = platform.put(PUMP, {"rate": 1500}, worker)
+        assert status == 422, body
+        (detail,) = body["details"]
+        assert detail | {"error": None} == {
+            "field": "rate",
+            "min": 0.1,
+            "max": 999,
+            "unit": "mL/h",
+            "got": 1500,
+            "error": None,
+        }
+        assert "infusion_pump" in detail["error"]
+    status, body, _ = platform.put(MONITOR, {"rate": 20.0, "sample_interval_s": 0.001})
+    assert status == 422
+    assert [(d["field"], d["min"]) for d in body["details"]] == [
+        ("rate", None),  # a patient monitor has no rate
+        ("sample_interval_s", 0.01),
+    ]
+    assert "has no rate" in body["details"][0]["error"]
+    (letter, *_) = platform.dead_letters(PUMP, "[out_of_range]")
+    assert letter["mqtt_topic"] == platform.topics["commands"]
+    assert "0.1 to 999 mL/h" in letter["reason"]
+    assert platform.twin(PUMP)["quality"]["invalid"] == 0  # not the device's fault
+
+
+def test_a_stale_if_match_is_412_and_of_two_puts_with_the_same_one_only_one_succeeds(
+    platform: Platform,
+) -> None:
+    # The device is live: its reports and connectivity move the twin's version too, so a PUT
+    # may meet a newer version than the GET saw (a correct 412). Read and try again then.
+    for _ in range(5):
+        status, twin, headers = platform.get(DIALYSIS, worker=1)
+        assert status == 200 and headers["ETag"] == f'"{twin["version"]}"'
+        etag = headers["ETag"]
+        status, command, headers = platform.put(DIALYSIS, {"rate": 300.0}, 1, **{"If-Match": etag})
+        if status != 412:
+            break
+        assert command["version"] > twin["version"]  # it did move: the 412 was right
+    assert status == 202, command
+    assert headers["ETag"] == f'"{command["twin_version"]}"'
+    assert command["twin_version"] > twin["version"]
+    for stale in (etag, etag.strip('"')):  # as an ETag, or the bare version
+        status, body, headers = platform.put(DIALYSIS, {"rate": 250.0}, 0, **{"If-Match": stale})
+        assert status == 412, body
+        assert body["version"] == platform.twin(DIALYSIS)["version"] >= command["twin_version"]
+        assert headers["ETag"] == f'"{body["version"]}"'
+    assert platform.twin(DIALYSIS)["desired"]["rate"] == 300.0
+    assert platform.dead_letters(DIALYSIS, "[precondition_failed]")
+
+    # Two PUTs at once, through each worker, with the same (current) If-Match; both 412 means
+    # the live device moved the version first: try again.
+    answers: dict[int, tuple[int, Any, dict[str, str]]] = {}
+    for _ in range(5):
+        current = platform.get(DIALYSIS)[2]["ETag"]
+        start = threading.Barrier(2)
+        answers.clear()
+
+        def put(worker: int, rate: float, start: threading.Barrier, current: str) -> None:
+            start.wait()
+            answers[worker] = platform.put(
+                DIALYSIS, {"rate": rate}, worker, **{"If-Match": current}
+            )
+
+        racers = [
+            threading.Thread(target=put, args=(w, r, start, current))
+            for w, r in ((0, 200.0), (1, 220.0))
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        if any(status != 412 for status, _, _ in answers.values()):
+            break
+    assert sorted(status for status, _, _ in answers.values()) == [202, 412], answers
+    (winner,) = [body for status, body, _ in answers.values() if status == 202]
+    assert platform.twin(DIALYSIS)["desired"]["rate"] == winner["desired"]["rate"]
+
+
+def test_two_changes_made_while_a_device_is_offline_both_reach_it(platform: Platform) -> None:
+    # The ventilator is away: not connected since the fleet of the fixture stopped.
+    status, first, _ = platform.put(VENT, {"rate": 16.0}, 0)
+    assert status == 202, first
+    status, second, _ = platform.put(VENT, {"sample_interval_s": 2.0}, 1)
+    assert status == 202, second
+    # The device's one retained message holds both changes.
+    assert second["desired"] == {"rate": 16.0, "sample_interval_s": 2.0}
+    assert wait_until(
+        lambda: platform.retained_desired(VENT)["command_id"] == second["command_id"], timeout=20
+    )
+    platform.fleet(VENT).run(8.0)  # the ventilator comes back
+
+    def in_sync() -> bool:
+        twin = platform.twin(VENT)
+        return bool(
+            twin["reported"].get("rate") == 16.0
+            and twin["reported"].get("sample_interval_s") == 2.0
+            and twin["delta"] == {}
+        )
+
+    assert wait_until(in_sync, timeout=30, interval=1.0), platform.twin(VENT)
+    commands = platform.twin(VENT)["commands"]
+    assert commands[first["command_id"]]["status"] == "applied"
+    assert commands[second["command_id"]]["status"] == "applied"
+    assert wait_until(
+        lambda: "applied" in {p["status"] for p in platform.stored_statuses(first["command_id"])},
+        timeout=30,
+        interval=1.0,
+    )
+
+
+def test_a_command_the_device_rejects_is_shown_with_its_reason(platform: Platform) -> None:
+    fleet = platform.fleet(PUMP)
+    runner = threading.Thread(target=fleet.run, args=(15.0,))
+    runner.start()
+    try:
+        assert wait_until(lambda: platform.twin(PUMP)["connectivity"] == "online", timeout=20)
+        # 800 mL/h is in an infusion pump's range, beyond what this pump's make can run at.
+        status, command, _ = platform.put(PUMP, {"rate": 800.0}, 1)
+        assert status == 202, command
+        command_id = command["command_id"]
+
+        def rejected() -> dict[str, Any] | None:
+            record = platform.twin(PUMP)["commands"].get(command_id)
+            return record if record and record["status"] == "rejected" else None
+
+        assert wait_until(rejected, timeout=20, interval=0.5), platform.twin(PUMP)
+        record = rejected()
+        assert record is not None and "500" in record["reason"] and "make" in record["reason"]
+        twin = platform.twin(PUMP)
+        assert twin["desired"].get("rate") != 800.0 and "rate" not in twin["delta"]
+        # An ack of a command the platform never sent is dead-lettered too.
+        device, _ = connect(platform.broker.port, PUMP, platform.broker.account(PUMP).password)
+        try:
+            bogus = {
+                "v": 1,
+                "device_id": PUMP,
+                "command_id": "cmd-neversent",
+                "status": "applied",
+                "ts": datetime.now(UTC).isoformat(),
+            }
+            device.publish(mqtt_topic(PUMP, "ack"), json.dumps(bogus), qos=1).wait_for_publish(5)
+        finally:
+            close(device)
+    finally:
+        runner.join()
+    stored = platform.stored_statuses(command_id)
+    assert wait_until(
+        lambda: any(p["status"] == "rejected" for p in platform.stored_statuses(command_id)),
+        timeout=30,
+        interval=1.0,
+    ), stored
+    point = next(p for p in platform.stored_statuses(command_id) if p["status"] == "rejected")
+    assert point["reason"] == record["reason"] and point["device_id"] == PUMP
+    (letter, *_) = platform.dead_letters(PUMP, "[unknown_command]")
+    assert letter["mqtt_topic"] == mqtt_topic(PUMP, "ack")
+
+
+def test_an_expired_command_is_cleared_from_the_retained_message(platform: Platform) -> None:
+    # The pump is away: not connected since the last test's fleet stopped.
+    status, command, _ = platform.put(PUMP, {"sample_interval_s": 3.0}, 0, query="?ttl_s=2")
+    assert status == 202, command
+    assert command["desired"]["sample_interval_s"] == 3.0
+    command_id = command["command_id"]
+    # The device is away: the worker's timer (every 10 s) expires the change and withdraws it.
+
+    def expired() -> bool:
+        record = platform.twin(PUMP)["commands"][command_id]
+        return bool(record["status"] == "expired")
+
+    assert wait_until(expired, timeout=40, interval=1.0), platform.twin(PUMP)
+    twin = platform.twin(PUMP)
+    assert "not applied before" in twin["commands"][command_id]["reason"]
+    assert "sample_interval_s" not in twin["desired"]
+    assert "sample_interval_s" not in twin["delta"]
+    withdraw = [(c, r) for c, r in twin["commands"].items() if command_id in r["withdraws"]]
+    assert len(withdraw) == 1
+    withdraw_id, record = withdraw[0]
+
+    def retained_is_the_withdrawal() -> bool:
+        return bool(platform.retained_desired(PUMP)["command_id"] == withdraw_id)
+
+    assert wait_until(retained_is_the_withdrawal, timeout=20, interval=1.0)
+    retained = platform.retained_desired(PUMP)
+    assert "sample_interval_s" not in retained["desired"]
+    assert retained["twin_version"] == record["version"] > command["twin_version"]
+    assert wait_until(
+        lambda: "expired" in {p["status"] for p in platform.stored_statuses(command_id)},
+        timeout=30,
+        interval=1.0,
+    )

@@ -1,0 +1,343 @@
+"""The twin API's guard and audit trail on the real services: two ``twin-stream worker``
+processes on Kafka sharing the devices, their tokens in a tokens file, the sink writing to
+InfluxDB.
+
+401 without a token or with an unknown or revoked one, 403 for a role too low, Faust's own views
+refused; an operator's change accepted by either worker (forwarded to the device's owner with
+the caller's credentials), recorded on ``twin.audit``, readable through ``GET /audit`` and
+stored by the sink."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+from typer.testing import CliRunner
+
+from simulators.fast_forward import readings
+from simulators.fleet import FleetPlan
+from tests.integration.test_influx_write import rows
+from tests.mqtt_helpers import wait_until
+from twin_stream.auth import TokenFile, TokenStore
+from twin_stream.cli import app as cli
+from twin_stream.devtools.stack import free_port
+from twin_stream.domain.events import AuditRecord
+from twin_stream.domain.topics import kafka_topics
+from twin_stream.kafka import ensure_topics
+from twin_stream.sink import InfluxTarget, make_sink
+from twin_stream.worker.audit_views import read_audit
+
+pytestmark = pytest.mark.services
+
+DEVICES = 8
+
+
+def http(
+    method: str, url: str, token: str | None = None, body: dict[str, Any] | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw or b"null"), dict(response.headers)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            answer = json.loads(raw or b"null")
+        except ValueError:
+            answer = raw.decode(errors="replace")
+        return e.code, answer, dict(e.headers)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None, {}
+
+
+@dataclass
+class Api:
+    root: Path
+    bootstrap: str
+    prefix: str
+    tokens_file: Path
+    tokens: dict[str, str]
+    devices: list[str]
+    influx_url: str
+    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[int, int] = field(default_factory=dict)
+
+    def url(self, worker: int, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[worker]}{path}"
+
+    def start_worker(self, i: int) -> None:
+        self.ports[i] = free_port()
+        env = {
+            **os.environ,
+            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
+            "TWIN_API__TOKENS_FILE": str(self.tokens_file),
+            "TWIN_API__TOKENS": "",
+        }
+        with open(self.root / f"worker-{i}.log", "ab") as log:
+            self.workers[i] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "twin_stream",
+                    "worker",
+                    "--web-port",
+                    str(self.ports[i]),
+                    "--data-dir",
+                    str(self.root / f"worker-{i}"),
+                    "--topic-prefix",
+                    self.prefix,
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def local(self, worker: int) -> set[str]:
+        status, twins, _ = http("GET", self.url(worker, "/twins?scope=local"), self.tokens["admin"])
+        return {t["device_id"] for t in twins} if status == 200 else set()
+
+    def settled(self) -> bool:
+        """Both workers own devices and, between them, every device."""
+        mine = [self.local(i) for i in sorted(self.ports)]
+        return all(mine) and set().union(*mine) == set(self.devices)
+
+    def owner(self, device_id: str) -> int:
+        return next(i for i in sorted(self.ports) if device_id in self.local(i))
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.root / f"worker-{i}.log").read_text(errors="replace")[-2500:]
+            for i in sorted(self.ports)
+        )
+
+    def stop(self) -> None:
+        for process in self.workers.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def api(
+    kafka_bootstrap: str, influxdb_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    root = tmp_path_factory.mktemp("api-auth")
+    tokens_file = root / "api-tokens.json"
+    tokens: dict[str, str] = {}
+
+    def add(store: TokenStore) -> TokenStore:
+        for name, role in (("admin", "admin"), ("op", "operator"), ("viewer", "viewer")):
+            store, tokens[role] = store.add(name, role, now=datetime.now(UTC))
+        return store
+
+    TokenFile(tokens_file).change(add)
+    prefix = f"auth{int(time.time())}"
+    topics = kafka_topics(prefix)
+    ensure_topics(kafka_bootstrap, 6, {}, topics)
+    plan = FleetPlan.generate(DEVICES, hours=0.05, fault_fraction=0.0, seed=61)
+    a = Api(
+        root,
+        kafka_bootstrap,
+        prefix,
+        tokens_file,
+        tokens,
+        sorted(d.device_id for d in plan.devices),
+        influxdb_url,
+    )
+    stop = threading.Event()
+    sink = make_sink(
+        kafka_bootstrap,
+        InfluxTarget(influxdb_url, "unused", "twin", "twin"),
+        group_id=f"{prefix}-sink",
+        topics=topics,
+        batch_size=500,
+        flush_interval_s=0.5,
+    )
+    sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
+    sink_thread.start()
+    try:
+        with KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all") as producer:
+            start = datetime.now(UTC) - timedelta(minutes=3)
+            for reading in readings(plan, interval_s=30, start=start):
+                producer.send(
+                    topics["telemetry"],
+                    key=reading.device_id.encode(),
+                    value=reading.model_dump_json(exclude_none=True).encode(),
+                )
+            producer.flush(30)
+        a.start_worker(0)
+        a.start_worker(1)
+        assert wait_until(a.settled, timeout=180, interval=2.0), a.logs()
+        yield a
+    finally:
+        a.stop()
+        stop.set()
+        sink_thread.join(60)
+
+
+def test_no_token_an_unknown_one_or_a_revoked_one_is_401(api: Api) -> None:
+    status, body, headers = http("GET", api.url(0, "/twins"))
+    assert status == 401 and body["required_role"] == "viewer"
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    unknown = "tsk_0badc0de_" + "A" * 43
+    status, body, headers = http("PUT", api.url(1, "/twins/pump-0001/desired"), unknown, {})
+    assert (status, body["error"]) == (401, "unknown or revoked token")
+    assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+    # A token made and revoked with the CLI while the workers run.
+    runner = CliRunner()
+    env = {"TWIN_API__TOKENS_FILE": str(api.tokens_file), "TWIN_API__TOKENS": ""}
+    made = runner.invoke(cli, ["tokens", "add", "temp", "--role", "viewer"], env=env)
+    assert made.exit_code == 0, made.output
+    temp = made.stdout.strip()
+    for worker in (0, 1):
+        assert http("GET", api.url(worker, "/twins/pump-0001"), temp)[0] == 200
+    assert runner.invoke(cli, ["tokens", "revoke", "temp"], env=env).exit_code == 0
+    for worker in (0, 1):
+        status, body, _ = http("GET", api.url(worker, "/twins/pump-0001"), temp)
+        assert (status, body["error"]) == (401, "unknown or revoked token")
+
+
+def test_a_viewer_reads_everything_but_may_change_nothing(api: Api) -> None:
+    viewer = api.tokens["viewer"]
+    for worker in (0, 1):
+        # /twins gathers the other worker's twins with the viewer's own token.
+        status, twins, _ = http("GET", api.url(worker, "/twins"), viewer)
+        assert status == 200 and sorted(t["device_id"] for t in twins) == api.devices
+        for device_id in api.devices:  # either worker answers for any device (Faust routes)
+            status, twin, _ = http("GET", api.url(worker, f"/twins/{device_id}"), viewer)
+            assert status == 200 and twin["device_id"] == device_id
+        assert http("GET", api.url(worker, "/alerts?state=open"), viewer)[0] == 200
+    change = {"sample_interval_s": 5.0}
+    status, body, _ = http("PUT", api.url(0, "/twins/pump-0001/desired"), viewer, change)
+    assert status == 403
+    assert body["required_role"] == "operator" and "'viewer'" in body["error"]
+
+
+@pytest.mark.parametrize("path", ["/router", "/table", "/table/twins", "/", "/stats", "/graph"])
+def test_fausts_own_views_are_refused(api: Api, path: str) -> None:
+    for role in ("viewer", "operator"):
+        status, body, _ = http("GET", api.url(0, path), api.tokens[role])
+        assert (status, body["required_role"]) == (403, "admin")
+    status, body, _ = http("GET", api.url(1, path), api.tokens["admin"])
+    assert status == (200 if path == "/" else 404), body  # off; "/" is Faust's bare index
+    assert path != "/router" or "twins" not in str(body)
+
+
+def test_an_operators_change_is_accepted_on_either_worker_and_audited(api: Api) -> None:
+    since = datetime.now(UTC)
+    operator = api.tokens["operator"]
+    commands: dict[str, dict[str, Any]] = {}
+    forwarded = 0
+    for n, device_id in enumerate(api.devices):
+        asked = n % 2
+        forwarded += api.owner(device_id) != asked
+        interval = 2.0 + n  # seconds between readings: a setting of every device type
+        url = api.url(asked, f"/twins/{device_id}/desired")
+        status, command, _ = http("PUT", url, operator, {"sample_interval_s": interval})
+        assert status == 202, (device_id, command)
+        assert command["desired"]["sample_interval_s"] == interval
+        commands[device_id] = command
+    assert forwarded > 0  # some went through the other worker, the caller's token with them
+
+    def trail(worker: int, query: str) -> list[dict[str, Any]]:
+        status, records, _ = http("GET", api.url(worker, f"/audit?{query}"), api.tokens["viewer"])
+        assert status == 200, records
+        return list(records)
+
+    for n, device_id in enumerate(api.devices):
+        query = urllib.parse.urlencode({"device": device_id, "since": since.isoformat()})
+        assert wait_until(lambda q=query, w=n % 2: len(trail(w, q)) == 1, timeout=30)
+        (record,) = trail(1 - n % 2, query)  # the other worker reads the same trail
+        assert record["command_id"] == commands[device_id]["command_id"]
+        assert (record["actor"], record["role"]) == ("op", "operator")
+        assert (record["action"], record["device_id"]) == ("set_desired", device_id)
+        assert record["new"]["sample_interval_s"] == 2.0 + n
+        assert record["old"].get("sample_interval_s") != 2.0 + n
+        assert datetime.fromisoformat(record["at"]) >= since
+    # Without a device: every device's records, oldest first; a later `since`: none of them.
+    everything = trail(0, urllib.parse.urlencode({"since": since.isoformat()}))
+    assert {r["device_id"] for r in everything} == set(api.devices)
+    assert [r["at"] for r in everything] == sorted(r["at"] for r in everything)
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    assert trail(1, urllib.parse.urlencode({"since": later})) == []
+    status, body, _ = http("GET", api.url(0, "/audit?device=Not%20One"), api.tokens["viewer"])
+    assert status == 422 and "device" in body["error"]
+    assert http("GET", api.url(0, "/audit"))[0] == 401
+
+    # The sink stores each record as a point of the audit measurement.
+    def stored() -> dict[str, dict[str, Any]]:
+        found = rows(
+            api.influx_url,
+            "twin",
+            f'SELECT * FROM "audit" WHERE time >= {int(since.timestamp() * 1000)}ms',
+        )
+        return {r["command_id"]: r for r in found if r.get("command_id")}
+
+    wanted = {c["command_id"] for c in commands.values()}
+    assert wait_until(lambda: wanted <= set(stored()), timeout=60, interval=1.0)
+    point = stored()[commands["pump-0001"]["command_id"]]
+    assert (point["actor"], point["role"], point["action"]) == ("op", "operator", "set_desired")
+    assert point["device_id"] == "pump-0001"
+    desired = commands["pump-0001"]["desired"]
+    assert json.loads(point["new"])["sample_interval_s"] == desired["sample_interval_s"]
+
+
+def test_read_audit_keeps_the_asked_devices_records_from_since(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    topic = kafka_topics(f"a{unique}")["audit"]
+    ensure_topics(kafka_bootstrap, 3, {}, {"audit": topic})
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    made = [
+        AuditRecord(
+            audit_id=f"audit{i:04d}",
+            at=base + timedelta(minutes=i),
+            actor="op",
+            role="operator",
+            action="set_desired",
+            device_id=device_id,
+            new={"rate": float(i)},
+        )
+        for i, device_id in enumerate(["pump-0001", "vent-0002", "pump-0001", "mon-0003"])
+    ]
+    with KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all") as producer:
+        for record in made:
+            producer.send(
+                topic, key=record.device_id.encode(), value=record.model_dump_json().encode()
+            )
+        producer.flush(30)
+
+    def read(**kwargs: Any) -> list[str]:
+        return [r.audit_id for r in asyncio.run(read_audit(kafka_bootstrap, topic, **kwargs))]
+
+    assert read() == ["audit0000", "audit0001", "audit0002", "audit0003"]
+    assert read(device="pump-0001") == ["audit0000", "audit0002"]
+    assert read(device="pump-0001", since=base + timedelta(minutes=1)) == ["audit0002"]
+    assert read(device="dial-0004") == []
+    assert read(since=datetime.now(UTC) + timedelta(minutes=1)) == []
