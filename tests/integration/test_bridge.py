@@ -4,6 +4,7 @@ is acked before Kafka confirmed it, nothing is lost, acks go out in receive orde
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import Counter, defaultdict
@@ -374,3 +375,22 @@ def test_a_fatal_producer_error_stops_the_uplink_with_nothing_acked() -> None:
         for _ in range(10):
             uplink.step(timeout=0.01)
     assert acks == [] and uplink.stats.acked == 0
+
+
+def test_a_record_on_twin_desired_that_is_no_document_is_dead_lettered_not_dropped(
+    mosquitto: MqttBroker, kafka_bootstrap: str, unique: str
+) -> None:
+    prefix = f"t{unique}"
+    topics = kafka_topics(prefix)
+    with bridge(mosquitto, kafka_bootstrap, prefix):
+        with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
+            producer.send(topics["desired"], key=b"pump-0001", value=b'{"command_id": "x"}')
+            producer.flush(10)
+        letters = read_topic(kafka_bootstrap, topics["dlq"], 1)
+    assert len(letters) == 1
+    letter = orjson.loads(letters[0].value)  # type: ignore[attr-defined]
+    assert letter["mqtt_topic"] == topics["desired"]
+    assert letter["device_id"] == "pump-0001"
+    assert letter["reason"].startswith("command_id: ")  # its first problem, and its rule
+    assert letter["reason"].endswith("[string_pattern_mismatch]")
+    assert base64.b64decode(letter["payload_base64"]) == b'{"command_id": "x"}'

@@ -44,6 +44,7 @@ from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.config import KafkaSettings
 from twin_stream.domain.detection import detector
 from twin_stream.domain.detection.detector import DeviceDetector
+from twin_stream.domain.events import DeadLetter
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.topics import device_id_from_mqtt_topic, mqtt_topic
 from twin_stream.errors import (
@@ -403,6 +404,39 @@ def test_a_record_the_sink_cannot_write_becomes_a_dead_letter_point_committed_wi
     assert "discriminator 'device_type'" in letter._fields["reason"]
     assert letter._fields["mqtt_topic"] == "twin.telemetry"
     assert consumer.closed
+
+
+def test_a_record_the_sink_cannot_write_goes_to_the_dead_letter_topic_before_its_commit() -> None:
+    stop = threading.Event()
+    sink, consumer = _sink([_record(7, RAW), _record(8, b'{"device_id": "pump-0001"}')], stop)
+    events: list[str] = []
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    class Letters:
+        closed = False
+
+        def send(self, topic: str, *, key: bytes | None, value: bytes) -> Any:
+            sent.append((topic, key, value))
+            return mock.Mock(get=lambda timeout: events.append("letter confirmed"))
+
+        def close(self) -> None:
+            Letters.closed = True
+
+    sink.letters, sink.dlq_topic = Letters(), "twin.dlq"  # type: ignore[assignment]
+    committed = consumer.commit
+    consumer.commit = lambda: (events.append("commit"), committed())[1]  # type: ignore[method-assign]
+    written: list[list[Point]] = []
+    sink.write_api = mock.Mock(write=lambda **kw: written.append(list(kw["record"])))
+    stats = sink.run(stop)
+    assert stats.bad_records == 1 and events == ["letter confirmed", "commit"]
+    ((batch,),) = [written]
+    assert [p._name for p in batch] == ["telemetry"]  # the letter is written once read back
+    ((topic, key, value),) = sent
+    letter = DeadLetter.model_validate_json(value)
+    assert (topic, key, letter.device_id) == ("twin.dlq", b"pump-0001", "pump-0001")
+    assert letter.mqtt_topic == "twin.telemetry" and letter.reason.endswith("[unwritable]")
+    assert base64.b64decode(letter.payload_base64) == b'{"device_id": "pump-0001"}'
+    assert Letters.closed and consumer.closed
 
 
 def test_a_sink_stopped_during_an_outage_raises_store_error_and_commits_nothing() -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
+from datetime import UTC, datetime
 
 from twin_stream.bridge.downlink import Downlink
 from twin_stream.bridge.routing import Routed, dead_letter, route
@@ -20,6 +21,7 @@ from twin_stream.kafka import (
     librdkafka_options,
     make_consumer,
     make_librdkafka_producer,
+    make_producer,
 )
 
 __all__ = [
@@ -81,7 +83,19 @@ def run_bridge(
         uplink = Uplink(
             endpoint, producer, share_group=share_group, max_unacked=max_unacked, topics=topics
         )
-        downlink = Downlink(consumer, uplink.client)
+        # Rare (a record the worker wrote wrong): kafka-python, confirmed before the commit.
+        letters = make_producer(bootstrap, options)
+        running.callback(letters.close)
+
+        def dead_letter_desired(key: bytes | None, value: bytes, reason: str) -> None:
+            device = key.decode(errors="replace") if key else None
+            letter = dead_letter(
+                topics["desired"], value, reason, datetime.now(UTC), device, topics
+            )
+            with map_exceptions(KAFKA_ERRORS, "kafka: the downlink's dead letters"):
+                letters.send(letter.kafka_topic, key=letter.key, value=letter.value).get(30)
+
+        downlink = Downlink(consumer, uplink.client, dead_letter_desired)
         uplink.start()
         running.callback(uplink.stop)
         if on_ready is not None:

@@ -11,6 +11,11 @@ only the newest is published: it holds the others' changes. The Kafka offset is 
 after the broker acknowledged the publish: a document is never lost between the two, and a
 redelivered one carries the same command id, which devices apply once.
 
+A record on ``twin.desired`` that is no desired document (the worker wrote it: a bug) is not
+delivered, and not dropped: it goes to the dead-letter topic with the reason (``dead_letter``,
+confirmed by Kafka before the offset is committed), and the device keeps its last retained
+document.
+
 While the bridge is not connected to the broker, commands wait: a publish paho could not send
 is sent again (and those after it only then, so a device's last retained state is its last
 command) once the connection is back. A commit that fails because the consumer group
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -51,9 +57,17 @@ def desired_message(command: Command) -> DesiredMessage:
 class Downlink:
     """Consume commands and publish desired state, committing after the broker's PUBACK."""
 
-    def __init__(self, consumer: KafkaConsumer, client: mqtt.Client) -> None:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        client: mqtt.Client,
+        dead_letter: Callable[[bytes | None, bytes, str], None] | None = None,
+    ) -> None:
+        """``dead_letter(key, value, reason)`` sends a record that is no desired document to
+        the dead-letter topic and returns once Kafka has it."""
         self.consumer = consumer
         self.client = client
+        self.dead_letter = dead_letter
         self.published = 0
         self.rejected = 0
 
@@ -65,7 +79,7 @@ class Downlink:
             newest: dict[str, bytes] = {}  # topic -> payload: a device's newest document
             for records in batches.values():
                 for record in records:
-                    for topic, payload in self._desired(record.value):
+                    for topic, payload in self._desired(record.key, record.value):
                         newest.pop(topic, None)
                         newest[topic] = payload
             messages = list(newest.items())
@@ -76,14 +90,20 @@ class Downlink:
             except kafka_errors.CommitFailedError as e:
                 log.warning("commit of %d commands failed (group rebalanced): %s", len(messages), e)
 
-    def _desired(self, value: bytes) -> list[tuple[str, bytes]]:
+    def _desired(self, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
         """The desired-state message (topic, payload) of one command record."""
         try:
             command = Command.model_validate_json(value)
         except ValidationError as e:
-            # The worker wrote it: a bug, logged; the device keeps its last retained document.
+            # The worker wrote it: a bug. Dead-lettered; the device keeps its last document.
             self.rejected += 1
-            log.error("invalid document on twin.desired not delivered: %s", e.errors()[0])
+            first = e.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
+            reason = f"{where}: {first['msg']} [{first['type']}]"
+            log.error("a record on twin.desired is no desired document: %s", reason)
+            if self.dead_letter is None:
+                raise
+            self.dead_letter(key, value, reason)
             return []
         payload = desired_message(command).model_dump_json(exclude_none=True).encode()
         return [(mqtt_topic(command.device_id, "desired"), payload)]

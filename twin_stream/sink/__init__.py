@@ -6,7 +6,7 @@ and ``writer`` (the commit-after-write loop).
 
 from __future__ import annotations
 
-from twin_stream.kafka import KAFKA_TOPICS, make_consumer
+from twin_stream.kafka import KAFKA_TOPICS, make_consumer, make_producer
 from twin_stream.sink.measurements import MEASUREMENT_OF_KIND
 from twin_stream.sink.points import MEASUREMENTS, to_points
 from twin_stream.sink.writer import InfluxTarget, Sink, SinkStats
@@ -36,6 +36,17 @@ def make_sink(
     consumer = make_consumer(
         bootstrap, *kind_of_topic, group_id=group_id, options=kafka_options or {}
     )
+    try:
+        letters = make_producer(bootstrap, kafka_options or {})
+    except BaseException:
+        consumer.close()
+        raise
     return Sink(
-        consumer, target, kind_of_topic, batch_size=batch_size, flush_interval_s=flush_interval_s
+        consumer,
+        target,
+        kind_of_topic,
+        batch_size=batch_size,
+        flush_interval_s=flush_interval_s,
+        letters=letters,
+        dlq_topic=topics["dlq"],
     )

@@ -9,9 +9,12 @@ not written. A restart replays from the last commit; rewrites land on the same p
 InfluxDB's errors are translated where it is called (:func:`write_points`): a write that did not
 land is a :class:`~twin_stream.errors.StoreError`. It is retried while the sink runs; when the
 sink is stopped during an outage, the batch's StoreError propagates (not written, not
-committed). A record that cannot be turned into points is not skipped: it is written as a
-``dead_letter`` point with the reason (rule ``unwritable``), in the same batch, so it is
-committed only once that point is written.
+committed). A record that cannot be turned into points is not skipped: it goes to the
+dead-letter topic with the reason (rule ``unwritable``), confirmed by Kafka before its offset can
+be committed, where ``twin-stream dlq`` shows and replays it (and from where this sink writes it
+as a ``dead_letter`` point). A record on the dead-letter topic itself that cannot be written, or
+any such record of a sink given no producer, is written as a ``dead_letter`` point in the same
+batch instead, so it is committed only once that point is written.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import urllib3.exceptions
@@ -29,9 +33,10 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write.point import Point
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka import errors as kafka_errors
 
+from twin_stream.bridge.routing import dead_letter
 from twin_stream.errors import PayloadRejected, StoreError, TwinStreamError, map_exceptions
 from twin_stream.kafka import KAFKA_ERRORS
 from twin_stream.sink.points import dead_letter_point, to_points
@@ -88,6 +93,8 @@ class Sink:
         flush_interval_s: float = 1.0,
         max_backoff_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        letters: KafkaProducer | None = None,
+        dlq_topic: str | None = None,
     ) -> None:
         self.consumer = consumer
         self.target = target
@@ -97,6 +104,8 @@ class Sink:
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
         self.stats = SinkStats()
+        self.letters = letters  # sends what cannot be written to ``dlq_topic``
+        self.dlq_topic = dlq_topic
         self.client = InfluxDBClient(
             url=target.url, token=target.token, org=target.org, timeout=10_000
         )
@@ -113,6 +122,8 @@ class Sink:
         finally:
             self.consumer.close()
             self.client.close()
+            if self.letters is not None:
+                self.letters.close()
         return self.stats
 
     def _run(self, stop: threading.Event) -> None:
@@ -129,12 +140,18 @@ class Sink:
                         batch.extend(to_points(kind, record.value))
                     except PayloadRejected as rejected:
                         self.stats.bad_records += 1
-                        batch.append(_dead_letter(tp.topic, record, rejected.reason))
+                        where = "sent to the dead-letter topic"
+                        if self.letters is not None and tp.topic != self.dlq_topic:
+                            self._send_letter(tp.topic, record, rejected.reason)
+                        else:
+                            batch.append(_dead_letter(tp.topic, record, rejected.reason))
+                            where = "written as a dead letter"
                         log.error(
-                            "record %s[%d]@%d written as a dead letter: %s",
+                            "record %s[%d]@%d %s: %s",
                             tp.topic,
                             tp.partition,
                             record.offset,
+                            where,
                             rejected.reason,
                         )
             full = len(batch) >= self.batch_size
@@ -180,6 +197,16 @@ class Sink:
             log.warning("commit after writing %d points failed: %s", len(batch), e)
         self.stats.points += len(batch)
         self.stats.batches += 1
+
+    def _send_letter(self, topic: str, record: Any, reason: str) -> None:
+        """Send a record the sink cannot write to the dead-letter topic; return once Kafka has
+        it (before the record's offset can be committed)."""
+        assert self.letters is not None and self.dlq_topic is not None
+        device = record.key.decode(errors="replace") if record.key else None
+        letter = dead_letter(
+            topic, record.value, reason, datetime.now(UTC), device, {"dlq": self.dlq_topic}
+        )
+        self.letters.send(letter.kafka_topic, key=letter.key, value=letter.value).get(30)
 
 
 def _dead_letter(topic: str, record: Any, reason: str) -> Point:
