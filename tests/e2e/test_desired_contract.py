@@ -140,9 +140,11 @@ class Platform:
         return {t["device_id"] for t in twins} if status == 200 else set()
 
     def settled(self) -> bool:
-        """Both workers own some of the devices and, between them, every one (with its type)."""
+        """Between them, the workers own every device (with its type). Not necessarily both
+        some: four devices on six partitions may all fall to one worker's share, and a request
+        to the other is forwarded (what the tests want to see)."""
         mine = [self.local(i) for i in sorted(self.ports)]
-        if not all(mine) or set().union(*mine) < set(DEVICES):
+        if set().union(*mine) < set(DEVICES):
             return False
         return all(self.get(d)[1]["device_type"] is not None for d in DEVICES)
 
