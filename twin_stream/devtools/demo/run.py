@@ -148,14 +148,17 @@ def score_devices(
 
 
 def _api_ready(port: int, token: str) -> bool:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/twins", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    """The worker scores (``/ready``: partitions assigned, tables recovered, streams running)
+    and its API takes the demo's token."""
+    for path, headers in (("/ready", {}), ("/twins", {"Authorization": f"Bearer {token}"})):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status != 200:
+                    return False
+        except OSError:  # not yet listening, or 503 (HTTPError is an OSError): not ready
+            return False
+    return True
 
 
 def demo_token(tokens_file: Path) -> str:
@@ -222,7 +225,7 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             cleanup.enter_context(subcommand(worker_args, env, logs / "worker.log"))
             cleanup.enter_context(subcommand(["sink"], env, logs / "sink.log"))
             _wait(
-                "the worker's twin API", lambda: _api_ready(port, token), 180, logs / "worker.log"
+                "the worker (GET /ready)", lambda: _api_ready(port, token), 180, logs / "worker.log"
             )
         console.print(
             f"twin API: http://127.0.0.1:{port} (admin token for this run: {token}; e.g. "
