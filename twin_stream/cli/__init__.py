@@ -17,6 +17,7 @@ from twin_stream.cli.demo import demo
 from twin_stream.cli.devices import devices_app
 from twin_stream.cli.dlq import dlq_app
 from twin_stream.cli.eval import eval_app
+from twin_stream.cli.fuzz import fuzz
 from twin_stream.cli.grafana import grafana_app
 from twin_stream.cli.mqtt import mqtt_auth
 from twin_stream.cli.services import bridge, sink, worker
@@ -45,6 +46,7 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(devices_app, name="devices")
 app.add_typer(dlq_app, name="dlq")
+app.command("fuzz")(fuzz)
 
 
 def _setup_logging(verbose: bool) -> None:
