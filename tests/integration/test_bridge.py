@@ -229,6 +229,8 @@ class StandInKafka:
         self.capacity = capacity
         self.refuse = 0
         self.fatal = False
+        #: records whose value contains this are refused for good (too large for Kafka)
+        self.too_large: bytes | None = None
         self.queue: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
         self.delivered: list[tuple[str, bytes]] = []
         self.buffer_errors = 0
@@ -252,6 +254,9 @@ class StandInKafka:
             if self.fatal:
                 code = confluent_kafka.KafkaError._FATAL
                 on_delivery(confluent_kafka.KafkaError(code, "fenced", fatal=True), None)
+            elif self.too_large is not None and self.too_large in value:
+                code = confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE
+                on_delivery(confluent_kafka.KafkaError(code, "too large"), None)
             elif self.refuse:
                 self.refuse -= 1
                 code = confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED
@@ -394,3 +399,36 @@ def test_a_record_on_twin_desired_that_is_no_document_is_dead_lettered_not_dropp
     assert letter["reason"].startswith("command_id: ")  # its first problem, and its rule
     assert letter["reason"].endswith("[string_pattern_mismatch]")
     assert base64.b64decode(letter["payload_base64"]) == b'{"command_id": "x"}'
+
+
+def test_a_record_kafka_refuses_for_good_is_dead_lettered_and_holds_nothing_up() -> None:
+    """Sent again, a record Kafka will never take (too large) would hold every message behind
+    it for ever, acks going in order: its dead letter goes in its place."""
+    kafka = StandInKafka()
+    kafka.up = True
+    endpoint = MqttEndpoint("127.0.0.1", 1, "bridge", "pw", client_id="never-connects")
+    uplink = Uplink(endpoint, kafka)  # type: ignore[arg-type]
+    acks: list[int] = []
+    uplink.client.ack = lambda mid, qos: acks.append(mid)  # type: ignore[assignment,method-assign,return-value]
+    payloads = _readings("pump-0001", 4)
+    # the second reading's (its flow rate, as the forwarded record writes it)
+    kafka.too_large = repr(orjson.loads(payloads[1])["metrics"]["flow_rate"]).encode()
+    assert sum(kafka.too_large in p for p in payloads) == 1
+    for mid, payload in enumerate(payloads, start=1):
+        uplink.inbox.put((mid, 1, mqtt_topic("pump-0001", "telemetry"), payload))
+    for _ in range(50):
+        uplink.step(timeout=0.01)
+        if len(acks) == 4:
+            break
+    assert acks == [1, 2, 3, 4]  # in order, none held up
+    topics = [topic for topic, _ in kafka.delivered]  # the letter lands after its retry
+    assert Counter(topics) == {"twin.telemetry": 3, "twin.dlq": 1}
+    (letter,) = [orjson.loads(value) for topic, value in kafka.delivered if topic == "twin.dlq"]
+    assert letter["mqtt_topic"] == mqtt_topic("pump-0001", "telemetry")
+    assert letter["device_id"] == "pump-0001"
+    assert letter["reason"].endswith("[kafka_refused]") and "too large" in letter["reason"]
+    assert (
+        orjson.loads(base64.b64decode(letter["payload_base64"]))["seq"]
+        == orjson.loads(payloads[1])["seq"]
+    )
+    assert uplink.stats.dead_lettered == 1 and uplink.stats.forwarded == 3

@@ -49,9 +49,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from twin_stream.bridge.routing import Routed, route
+from twin_stream.bridge.routing import Routed, dead_letter, route
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, KAFKA_TOPICS, mqtt_wildcard
-from twin_stream.errors import ConfigError, MqttError, TwinStreamError, map_exceptions
+from twin_stream.errors import (
+    ConfigError,
+    KafkaError,
+    MqttError,
+    TwinStreamError,
+    map_exceptions,
+)
 from twin_stream.kafka import librdkafka_edge
 
 __all__ = [
@@ -155,10 +161,24 @@ class _Pending:
     mid: int
     qos: int
     record: Routed
+    topic: str = ""  # the MQTT topic it came on (for its dead letter, should Kafka refuse it)
     delivered: bool = False
     error: confluent_kafka.KafkaError | None = None
     attempts: int = 0
     next_try: float = 0.0
+
+
+#: librdkafka's errors for a record Kafka will never take (too large, invalid): sent again, it
+#: would hold every message behind it for ever (acks go in order), so it is dead-lettered.
+_REFUSED_FOR_GOOD: Final = frozenset(
+    {
+        "MSG_SIZE_TOO_LARGE",
+        "_MSG_SIZE_TOO_LARGE",
+        "RECORD_LIST_TOO_LARGE",
+        "INVALID_RECORD",
+        "CORRUPT_MESSAGE",
+    }
+)
 
 
 #: How long the uplink waits for Kafka's confirmations while messages are pending: new messages
@@ -383,7 +403,7 @@ class Uplink:
             if record.reason is not None:
                 self.stats.dead_lettered += 1
                 log.info("dead letter from %s: %s", topic, record.reason)
-            item = _Pending(mid, qos, record)
+            item = _Pending(mid, qos, record, topic)
             pending.append(item)
             unsent.append(item)
             taken += 1
@@ -407,7 +427,10 @@ class Uplink:
                 self.producer.poll(_POLL_S)
                 return
             except confluent_kafka.KafkaException as e:
-                self._raise_if_fatal(e.args[0] if e.args else None)
+                error = e.args[0] if e.args else None
+                self._raise_if_fatal(error)
+                if self._dead_letter_if_refused_for_good(item, error):
+                    continue  # its dead letter goes instead, in its place
                 item.attempts += 1
                 item.next_try = now + _backoff(item.attempts)
                 self.stats.retries += 1
@@ -433,12 +456,35 @@ class Uplink:
             with librdkafka_edge("kafka: the bridge's producer failed"):
                 raise confluent_kafka.KafkaException(error)
 
+    def _dead_letter_if_refused_for_good(self, item: _Pending, error: object) -> bool:
+        """Put the dead letter of a record Kafka will never take in its place (True), or
+        leave it to be sent again (False). A dead letter refused for good stops the bridge:
+        nowhere is left to put it, and its message stays unacknowledged, with the broker."""
+        if not isinstance(error, confluent_kafka.KafkaError):
+            return False
+        if error.name() not in _REFUSED_FOR_GOOD:
+            return False
+        record = item.record
+        if record.reason is not None:
+            raise KafkaError(f"kafka refused a dead letter for good: {error.str()}")
+        key = record.key.decode(errors="replace") if record.key else None
+        reason = f"(kafka): the record was refused for good: {error.str()} [kafka_refused]"
+        item.record = dead_letter(
+            item.topic, record.value, reason, datetime.now(UTC), key, self.topics
+        )
+        self.stats.dead_lettered += 1
+        log.error("a record from %s is dead-lettered: %s", item.topic, reason)
+        return True
+
     def _retry_failed(self, now: float) -> None:
         """Records Kafka refused are produced again after a backoff, in receive order with the
         records not produced yet."""
         failed, self.failed = self.failed, []
         for item in failed:
             self._raise_if_fatal(item.error)
+            if self._dead_letter_if_refused_for_good(item, item.error):
+                item.error = None
+                continue
             log.warning(
                 "record for %s failed (%s); sending again", item.record.kafka_topic, item.error
             )
