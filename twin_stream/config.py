@@ -133,8 +133,12 @@ class BridgeSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    #: Bridges with the same group split the devices' messages (MQTT shared subscription).
+    #: Several bridges with the same group split the devices' messages (MQTT shared
+    #: subscription, ``shared``); one bridge subscribes plainly (default), which Mosquitto 2.0.11
+    #: restores after a restart of the broker, as it does not restore shared subscriptions
+    #: (messages sent meanwhile would be acknowledged to devices and delivered to nobody).
     share_group: str = "twin-bridge"
+    shared: bool = False
     client_id: str = "twin-bridge-1"
     #: Messages received but not yet acknowledged to MQTT; the broker holds the rest back.
     max_unacked: int = 1000
@@ -225,6 +229,10 @@ class SinkSettings(BaseModel):
     batch_size: int = 5000
     flush_interval_s: float = 1.0
     group_id: str = "twin-sink"
+    #: Static group membership: a stable id (default ``{group_id}-HOST``), so a restarted sink
+    #: takes its partitions back at once instead of after the session timeout.
+    instance_id: str | None = None
+    session_timeout_s: Annotated[float, Field(ge=6)] = 15.0
 
 
 class Settings(BaseSettings):

@@ -439,6 +439,46 @@ def test_a_record_the_sink_cannot_write_goes_to_the_dead_letter_topic_before_its
     assert Letters.closed and consumer.closed
 
 
+def test_the_sink_waits_out_a_kafka_outage_instead_of_ending() -> None:
+    stop = threading.Event()
+    sink, consumer = _sink([_record(7, RAW)], stop)
+    outage = [kafka_errors.KafkaConnectionError("broker gone")] * 3
+    polls = consumer.poll
+
+    def poll(**kw: Any) -> Any:
+        if outage:
+            raise outage.pop()
+        return polls(**kw)
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    commits = [kafka_errors.KafkaTimeoutError("no answer")]
+    committed = consumer.commit
+
+    def commit() -> None:
+        if commits:
+            raise commits.pop()
+        committed()
+
+    consumer.commit = commit  # type: ignore[method-assign]
+    written: list[list[Point]] = []
+    sink.write_api = mock.Mock(write=lambda **kw: written.append(list(kw["record"])))
+    stats = sink.run(stop)  # returns, rather than raising KafkaUnavailable
+    assert not outage and stats.records == 1 and len(written) == 1
+    assert not commits and consumer.closed  # the failed commit was logged, not fatal
+
+
+def test_a_kafka_refusal_still_ends_the_sink() -> None:
+    stop = threading.Event()
+    sink, consumer = _sink([], stop)
+
+    def poll(**_: Any) -> Any:
+        raise kafka_errors.TopicAuthorizationFailedError("not yours")
+
+    consumer.poll = poll  # type: ignore[method-assign]
+    with pytest.raises(KafkaError, match="not yours"):
+        sink.run(stop)
+
+
 def test_a_sink_stopped_during_an_outage_raises_store_error_and_commits_nothing() -> None:
     stop = threading.Event()
     sink, consumer = _sink([_record(7, RAW)], stop)

@@ -43,6 +43,7 @@ def run_bridge(
     *,
     stop: threading.Event,
     share_group: str = "twin-bridge",
+    shared: bool = False,
     max_unacked: int = 1000,
     partitions: int = 6,
     replication_factor: int = 1,
@@ -81,7 +82,12 @@ def run_bridge(
         )
         running.callback(consumer.close)
         uplink = Uplink(
-            endpoint, producer, share_group=share_group, max_unacked=max_unacked, topics=topics
+            endpoint,
+            producer,
+            share_group=share_group,
+            shared=shared,
+            max_unacked=max_unacked,
+            topics=topics,
         )
         # Rare (a record the worker wrote wrong): kafka-python, confirmed before the commit.
         letters = make_producer(bootstrap, options)

@@ -1,7 +1,12 @@
 """Uplink: device messages from MQTT into Kafka, at least once, in order, with backpressure.
 
-* The bridge subscribes with an MQTT shared subscription (``$share/<group>/...``), so several
-  bridges split the devices' messages between them.
+* One bridge subscribes plainly to every device's channels, in a persistent session (MQTT 5,
+  ``clean_start=False``, a day's expiry), so the broker queues what arrives while it is away,
+  and restores the subscription after a restart of its own. Several bridges subscribe with an
+  MQTT shared subscription (``$share/<group>/...``, ``shared=True``) and split the messages
+  between them; Mosquitto 2.0.11 does not restore a shared subscription after it restarts,
+  so messages devices send before the bridges subscribe again are delivered to no one
+  (``twin-stream chaos``, RELIABILITY.md).
 * QoS 1 with manual acks: a message is acknowledged to the broker only after Kafka acknowledged
   its record (``acks=all``, idempotent producer), and acks go out in the order the messages
   arrived (MQTT 3.1.1 §4.6). If the bridge dies before the ack, the broker delivers again.
@@ -262,6 +267,7 @@ class Uplink:
         producer: confluent_kafka.Producer,
         *,
         share_group: str = "twin-bridge",
+        shared: bool = False,
         max_unacked: int = 1000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         topics: dict[str, str] = KAFKA_TOPICS,
@@ -270,6 +276,7 @@ class Uplink:
         self.endpoint = endpoint
         self.producer = producer
         self.share_group = share_group
+        self.shared = shared
         self.max_unacked = max_unacked
         self.clock = clock
         self.stats = BridgeStats()
@@ -306,9 +313,8 @@ class Uplink:
             self._answer(f"login as {self.endpoint.username!r} refused: {reason}")
             return
         # Subscribe here so the subscriptions survive reconnects.
-        client.subscribe(
-            [(f"$share/{self.share_group}/{mqtt_wildcard(c)}", 1) for c in DEVICE_TO_PLATFORM]
-        )
+        share = f"$share/{self.share_group}/" if self.shared else ""
+        client.subscribe([(f"{share}{mqtt_wildcard(c)}", 1) for c in DEVICE_TO_PLATFORM])
         self.connected.set()
         self._answer(None)
         log.info("bridge connected to %s:%d", self.endpoint.host, self.endpoint.port)

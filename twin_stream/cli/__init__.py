@@ -13,6 +13,7 @@ import typer
 from twin_stream.cli._common import fail
 from twin_stream.cli.bench import bench_app
 from twin_stream.cli.certs import certs_app
+from twin_stream.cli.chaos import chaos
 from twin_stream.cli.demo import demo
 from twin_stream.cli.devices import devices_app
 from twin_stream.cli.dlq import dlq_app
@@ -47,6 +48,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(devices_app, name="devices")
 app.add_typer(dlq_app, name="dlq")
 app.command("fuzz")(fuzz)
+app.command("chaos")(chaos)
 
 
 def _setup_logging(verbose: bool) -> None:

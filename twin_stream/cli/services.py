@@ -53,6 +53,7 @@ def bridge(
             bootstrap,
             stop=_stop_on_signals(),
             share_group=settings.bridge.share_group,
+            shared=settings.bridge.shared,
             max_unacked=settings.bridge.max_unacked,
             partitions=settings.kafka.partitions,
             replication_factor=settings.kafka.replication_factor,
@@ -193,6 +194,9 @@ def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:
             kafka_options=settings.kafka.client_options(),
             batch_size=settings.sink.batch_size,
             flush_interval_s=settings.sink.flush_interval_s,
+            instance_id=settings.sink.instance_id
+            or f"{settings.sink.group_id}-{socket.gethostname()}",
+            session_timeout_s=settings.sink.session_timeout_s,
         )
         console.print(f"sink: kafka {bootstrap} -> {url} (bucket {target.bucket})")
         stats = writer.run(_stop_on_signals())

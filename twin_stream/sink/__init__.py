@@ -31,10 +31,24 @@ def make_sink(
     kafka_options: dict[str, object] | None = None,
     batch_size: int = 5000,
     flush_interval_s: float = 1.0,
+    instance_id: str | None = None,
+    session_timeout_s: float = 15.0,
 ) -> Sink:
+    """A sink of ``topics`` in consumer group ``group_id``. With ``instance_id`` (one stable id
+    per sink) its membership is static: restarted within ``session_timeout_s``, it takes its
+    partitions back without waiting for the group to notice that the old one died."""
     kind_of_topic = {topics[kind]: kind for kind in MEASUREMENTS}
+    membership: dict[str, object] = {
+        "session_timeout_ms": int(session_timeout_s * 1000),
+        "heartbeat_interval_ms": min(3000, int(session_timeout_s * 1000) // 5),
+    }
+    if instance_id is not None:
+        membership["group_instance_id"] = instance_id
     consumer = make_consumer(
-        bootstrap, *kind_of_topic, group_id=group_id, options=kafka_options or {}
+        bootstrap,
+        *kind_of_topic,
+        group_id=group_id,
+        options={**(kafka_options or {}), **membership},
     )
     try:
         letters = make_producer(bootstrap, kafka_options or {})

@@ -9,7 +9,9 @@ not written. A restart replays from the last commit; rewrites land on the same p
 InfluxDB's errors are translated where it is called (:func:`write_points`): a write that did not
 land is a :class:`~twin_stream.errors.StoreError`. It is retried while the sink runs; when the
 sink is stopped during an outage, the batch's StoreError propagates (not written, not
-committed). A record that cannot be turned into points is not skipped: it goes to the
+committed). While Kafka is away the sink waits for it (polls and commits are tried again with
+backoff; what was read stays in the batch), so an outage delays points and never ends the sink.
+A record that cannot be turned into points is not skipped: it goes to the
 dead-letter topic with the reason (rule ``unwritable``), confirmed by Kafka before its offset can
 be committed, where ``twin-stream dlq`` shows and replays it (and from where this sink writes it
 as a ``dead_letter`` point). A record on the dead-letter topic itself that cannot be written, or
@@ -105,6 +107,7 @@ class Sink:
         self.sleep = sleep
         self.stats = SinkStats()
         self.letters = letters  # sends what cannot be written to ``dlq_topic``
+        self._stopping = threading.Event()  # run()'s stop
         self.dlq_topic = dlq_topic
         self.client = InfluxDBClient(
             url=target.url, token=target.token, org=target.org, timeout=10_000
@@ -116,6 +119,7 @@ class Sink:
 
         Raises :class:`StoreError` if stopped while InfluxDB refuses the last batch, and
         :class:`~twin_stream.errors.KafkaError` if Kafka fails the consumer."""
+        self._stopping = stop
         try:
             with map_exceptions(KAFKA_ERRORS, "kafka: the sink's consumer"):
                 self._run(stop)
@@ -129,10 +133,20 @@ class Sink:
     def _run(self, stop: threading.Event) -> None:
         batch: list[Point] = []
         started = time.monotonic()
+        backoff = 0.2
         while not stop.is_set():
-            for tp, records in self.consumer.poll(
-                timeout_ms=200, max_records=self.batch_size
-            ).items():
+            try:
+                polled = self.consumer.poll(timeout_ms=200, max_records=self.batch_size)
+            except kafka_errors.KafkaError as e:
+                if not _transient(e):
+                    raise
+                # Kafka is away: what was read is kept, nothing is committed; wait for it.
+                log.warning("kafka unreachable (%s); polling again in %.1fs", e, backoff)
+                self.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            backoff = 0.2
+            for tp, records in polled.items():
                 kind = self.kind_of_topic[tp.topic]
                 for record in records:
                     self.stats.records += 1
@@ -195,6 +209,12 @@ class Sink:
             # Written but not committed: the partitions' new owner writes these records
             # again, onto the same points.
             log.warning("commit after writing %d points failed: %s", len(batch), e)
+        except kafka_errors.KafkaError as e:
+            if not _transient(e):
+                raise
+            # Kafka is away: the next commit covers these records too; a restart before it
+            # writes them again, onto the same points.
+            log.warning("commit after writing %d points failed (kafka away): %s", len(batch), e)
         self.stats.points += len(batch)
         self.stats.batches += 1
 
@@ -206,7 +226,26 @@ class Sink:
         letter = dead_letter(
             topic, record.value, reason, datetime.now(UTC), device, {"dlq": self.dlq_topic}
         )
-        self.letters.send(letter.kafka_topic, key=letter.key, value=letter.value).get(30)
+        backoff = 0.2
+        while True:
+            try:
+                sent = self.letters.send(letter.kafka_topic, key=letter.key, value=letter.value)
+                sent.get(30)
+                return
+            except kafka_errors.KafkaError as e:
+                if not _transient(e) or self._stopping.is_set():
+                    raise  # stopped: not committed, the next start reads the record again
+                log.warning("dead letter not confirmed (%s); sending again in %.1fs", e, backoff)
+                self.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+
+def _transient(error: kafka_errors.KafkaError) -> bool:
+    """Whether a Kafka error means "not now" (a broker down or unreachable, a timeout), which
+    the sink waits out, rather than a refusal."""
+    return bool(getattr(error, "retriable", False)) or isinstance(
+        error, (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError)
+    )
 
 
 def _dead_letter(topic: str, record: Any, reason: str) -> Point:

@@ -110,6 +110,7 @@ class Mosquitto(Service):
                     f"acl_file {acl}",
                     "persistence true",
                     f"persistence_location {self.data_dir / 'persistence'}/",
+                    "autosave_interval 30",  # the queues on disk every 30 s, not only at exit
                     # QoS 1 backpressure from the bridge holds messages in the broker; allow
                     # a deep queue per client so a slow Kafka delays data instead of dropping it.
                     "max_queued_messages 100000",

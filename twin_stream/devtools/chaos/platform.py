@@ -1,0 +1,258 @@
+"""The platform a chaos run breaks: the local stack (Mosquitto, Kafka, InfluxDB) and the
+``twin-stream`` processes (the bridge, two workers, the sink), each of which can be killed and
+started again.
+
+Every process is a child in its own process group with its own log (appended to across
+restarts, so one file tells a component's whole run), tied to this process so that a killed
+run leaves nothing behind. The stack's services are stopped and started again through
+:class:`~twin_stream.devtools.stack.Stack` (same port, same data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twin_stream.devtools.demo.run import demo_token
+from twin_stream.devtools.stack import Stack, StackState, free_port
+from twin_stream.devtools.stack.processes import die_with_parent, log_tail
+from twin_stream.domain.topics import kafka_topics
+from twin_stream.errors import TwinStreamError
+from twin_stream.kafka import ensure_topics
+
+__all__ = ["Child", "Platform"]
+
+
+@dataclass
+class Child:
+    """One ``python -m twin_stream ARGS`` process that can be killed and started again."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        if self.alive():
+            raise TwinStreamError(f"{self.name} is already running (pid {self.pid})")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            out.write(f"\n--- chaos: {self.name} started at {time.time():.3f}\n".encode())
+            out.flush()
+            # The child gets its own copy of the descriptor; ours closes with this block.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "twin_stream", *self.args],
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        self.starts += 1
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll() if self.process is not None else None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no goodbye, no last commit, no flush."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; reaps the process either way."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        else:
+            self.process.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        return log_tail(self.log, lines)
+
+
+@dataclass
+class Platform:
+    """The stack and the pipeline's processes of one chaos run, under ``root``."""
+
+    root: Path
+    device_ids: list[str]
+    workers: int = 2
+    partitions: int = 6
+    stack: Stack = field(init=False)
+    state: StackState | None = None
+    children: dict[str, Child] = field(default_factory=dict)
+    token: str = ""
+    topics: dict[str, str] = field(default_factory=lambda: kafka_topics("twin"))
+    #: Whether the workers answer ``GET /ready`` (a readiness endpoint), found at start.
+    has_ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.stack = Stack(
+            self.root / "stack",
+            services=["mosquitto", "kafka", "influxdb"],
+            device_ids=self.device_ids,
+            kafka_partitions=self.partitions,
+        )
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def url(self, service: str) -> str:
+        assert self.state is not None
+        return self.state.url(service)
+
+    @property
+    def mqtt_port(self) -> int:
+        assert self.state is not None
+        return self.state.services["mosquitto"].port
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        return {a.username: a.password for a in self.stack.accounts}
+
+    def worker_names(self) -> list[str]:
+        return [f"worker-{i}" for i in range(self.workers)]
+
+    def worker_port(self, name: str) -> int:
+        args = self.children[name].args
+        return int(args[args.index("--web-port") + 1])
+
+    def up(self, timeout: float = 180.0) -> None:
+        """Start the stack, make the topics, start the bridge, the sink and the workers."""
+        self.state = self.stack.up(timeout=timeout)
+        bootstrap = self.url("kafka")
+        ensure_topics(bootstrap, self.partitions, {}, self.topics)
+        tokens_file = self.root / "api-tokens.json"
+        self.token = demo_token(tokens_file)
+        mosquitto = self.state.services["mosquitto"]
+        # Every endpoint named, whatever the caller's environment says.
+        env = {
+            "TWIN_STACK__DIR": str(self.root / "stack"),
+            "TWIN_KAFKA__BOOTSTRAP": bootstrap,
+            "TWIN_KAFKA__PARTITIONS": str(self.partitions),
+            "TWIN_INFLUX__URL": self.url("influxdb"),
+            "TWIN_MQTT__URL": mosquitto.url,
+            "TWIN_MQTT__CREDENTIALS_FILE": str(mosquitto.extra["credentials_file"]),
+            "TWIN_API__TOKENS_FILE": str(tokens_file),
+            "TWIN_API__TOKENS": "",
+        }
+        self.children["bridge"] = Child("bridge", ["bridge"], env, self.logs / "bridge.log")
+        self.children["sink"] = Child("sink", ["sink"], env, self.logs / "sink.log")
+        for name in self.worker_names():
+            args = [
+                "worker",
+                "--web-port",
+                str(free_port()),
+                "--data-dir",
+                str(self.root / name),
+            ]
+            self.children[name] = Child(name, args, env, self.logs / f"{name}.log")
+        for child in self.children.values():
+            child.start()
+
+    def down(self) -> None:
+        """Stop every process (SIGTERM first), then the stack; keep the logs, drop the data."""
+        errors: list[BaseException] = []
+        for child in self.children.values():
+            try:
+                child.stop()
+            except (OSError, subprocess.SubprocessError) as e:
+                errors.append(e)
+        services = dict(self.state.services) if self.state is not None else {}
+        self.stack.down()
+        for name, info in services.items():  # once stopped: every line is flushed
+            with contextlib.suppress(OSError):
+                (self.logs / f"{name}.log").write_bytes(Path(info.log_path).read_bytes())
+        # The logs stay; the data (Kafka's log segments above all) goes.
+        for data in [self.root / "stack", *(self.root / w for w in self.worker_names())]:
+            shutil.rmtree(data, ignore_errors=True)
+        if errors:
+            raise errors[0]
+
+    # -- the twin API ---------------------------------------------------------------------------
+
+    def api(self, worker: str, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+        """``GET path`` on a worker's twin API with the run's admin token: (status, JSON body);
+        status 0 when it does not answer."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.worker_port(worker)}{path}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status), json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            with e:
+                body = e.read()
+            try:
+                return int(e.code), json.loads(body or b"null")
+            except ValueError:
+                return int(e.code), None
+        except (OSError, ValueError):
+            return 0, None
+
+    def ready(self, worker: str) -> bool:
+        """Whether a worker is ready: ``GET /ready`` answers 200 where the workers have it."""
+        status, _ = self.api(worker, "/ready")
+        return status == 200
+
+    def find_readiness(self, timeout: float = 180.0) -> None:
+        """Find whether the workers have ``GET /ready``, once their API answers at all: a route
+        they do not know is a 404 (or, for a token that may not see it, 403)."""
+        deadline = time.monotonic() + timeout
+        worker = self.worker_names()[0]
+        while time.monotonic() < deadline:
+            status, _ = self.api(worker, "/ready")
+            if status in (200, 503):
+                self.has_ready = True
+                return
+            if status in (403, 404):
+                self.has_ready = False
+                return
+            if not self.children[worker].alive():
+                raise TwinStreamError(f"{worker} exited:\n{self.children[worker].tail()}")
+            time.sleep(1.0)
+        raise TwinStreamError(
+            f"{worker}'s twin API did not answer:\n{self.children[worker].tail()}"
+        )
+
+    def open_alert_ids(self) -> set[str] | None:
+        """The alerts the workers hold open now (``GET /alerts``, gathered from every worker),
+        or None if no worker answered."""
+        for worker in self.worker_names():
+            status, body = self.api(worker, "/alerts", timeout=20.0)
+            if status == 200 and isinstance(body, list):
+                return {str(a["alert_id"]) for a in body}
+        return None
