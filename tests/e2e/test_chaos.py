@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from twin_stream.devtools.chaos import FAULTS, ChaosOptions, FaultTiming, run_chaos
+from twin_stream.devtools.chaos import DEFAULT_FAULTS, ChaosOptions, FaultTiming, run_chaos
 
 # The run (the module's fixture) takes about five minutes on 2 busy cores: more than the
 # suite's 600 s per test would leave of a margin for the test that sets it up.
@@ -54,7 +54,7 @@ def _why(figures: dict[str, Any], row: dict[str, Any]) -> str:
 
 def test_every_fault_ran_under_load(chaos_run: dict[str, Any]) -> None:
     rows = chaos_run["faults"]
-    assert [r["fault"] for r in rows] == list(FAULTS)
+    assert [r["fault"] for r in rows] == list(DEFAULT_FAULTS)
     for row in rows:
         # At 50 readings/s and at least 8 s of steady load per window, a window without a few
         # hundred readings did not run under load.
@@ -76,7 +76,7 @@ def test_no_process_exits_by_itself(chaos_run: dict[str, Any]) -> None:
     assert exits == {}, exits
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", list(DEFAULT_FAULTS))
 def test_no_reading_is_lost_or_stored_twice(chaos_run: dict[str, Any], fault: str) -> None:
     row = next(r for r in chaos_run["faults"] if r["fault"] == fault)
     assert row["lost"] == 0, _why(chaos_run, row)
@@ -84,7 +84,7 @@ def test_no_reading_is_lost_or_stored_twice(chaos_run: dict[str, Any], fault: st
     assert row["duplicates"] == 0, _why(chaos_run, row)
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", list(DEFAULT_FAULTS))
 def test_scoring_resumes_after_the_fault(chaos_run: dict[str, Any], fault: str) -> None:
     row = next(r for r in chaos_run["faults"] if r["fault"] == fault)
     assert row["recovery_s"] is not None, _why(chaos_run, row)
@@ -98,3 +98,22 @@ def test_no_alert_is_duplicated_or_orphaned(chaos_run: dict[str, Any]) -> None:
     assert alerts["orphaned"] is not None, "no worker answered GET /alerts at the end"
     assert alerts["duplicates"] == 0, alerts
     assert alerts["orphaned"] == 0, alerts
+
+
+def test_a_kafka_broker_killed_under_load_loses_and_duplicates_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Three brokers, every topic (ours, the changelogs, Faust's own) replicated 3 times with 2
+    in sync: one broker SIGKILLed under load for the outage and started again."""
+    workdir = tmp_path_factory.mktemp("chaos-broker") / "run"
+    lines: list[str] = []
+    options = dataclasses.replace(CI_LOAD, workdir=workdir, faults=("kafka-broker-kill",))
+    figures = run_chaos(options, log=lines.append)
+    figures["log_lines"] = lines
+    (row,) = figures["faults"]
+    assert row["fault"] == "kafka-broker-kill" and row["published"] > 200, _why(figures, row)
+    assert row["lost"] == 0, _why(figures, row)
+    assert row["scored"] == row["stored"] == row["published"], _why(figures, row)
+    assert row["duplicates"] == 0, _why(figures, row)
+    assert row["recovery_s"] is not None, _why(figures, row)
+    assert figures["exited"] == [], figures["exited"]

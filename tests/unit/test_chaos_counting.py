@@ -21,7 +21,7 @@ from twin_stream.devtools.chaos.counting import (
     unsent_in_window,
     window_readings,
 )
-from twin_stream.devtools.chaos.faults import FAULTS, fault_names
+from twin_stream.devtools.chaos.faults import DEFAULT_FAULTS, FAULTS, fault_names
 
 
 def test_every_published_reading_scored_and_stored_once_counts_nothing_wrong() -> None:
@@ -201,8 +201,8 @@ def test_events_fall_in_the_window_they_arrived_in() -> None:
 
 def test_fault_names_keep_the_run_s_order_and_refuse_unknown_ones() -> None:
     assert fault_names("tsdb-outage,worker-kill") == ["worker-kill", "tsdb-outage"]
-    assert fault_names(None) == list(FAULTS)
-    assert list(FAULTS) == [
+    assert fault_names(None) == list(DEFAULT_FAULTS)
+    assert list(DEFAULT_FAULTS) == [
         "bridge-kill",
         "worker-kill",
         "sink-kill",
@@ -210,6 +210,10 @@ def test_fault_names_keep_the_run_s_order_and_refuse_unknown_ones() -> None:
         "mosquitto-restart",
         "tsdb-outage",
     ]
+    # one more, run only when named: it needs a three-broker cluster
+    assert list(FAULTS) == [*DEFAULT_FAULTS, "kafka-broker-kill"]
+    assert FAULTS["kafka-broker-kill"].brokers == 3
+    assert fault_names("kafka-broker-kill") == ["kafka-broker-kill"]
     with pytest.raises(ValueError, match="unknown fault.*broker-kill.*known: bridge-kill"):
         fault_names("broker-kill")
     with pytest.raises(ValueError, match="none given"):

@@ -15,7 +15,15 @@ The figures of the full run are in RELIABILITY.md.
 
 from __future__ import annotations
 
-from twin_stream.devtools.chaos.faults import FAULTS, FaultTiming, fault_names
+from twin_stream.devtools.chaos.faults import DEFAULT_FAULTS, FAULTS, FaultTiming, fault_names
 from twin_stream.devtools.chaos.run import ChaosOptions, chaos_command, run_chaos
 
-__all__ = ["FAULTS", "ChaosOptions", "FaultTiming", "chaos_command", "fault_names", "run_chaos"]
+__all__ = [
+    "DEFAULT_FAULTS",
+    "FAULTS",
+    "ChaosOptions",
+    "FaultTiming",
+    "chaos_command",
+    "fault_names",
+    "run_chaos",
+]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from twin_stream.devtools.chaos.platform import Platform
 
-__all__ = ["FAULTS", "Fault", "FaultTiming", "fault_names"]
+__all__ = ["DEFAULT_FAULTS", "FAULTS", "Fault", "FaultTiming", "fault_names"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class Fault:
     inject: Callable[[Platform, FaultTiming, Callable[[], None]], None]
     #: The process to wait on (``GET /ready``) after the fault, if any.
     restarts_worker: str | None = None
+    #: Kafka brokers the platform needs for this fault (a run with any such fault starts a
+    #: cluster of that many, with every topic replicated 3 times and 2 in sync).
+    brokers: int = 1
 
 
 def _kill_and_restart(child: str) -> Callable[[Platform, FaultTiming, Callable[[], None]], None]:
@@ -53,6 +56,16 @@ def _outage(service: str) -> Callable[[Platform, FaultTiming, Callable[[], None]
         time.sleep(max(0.0, timing.outage_s - (time.monotonic() - begun)))
         mark_end()
         platform.stack.start_service(service)
+
+    return inject
+
+
+def _kill_broker(node: str) -> Callable[[Platform, FaultTiming, Callable[[], None]], None]:
+    def inject(platform: Platform, timing: FaultTiming, mark_end: Callable[[], None]) -> None:
+        platform.stack.kill_service(node)  # SIGKILL: no controlled shutdown, no leader handover
+        time.sleep(timing.outage_s)
+        mark_end()
+        platform.stack.start_service(node)
 
     return inject
 
@@ -100,21 +113,32 @@ FAULTS: dict[str, Fault] = {
             "stop InfluxDB for the outage, then start it again on the same data",
             _outage("influxdb"),
         ),
+        Fault(
+            "kafka-broker-kill",
+            "SIGKILL one of three Kafka brokers (topics replicated 3 times, 2 in sync) for the "
+            "outage, then start it again on the same data",
+            _kill_broker("kafka-2"),
+            brokers=3,
+        ),
     )
 }
 
+#: What a run does when no fault is named: every fault of the one-broker platform.
+#: ``kafka-broker-kill`` runs when named (``--faults kafka-broker-kill``): on three brokers.
+DEFAULT_FAULTS: tuple[str, ...] = tuple(n for n, f in FAULTS.items() if f.brokers == 1)
+
 
 def fault_names(text: str | None) -> list[str]:
-    """The faults a ``--faults`` value names (comma-separated), in the run's order; all of
-    them for None. An unknown name is a ValueError that lists the known ones.
+    """The faults a ``--faults`` value names (comma-separated), in the run's order; the
+    default ones for None. An unknown name is a ValueError that lists the known ones.
 
     >>> fault_names("tsdb-outage, bridge-kill")
     ['bridge-kill', 'tsdb-outage']
-    >>> fault_names(None) == list(FAULTS)
+    >>> fault_names(None) == list(DEFAULT_FAULTS) and "kafka-broker-kill" not in DEFAULT_FAULTS
     True
     """
     if text is None:
-        return list(FAULTS)
+        return list(DEFAULT_FAULTS)
     asked = {name.strip() for name in text.split(",") if name.strip()}
     unknown = sorted(asked - set(FAULTS))
     if unknown or not asked:

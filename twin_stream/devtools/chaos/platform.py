@@ -109,6 +109,8 @@ class Platform:
     device_ids: list[str]
     workers: int = 2
     partitions: int = 6
+    #: Kafka brokers: 1, or a cluster (3) whose topics are replicated 3 times, 2 in sync.
+    kafka_brokers: int = 1
     stack: Stack = field(init=False)
     state: StackState | None = None
     children: dict[str, Child] = field(default_factory=dict)
@@ -123,6 +125,7 @@ class Platform:
             services=["mosquitto", "kafka", "influxdb"],
             device_ids=self.device_ids,
             kafka_partitions=self.partitions,
+            kafka_brokers=self.kafka_brokers,
         )
 
     @property
@@ -153,7 +156,15 @@ class Platform:
         """Start the stack, make the topics, start the bridge, the sink and the workers."""
         self.state = self.stack.up(timeout=timeout)
         bootstrap = self.url("kafka")
-        ensure_topics(bootstrap, self.partitions, {}, self.topics)
+        replicas, in_sync = (3, 2) if self.kafka_brokers >= 3 else (1, 1)
+        ensure_topics(
+            bootstrap,
+            self.partitions,
+            {},
+            self.topics,
+            replication_factor=replicas,
+            min_insync_replicas=in_sync,
+        )
         tokens_file = self.root / "api-tokens.json"
         self.token = demo_token(tokens_file)
         mosquitto = self.state.services["mosquitto"]
@@ -167,6 +178,8 @@ class Platform:
             "TWIN_MQTT__CREDENTIALS_FILE": str(mosquitto.extra["credentials_file"]),
             "TWIN_API__TOKENS_FILE": str(tokens_file),
             "TWIN_API__TOKENS": "",
+            "TWIN_KAFKA__REPLICATION_FACTOR": str(replicas),
+            "TWIN_KAFKA__MIN_INSYNC_REPLICAS": str(in_sync),
         }
         self.children["bridge"] = Child("bridge", ["bridge"], env, self.logs / "bridge.log")
         self.children["sink"] = Child("sink", ["sink"], env, self.logs / "sink.log")

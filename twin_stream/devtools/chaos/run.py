@@ -41,7 +41,7 @@ from twin_stream.devtools.chaos.counting import (
     window_readings,
 )
 from twin_stream.devtools.chaos.counting import alert_findings as find_alert_issues
-from twin_stream.devtools.chaos.faults import FAULTS, Fault, FaultTiming
+from twin_stream.devtools.chaos.faults import DEFAULT_FAULTS, FAULTS, Fault, FaultTiming
 from twin_stream.devtools.chaos.platform import Platform
 from twin_stream.devtools.chaos.tsdb import devices_stored_since, stored_counts, stored_readings
 from twin_stream.errors import TwinStreamError
@@ -55,7 +55,7 @@ Say = Callable[[str], None]
 class ChaosOptions:
     """One chaos run. The defaults are the full run; the CI test runs a shorter load."""
 
-    faults: tuple[str, ...] = tuple(FAULTS)
+    faults: tuple[str, ...] = DEFAULT_FAULTS
     devices: int = 50
     rate: float = 200.0  # readings/s of the whole fleet
     timing: FaultTiming = FaultTiming()
@@ -350,7 +350,8 @@ def run_chaos(
         raise TwinStreamError(f"the chaos run's directory {root} is not empty")
     root.mkdir(parents=True, exist_ok=True)
     plan = chaos_plan(options)
-    platform = Platform(root, [d.device_id for d in plan.devices])
+    brokers = max(FAULTS[name].brokers for name in options.faults)
+    platform = Platform(root, [d.device_id for d in plan.devices], kafka_brokers=brokers)
     started = time.monotonic()
     with ExitStack() as cleanup:
         say("starting Mosquitto, Kafka and InfluxDB, then the bridge, two workers and the sink")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -164,6 +165,14 @@ class Stack:
         assert service.process is not None
         stop_process_group(service.process.pid, timeout=timeout)
         service.process.wait(timeout=1)
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL one service (no clean shutdown), keeping its port and data, to start it
+        again later with :meth:`start_service` (chaos)."""
+        service = self._running_service(name)
+        assert service.process is not None
+        os.killpg(service.process.pid, signal.SIGKILL)
+        service.process.wait(timeout=10)
 
     def start_service(self, name: str, *, timeout: float = 120.0) -> None:
         """Start a service stopped by :meth:`stop_service` again, on the same port and data."""
