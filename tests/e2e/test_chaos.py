@@ -117,3 +117,13 @@ def test_a_kafka_broker_killed_under_load_loses_and_duplicates_nothing(
     assert row["duplicates"] == 0, _why(figures, row)
     assert row["recovery_s"] is not None, _why(figures, row)
     assert figures["exited"] == [], figures["exited"]
+
+
+def test_memory_is_measured_around_each_fault(chaos_run: dict[str, Any]) -> None:
+    """The bridge's and Mosquitto's resident memory before, at its peak during and after each
+    fault (the Kafka outage's figures are RELIABILITY.md's backpressure table)."""
+    row = next(r for r in chaos_run["faults"] if r["fault"] == "kafka-outage")
+    for name in ("bridge", "mosquitto"):
+        figures = row["rss_mb"][name]
+        assert all(figures[k] is not None and figures[k] > 1.0 for k in figures), row["rss_mb"]
+        assert figures["peak_during"] >= min(figures["before"], figures["after"])

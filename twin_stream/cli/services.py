@@ -18,7 +18,7 @@ import typer
 from twin_stream.cli._common import console, fail
 from twin_stream.cli._endpoints import Endpoints
 from twin_stream.config import Settings
-from twin_stream.domain.topics import kafka_topics
+from twin_stream.domain.topics import kafka_topics, worker_changelogs
 from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.mqtt_auth import BRIDGE_USER
 
@@ -114,11 +114,14 @@ def worker(
         bootstrap = Endpoints(settings).kafka_bootstrap()
         if credentials is not None:  # a refused login said as such, not as "no broker"
             check_broker_login(bootstrap, credentials)
+        # The tables' changelogs too, before Faust starts: a worker that subscribes before
+        # another made them never sees their partitions in its metadata (PartitionsMismatch at
+        # every table write: its agents crash and restart in a loop, scoring nothing).
         ensure_topics(
             bootstrap,
             settings.kafka.partitions,
             settings.kafka.client_options(),
-            topics,
+            {**topics, **worker_changelogs(topic_prefix)},
             replication_factor=settings.kafka.replication_factor,
             min_insync_replicas=settings.kafka.min_insync_replicas,
         )

@@ -33,6 +33,7 @@ __all__ = [
     "MQTT_PREFIX",
     "PLATFORM_TO_DEVICE",
     "TOPIC_CONFIGS",
+    "worker_changelogs",
     "Channel",
     "device_id_from_mqtt_topic",
     "kafka_topics",
@@ -84,7 +85,24 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
 
 #: Kafka topic configs by kind, beyond the broker's defaults: the audit trail is kept forever
 #: (the twin API's ``GET /audit`` reads it from the topic).
-TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {"audit": {"retention.ms": "-1"}}
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    "audit": {"retention.ms": "-1"},
+    # the workers' tables' changelogs (made before the workers start: see worker_changelogs)
+    "twins_changelog": {"cleanup.policy": "compact"},
+    "models_changelog": {"cleanup.policy": "compact"},
+}
+
+
+def worker_changelogs(prefix: str = "twin") -> dict[str, str]:
+    """The changelog topics of the workers' tables (Faust's names: ``{group}-{table}-changelog``,
+    the group being ``{prefix}-worker``), by kind.
+
+    >>> worker_changelogs()["models_changelog"]
+    'twin-worker-models-changelog'
+    """
+    return {
+        f"{table}_changelog": f"{prefix}-worker-{table}-changelog" for table in ("twins", "models")
+    }
 
 
 KAFKA_TOPICS: Final = kafka_topics()

@@ -27,6 +27,7 @@ restore: :func:`failure_reason`, logged with its traceback); the agent goes on w
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,31 @@ def _source(letter: bytes) -> str | None:
     return source if isinstance(source, str) else None
 
 
+def _save(
+    devices: DeviceCache, device_id: str, state: DeviceState, out: Outputs, *, reading: bool
+) -> None:
+    """Checkpoint the device; a table write that fails (Faust's metadata of a changelog not
+    there just after Kafka came back, say) is logged and tried again at the device's next
+    event, rather than crashing the agent and so the scoring of every device it serves."""
+    try:
+        devices.save(device_id, state, out, reading=reading)
+    except Exception:
+        _SAVE_FAILURES[0] += 1
+        now = time.monotonic()
+        if now - _SAVE_FAILURES[1] >= 30.0:  # at most one traceback per 30 s, with the count
+            _SAVE_FAILURES[1] = now
+            log.exception(
+                "checkpoint of %s failed (%d failures so far); its state is kept and saved "
+                "at its next event",
+                device_id,
+                _SAVE_FAILURES[0],
+            )
+
+
+#: Checkpoints that failed, and when one was last logged (monotonic s).
+_SAVE_FAILURES: list[float] = [0, -1e9]
+
+
 def _offset(event: Any) -> str:
     return f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
 
@@ -281,7 +307,7 @@ def register_agents(
                 devices.forget(device_id)  # it may have stopped half-way through the state
                 await publisher.dead_letter(kind, device_id, event.value, reason, now)
                 continue
-            devices.save(device_id, state, out, reading=kind == "telemetry")
+            _save(devices, device_id, state, out, reading=kind == "telemetry")
             batch = batches.get(device_id)
             if batch is not None and batch.state is not state:  # reloaded after a failure
                 await publisher.publish(device_id, batches.pop(device_id))
@@ -336,7 +362,7 @@ def register_agents(
                 )
                 devices.forget(device_id)
                 continue
-            devices.save(device_id, state, out, reading=False)
+            _save(devices, device_id, state, out, reading=False)
             batch = DeviceBatch(state)
             batch.add(out)
             await publisher.publish(device_id, batch)  # the invalid counter moved

@@ -145,6 +145,30 @@ class Platform:
     def passwords(self) -> dict[str, str]:
         return {a.username: a.password for a in self.stack.accounts}
 
+    def pid_of(self, name: str) -> int | None:
+        """The pid of a pipeline process (``bridge``, ``sink``, ``worker-0``...) or of a stack
+        service (``mosquitto``, ``kafka``...), None if it is not running."""
+        if name in self.children:
+            return self.children[name].pid
+        if self.state is not None and name in self.state.services:
+            return self.state.services[name].pid
+        return None
+
+    def rss_mb(self, name: str) -> float | None:
+        """Resident memory of ``name``'s process in MiB (``/proc/PID/status``), None if it is
+        not running."""
+        pid = self.pid_of(name)
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return round(int(line.split()[1]) / 1024, 1)
+        except FileNotFoundError:  # it exited (killed by the fault): no figure for now
+            return None
+        return None
+
     def worker_names(self) -> list[str]:
         return [f"worker-{i}" for i in range(self.workers)]
 

@@ -121,6 +121,9 @@ class _FaultRun:
     targets: dict[str, int] = field(default_factory=dict)
     ready_s: float | None = None
     stored_recovery_s: float | None = None
+    #: resident memory (MiB) of the bridge and of Mosquitto: before the fault, its peak while
+    #: the fault lasted, and once scoring and storing resumed (``rss_mb``)
+    rss_mb: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 class _Run:
@@ -243,7 +246,25 @@ class _Run:
             run.ended, run.end_counts = time.time(), self.snapshot()
 
         run.began = time.time()
-        fault.inject(self.platform, o.timing, mark_end)
+        watched = ("bridge", "mosquitto")  # what holds the backlog while Kafka is away
+        before = {name: self.platform.rss_mb(name) for name in watched}
+        peaks: dict[str, float] = {}
+        sampling = threading.Event()
+
+        def sample() -> None:  # the peak while the fault lasts, twice a second
+            while not sampling.wait(0.5):
+                for name in watched:
+                    rss = self.platform.rss_mb(name)
+                    if rss is not None:
+                        peaks[name] = max(peaks.get(name, 0.0), rss)
+
+        sampler = threading.Thread(target=sample, name="chaos-rss")
+        sampler.start()
+        try:
+            fault.inject(self.platform, o.timing, mark_end)
+        finally:
+            sampling.set()
+            sampler.join()
         self.say(f"{head}: waiting for scoring and storing to resume")
         # The devices waited for are those that publish again within the grace period (all of
         # them, unless one is offline on its own); until it has passed, the clocks run anyway.
@@ -275,6 +296,14 @@ class _Run:
                 if scored_s is not None and stored and (not worker or run.ready_s is not None):
                     break
             self.sleep(0.5)
+        run.rss_mb = {
+            name: {
+                "before": before[name],
+                "peak_during": peaks.get(name),
+                "after": self.platform.rss_mb(name),
+            }
+            for name in watched
+        }
         if run.targets and all(d in stored_first for d in run.targets):
             run.stored_recovery_s = round(max(stored_first[d] for d in run.targets) - run.ended, 2)
 
@@ -495,6 +524,7 @@ def _figures(
                     1,
                 ),
                 "devices_waited_for": len(r.targets),
+                "rss_mb": r.rss_mb,
                 "does": r.fault.does,
                 "command": chaos_command(options, r.fault.name),
                 "exits": [
