@@ -146,7 +146,8 @@ class Platform:
         mine = [self.local(i) for i in sorted(self.ports)]
         if set().union(*mine) < set(DEVICES):
             return False
-        return all(self.get(d)[1]["device_type"] is not None for d in DEVICES)
+        # (a worker may answer an error while the group settles: not settled yet)
+        return all((self.get(d)[1] or {}).get("device_type") is not None for d in DEVICES)
 
     def fleet(self, *device_ids: str) -> MqttFleet:
         devices = plan(*device_ids)

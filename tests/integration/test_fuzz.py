@@ -55,7 +55,10 @@ def _fuzz(
 ) -> FuzzReport:
     """``sent`` through a ``twin-stream bridge`` process; its crashes fail the test."""
     env = _bridge_env(port, accounts[BRIDGE_USER], bootstrap, prefix)
-    with watched("bridge", ["bridge", "--topic-prefix", prefix], env, log) as bridge:
+    # Its own client id: a bridge session another test left on the shared broker (the default
+    # id) would hand this one its queued messages first.
+    args = ["bridge", "--topic-prefix", prefix, "--client-id", f"{prefix}-bridge"]
+    with watched("bridge", args, env, log) as bridge:
         report = run_fuzz(
             Broker("127.0.0.1", port, accounts),
             bootstrap,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from tests.mqtt_helpers import wait_until
 from twin_stream.devtools.stack import Stack
 from twin_stream.kafka import (
     close_librdkafka_producer,
@@ -38,11 +39,15 @@ def test_the_cluster_has_three_brokers_and_every_node_is_a_service(cluster: Stac
     bootstrap = cluster.state.url("kafka")
     assert len(bootstrap.split(",")) == 3  # clients can start with any one node down
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+
+    def registered() -> list[int]:
+        return sorted(int(b["broker_id"]) for b in admin.describe_cluster()["brokers"])
+
     try:
-        brokers = admin.describe_cluster()["brokers"]
+        # each node is up once it sees itself; the others' metadata may take a moment longer
+        assert wait_until(lambda: registered() == [1, 2, 3], timeout=60), registered()
     finally:
         admin.close()
-    assert sorted(int(b["broker_id"]) for b in brokers) == [1, 2, 3]
 
 
 def test_a_broker_stopped_under_load_loses_and_duplicates_nothing(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,16 @@ def stop(state: StackState, *, timeout: float = 20.0) -> None:
         if pid_alive(info.pid) and is_ours(info):
             log.info("stopping %s (pid %d)", info.name, info.pid)
             stop_process_group(info.pid, timeout=timeout)
-    still_open = [
-        f"{i.name}:{p}" for i in state.services.values() for p in i.ports if port_is_open(p)
-    ]
+    # Stopped processes' listening sockets go with them, but not always at the same instant
+    # (a JVM's, say): give them a few seconds.
+    deadline = time.monotonic() + 10.0
+    while True:
+        still_open = [
+            f"{i.name}:{p}" for i in state.services.values() for p in i.ports if port_is_open(p)
+        ]
+        if not still_open or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if still_open:
         raise ServiceError("stack", f"ports still open after stop: {', '.join(still_open)}")
     with contextlib.suppress(FileNotFoundError):
