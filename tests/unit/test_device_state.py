@@ -93,24 +93,3 @@ def test_checkpoints_of_another_model_version_start_afresh() -> None:
     stale = zlib.compress(pickle.dumps((old, policy, fw)))
     restored = DeviceState.restore("pump-0001", state.twin.model_dump_json().encode(), stale)
     assert restored.monitor is None  # a new monitor is built at the next reading
-
-
-def test_readings_handled_by_a_previous_owner_that_saved_no_models_are_scored_again() -> None:
-    """A new device's twin is saved at its first reading, its models only at their first
-    checkpoint: a worker that dies (or loses the partition) in between leaves a twin whose
-    window has seen readings no saved model learned. The new owner gets them again (their
-    offsets were not committed) and must score them, not skip them as duplicates."""
-    raws = _raw_readings(20)
-    first_owner = DeviceState.new("pump-0001")
-    for raw in raws[:3]:
-        first_owner.on_telemetry(raw, now=NOW)
-    saved_twin = first_owner.twin.model_dump_json().encode()
-    successor = DeviceState.restore("pump-0001", saved_twin, None)
-    outs = [successor.on_telemetry(raw, now=NOW) for raw in raws[:5]]
-    assert [o.outcome for o in outs] == ["accepted"] * 5
-    assert all(len(o.scores) == 1 for o in outs)
-    assert successor.on_telemetry(raws[2], now=NOW).outcome == "duplicate"  # now it is one
-    assert successor.twin.quality.gaps == 0
-    # With saved models, the window stands: what they learned is not learned twice.
-    keeper = DeviceState.restore("pump-0001", saved_twin, first_owner.models_bytes())
-    assert keeper.on_telemetry(raws[2], now=NOW).outcome == "duplicate"

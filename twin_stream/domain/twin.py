@@ -202,12 +202,6 @@ class Twin(BaseModel):
         self.seen_mask |= 1 << behind
         return "reordered"
 
-    def forget_window(self) -> None:
-        """Start de-duplicating afresh: the twin was restored without the models that learned
-        its readings (none were saved yet), so readings redelivered from before are not
-        duplicates to skip but readings to learn and score again."""
-        self.last_seq, self.seen_mask = None, 0
-
     def resume_before(self, seq: int) -> None:
         """Count every seq before ``seq`` as seen: the twin was restored from a checkpoint and
         the readings since then may have been handled before (so they are neither gaps nor

@@ -98,12 +98,6 @@ class DeviceState:
                     f"the saved twin of {device_id} does not restore: {where}: {first['msg']}"
                 ) from e
         state.restore_models(models)
-        if state.resumed and state.monitor is None and state.twin.last_seq is not None:
-            # The previous owner saved the twin (a new device's first version, say) but not
-            # yet the models that learned its readings: what it handled is redelivered
-            # (uncommitted) or lost with it, so the twin's window must not call the
-            # redelivered readings duplicates: they are learned and scored again.
-            state.twin.forget_window()
         return state
 
     # -- persistence: the twin and the models at checkpoints ---------------------------------
