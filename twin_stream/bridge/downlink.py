@@ -34,6 +34,7 @@ from kafka import KafkaConsumer
 from kafka import errors as kafka_errors
 from pydantic import ValidationError
 
+from twin_stream.bridge.routing import rejection_reason
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import mqtt_topic
@@ -97,9 +98,7 @@ class Downlink:
         except ValidationError as e:
             # The worker wrote it: a bug. Dead-lettered; the device keeps its last document.
             self.rejected += 1
-            first = e.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(payload)"
-            reason = f"{where}: {first['msg']} [{first['type']}]"
+            reason = rejection_reason(e)
             log.error("a record on twin.desired is no desired document: %s", reason)
             if self.dead_letter is None:
                 raise

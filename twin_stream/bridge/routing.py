@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Final
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from twin_stream.domain.messages import (
     CommandAck,
@@ -93,6 +93,22 @@ def dead_letter(
     }
     key = device_id.encode() if device_id else None
     return Routed(topics["dlq"], key, orjson.dumps(record), reason)
+
+
+def rejection_reason(error: ValueError) -> str:
+    """The dead letter's reason for a record that is invalid: the field and the rule (the
+    worker's agents and the bridge's downlink).
+
+    >>> rejection_reason(ValueError("telemetry without a device_type"))
+    '(payload): telemetry without a device_type [unprocessable]'
+    """
+    if isinstance(error, ValidationError) and error.error_count():
+        first = error.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(payload)"
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        # The rule comes last, where the sink looks for it (its ``rule`` tag).
+        return f"{field}: {first['msg']}{more} [{first['type']}]"
+    return f"(payload): {' '.join(str(error).split())} [unprocessable]"
 
 
 @lru_cache(maxsize=65_536)  # one entry per device and channel (the broker's ACL allows no others)

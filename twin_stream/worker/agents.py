@@ -37,9 +37,8 @@ from typing import Any
 import faust
 import orjson
 from faust.streams import _current_event
-from pydantic import ValidationError
 
-from twin_stream.bridge.routing import dead_letter
+from twin_stream.bridge.routing import dead_letter, rejection_reason
 from twin_stream.domain.batches import encode_scores
 from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
@@ -62,21 +61,6 @@ log = logging.getLogger(__name__)
 #: What an agent does with one event: update the state, say what to produce (ValueError or
 #: PayloadRejected if the record is invalid).
 Apply = Callable[[DeviceState, Any, datetime], Outputs]
-
-
-def rejection_reason(error: ValueError) -> str:
-    """The dead letter's reason: the field and the rule, as the bridge writes them.
-
-    >>> rejection_reason(ValueError("telemetry without a device_type"))
-    '(payload): telemetry without a device_type [unprocessable]'
-    """
-    if isinstance(error, ValidationError) and error.error_count():
-        first = error.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(payload)"
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        # The rule comes last, where the sink looks for it (its ``rule`` tag).
-        return f"{field}: {first['msg']}{more} [{first['type']}]"
-    return f"(payload): {' '.join(str(error).split())} [unprocessable]"
 
 
 def failure_reason(error: Exception) -> str:
