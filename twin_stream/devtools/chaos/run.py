@@ -17,6 +17,7 @@ One run, start to end:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from twin_stream.devtools.chaos.collector import Collector
 from twin_stream.devtools.chaos.counting import (
     AlertEvent,
     by_window,
+    condition_key,
     count_readings,
     counts_of,
     recovery_targets,
@@ -432,6 +434,9 @@ def run_chaos(
         seqs = run.seqs()
         stored = stored_readings(platform.url("influxdb"), sorted(seqs), since)
         exited = [f"{name} (code {code})" for _, name, code in run.exits]
+        with (platform.logs / "alerts.jsonl").open("w") as out:  # every alert event, to read
+            for event in collector.alerts():
+                out.write(json.dumps({"arrived": event.arrived, **event.alert}) + "\n")
         figures = _figures(
             options,
             runs,
@@ -461,6 +466,22 @@ def run_chaos(
     figures["duration_s"] = round(time.monotonic() - started, 1)
     figures["machine"] = machine_info()
     return figures
+
+
+def _alert_brief(event: AlertEvent, starts: list[float], runs: list[_FaultRun]) -> dict[str, Any]:
+    """One alert event, short: its condition, its seqs and the window it arrived in."""
+    a = event.alert
+    i = next((k for k in range(len(starts) - 1, -1, -1) if event.arrived >= starts[k]), -1)
+    window = "baseline" if i < 0 else runs[i].fault.name if i < len(runs) else "after"
+    return {
+        "alert_id": event.alert_id,
+        "condition": "/".join(condition_key(a)),
+        "state": event.state,
+        "seq_first": a.get("seq_first"),
+        "seq_last": a.get("seq_last"),
+        "opened_at": a.get("opened_at"),
+        "window": window,
+    }
 
 
 def _figures(
@@ -562,6 +583,9 @@ def _figures(
             "open_at_the_end": len(open_now) if open_now is not None else None,
             "duplicate_ids": [e.alert_id for e in found.duplicates][:10],
             "orphaned_ids": [e.alert_id for e in found.orphaned][:10],
+            # What to read when one is found: which device, condition and window.
+            "duplicate_events": [_alert_brief(e, starts, runs) for e in found.duplicates][:10],
+            "orphaned_events": [_alert_brief(e, starts, runs) for e in found.orphaned][:10],
         },
         "load": {
             "devices": options.devices,
