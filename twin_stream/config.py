@@ -154,6 +154,9 @@ class WorkerSettings(BaseModel):
     data_dir: Path | None = None  # default: .twin-stream/worker-PORT
     checkpoint_every: int = 200  # save a device's models every K of its events...
     checkpoint_interval_s: float = 30.0  # ...or every T seconds
+    #: After a rebalance, telemetry is read again from the devices' last checkpoints, at most
+    #: this many records before a partition's committed offset (twin_stream.worker.replay).
+    replay_max_records: int = Field(default=200_000, ge=0)
     batch_max: int = 500  # telemetry micro-batches: at most this many events...
     batch_within_s: float = 0.01  # ...gathered for at most this long (latency it may add)
     uvloop: bool = True  # run the event loop on uvloop

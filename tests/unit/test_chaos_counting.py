@@ -122,15 +122,27 @@ def _alert(t: float, alert_id: str, state: str, **fields: Any) -> AlertEvent:
 
 def test_an_alert_opened_again_under_its_own_id_is_a_duplicate() -> None:
     events = [
-        _alert(1, "a1", "open"),
-        _alert(2, "a1", "updated"),
-        _alert(3, "a1", "open"),  # a restarted worker replayed the same data
-        _alert(4, "a1", "resolved"),
+        _alert(1, "a1", "open", seq_last=10),
+        _alert(2, "a1", "updated", seq_last=12),
+        _alert(3, "a1", "open", seq_last=14),  # the same alert raised again, from other data
+        _alert(4, "a1", "resolved", seq_last=15),
     ]
     found = alert_findings(events, open_now=set())
     assert [e.alert_id for e in found.repeated] == ["a1"]
-    assert found.parallel == [] and found.orphaned == []
+    assert found.parallel == [] and found.orphaned == [] and found.redelivered == []
     assert [e.arrived for e in found.duplicates] == [3]
+    assert len(found.opened) == 1
+
+
+def test_an_alert_event_sent_again_as_it_was_is_a_redelivery_not_a_duplicate() -> None:
+    # A worker that took the device over replayed its readings from the checkpoint before
+    # the alert: the same events again, in the same order, then the rest.
+    first = [_alert(1, "a1", "open", seq_last=10), _alert(2, "a1", "updated", seq_last=12)]
+    again = [AlertEvent(3, dict(first[0].alert)), AlertEvent(4, dict(first[1].alert))]
+    events = [*first, *again, _alert(5, "a1", "resolved", seq_last=15)]
+    found = alert_findings(events, open_now=set())
+    assert found.duplicates == [] and found.orphaned == []
+    assert [e.arrived for e in found.redelivered] == [3, 4]
     assert len(found.opened) == 1
 
 

@@ -196,7 +196,9 @@ def test_a_checkpoint_that_fails_does_not_stop_the_scoring(
         real_save(self, *args, **kwargs)
 
     with mock.patch.object(DeviceCache, "save", flaky_save):
-        asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, RAW), (KEY, second)))
+        # Two batches: a device is checkpointed once per batch, after its outputs are sent.
+        asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, RAW)))
+        asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, second)))
     scored = [s["seq_last"] for v in _of(sent, "twin.scores") for s in orjson.loads(v)]
     assert scored == [1, 2]
     assert orjson.loads(app.tables["twins"][KEY])["last_seq"] == 2  # saved at the next event

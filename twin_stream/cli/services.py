@@ -144,6 +144,7 @@ def worker(
         checkpoint_interval_s=(
             checkpoint_interval if checkpoint_interval is not None else ws.checkpoint_interval_s
         ),
+        replay_max_records=ws.replay_max_records,
         batch_max=ws.batch_max,
         batch_within_s=ws.batch_within_s,
         uvloop=ws.uvloop,

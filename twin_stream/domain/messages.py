@@ -151,11 +151,16 @@ _TELEMETRY_ADAPTER: Final[TypeAdapter[Any]] = TypeAdapter(
 
 
 class StatusMessage(_Timestamped):
-    """Retained on ``.../status``: the birth message, a clean shutdown, or the last will."""
+    """Retained on ``.../status``: the birth message, a clean shutdown, or the last will.
+
+    ``reason="heartbeat"`` is the worker's own notice that the device went silent past its
+    heartbeat timeout (:meth:`~twin_stream.domain.twin.Twin.apply_status`), sent through the
+    status topic so that the offline alert it opens is handled, saved and redelivered as
+    every other event is."""
 
     device_id: DeviceId
     state: Literal["online", "offline"]
-    reason: Literal["birth", "shutdown", "will"]
+    reason: Literal["birth", "shutdown", "will", "heartbeat"]
     fw: FirmwareVersion
     #: In a birth message: the seq of the next reading. Lower than before means the device
     #: restarted its counter, and the twin starts de-duplicating afresh.

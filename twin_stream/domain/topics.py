@@ -90,7 +90,12 @@ TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
     # the workers' tables' changelogs (made before the workers start: see worker_changelogs)
     "twins_changelog": {"cleanup.policy": "compact"},
     "models_changelog": {"cleanup.policy": "compact"},
+    "replay_changelog": {"cleanup.policy": "compact"},
 }
+
+
+#: The workers' tables: the twins, their models, and where to replay their telemetry from.
+WORKER_TABLES: Final = ("twins", "models", "replay")
 
 
 def worker_changelogs(prefix: str = "twin") -> dict[str, str]:
@@ -100,9 +105,7 @@ def worker_changelogs(prefix: str = "twin") -> dict[str, str]:
     >>> worker_changelogs()["models_changelog"]
     'twin-worker-models-changelog'
     """
-    return {
-        f"{table}_changelog": f"{prefix}-worker-{table}-changelog" for table in ("twins", "models")
-    }
+    return {f"{table}_changelog": f"{prefix}-worker-{table}-changelog" for table in WORKER_TABLES}
 
 
 KAFKA_TOPICS: Final = kafka_topics()

@@ -246,7 +246,17 @@ class Twin(BaseModel):
     # -- status and heartbeat ---------------------------------------------------------------
 
     def apply_status(self, status: StatusMessage, *, now: datetime) -> bool:
-        """Apply a birth, shutdown or last-will message; True if connectivity changed."""
+        """Apply a birth, shutdown or last-will message, or the worker's own missed-heartbeat
+        notice; True if connectivity changed.
+
+        A missed-heartbeat notice (``reason="heartbeat"``, stamped with the moment the device
+        became overdue) counts only if the device is still overdue by then: a reading or a
+        birth handled since it was sent makes it void."""
+        if status.reason == "heartbeat":
+            overdue = self.overdue_at()
+            if overdue is None or overdue > status.ts:
+                return False
+            return self._set_connectivity("offline")
         self.firmware = status.fw
         if status.state == "online":
             self.last_seen = now
@@ -261,12 +271,18 @@ class Twin(BaseModel):
             self.quality.restarts += 1
         return self._set_connectivity(status.state)
 
+    def overdue_at(self) -> datetime | None:
+        """When an online device counts as silent for too long: its last contact plus its
+        heartbeat timeout (None for a device not online, or never seen)."""
+        if self.connectivity != "online" or self.last_seen is None:
+            return None
+        interval = float(self.reported.get("sample_interval_s", 1.0))
+        return self.last_seen + heartbeat_timeout(interval)
+
     def check_heartbeat(self, *, now: datetime) -> bool:
         """Mark a silent device offline; True if that changed its connectivity."""
-        if self.connectivity != "online" or self.last_seen is None:
-            return False
-        interval = float(self.reported.get("sample_interval_s", 1.0))
-        if now - self.last_seen > heartbeat_timeout(interval):
+        overdue = self.overdue_at()
+        if overdue is not None and now > overdue:
             return self._set_connectivity("offline")
         return False
 

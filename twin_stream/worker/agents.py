@@ -94,8 +94,13 @@ class DeviceBatch:
     alerts: list[Alert] = field(default_factory=list)
     twin_due: bool = False
     documents: list[Command] = field(default_factory=list)  # desired documents, in order
+    #: Whether any event changed the twin, and the device's last event (its checkpoint is
+    #: written in that event's partition, once the batch's outputs are produced).
+    twin_changed: bool = False
+    last_event: Any = None
 
     def add(self, out: Outputs) -> None:
+        self.twin_changed = self.twin_changed or out.twin_changed
         self.scores += out.scores
         self.documents += out.documents
         for prediction in out.predictions:
@@ -221,7 +226,10 @@ def _telemetry(state: DeviceState, event: Any, now: datetime) -> Outputs:
 
 
 def _status(state: DeviceState, event: Any, now: datetime) -> Outputs:
-    return state.on_status(event.value, now=now)
+    # When the platform received it (the bridge's record time, or the worker's for a missed
+    # heartbeat): a redelivered will opens the same offline alert, with the same id.
+    received = datetime.fromtimestamp(event.message.timestamp, UTC)
+    return state.on_status(event.value, now=received)
 
 
 def _reported(state: DeviceState, event: Any, now: datetime) -> Outputs:
@@ -291,23 +299,41 @@ def register_agents(
                 devices.forget(device_id)  # it may have stopped half-way through the state
                 await publisher.dead_letter(kind, device_id, event.value, reason, now)
                 continue
-            _save(devices, device_id, state, out, reading=kind == "telemetry")
             batch = batches.get(device_id)
             if batch is not None and batch.state is not state:  # reloaded after a failure
-                await publisher.publish(device_id, batches.pop(device_id))
+                await finish(kind, device_id, batches.pop(device_id))
                 batch = None
             if batch is None:
                 batch = batches[device_id] = DeviceBatch(state)
             batch.add(out)
+            batch.last_event = event
         for device_id, batch in batches.items():
-            await publisher.publish(device_id, batch)
+            await finish(kind, device_id, batch)
+
+    async def finish(kind: str, device_id: str, batch: DeviceBatch) -> None:
+        """Produce what a device's events made, then checkpoint it: an alert event is sent
+        before the state that knows it is saved, so a worker that dies in between leaves a
+        state that opens the same alert again on replay (the same id), never an alert that
+        was saved but not sent."""
+        await publisher.publish(device_id, batch)
+        _process_as_current(batch.last_event)
+        out = Outputs(twin_changed=batch.twin_changed, alerts=batch.alerts)
+        _save(devices, device_id, batch.state, out, reading=kind == "telemetry")
+
+    def telemetry(state: DeviceState, event: Any, now: datetime) -> Outputs:
+        message = event.message
+        if not devices.before_reading(
+            state.twin.device_id, state, message.partition, message.offset
+        ):
+            return Outputs(outcome="replayed")  # its checkpoint holds it already
+        return _telemetry(state, event, now)
 
     @app.agent(topics["telemetry"], name=f"{group}.telemetry")
     async def telemetry_agent(stream: Any) -> None:
         # Faust acks the batch's events when the loop asks for the next batch: after handle()
         # has handed every output record to the producer.
         async for events in stream.take_events(batch_max, within=batch_within_s):
-            await handle("telemetry", events, _telemetry)
+            await handle("telemetry", events, telemetry)
 
     @app.agent(topics["status"], name=f"{group}.status")
     async def status_agent(stream: Any) -> None:
@@ -355,6 +381,14 @@ def register_agents(
     async def heartbeats() -> None:
         now = datetime.now(UTC)
         for device_id, state in devices.items():
+            notice = state.missed_heartbeat(now=now)
+            if notice is not None:
+                # Through the status topic, as a will: the status agent of the device's owner
+                # applies it, saves the offline alert it opens, and a redelivery of the
+                # notice opens the same alert (it is stamped with the overdue moment).
+                await topics["status"].send(
+                    key=device_id.encode(), value=notice.model_dump_json().encode()
+                )
             out = state.on_heartbeat(now=now)
             if out.twin_changed:  # the table is updated with the device's next event
                 batch = DeviceBatch(state)

@@ -38,6 +38,7 @@ from twin_stream.worker.audit_views import register_audit_views
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.commands import CommandDesk
 from twin_stream.worker.health import register_health
+from twin_stream.worker.replay import install_replay
 from twin_stream.worker.views import register_views
 from twin_stream.worker.web_auth import Authenticator, install_auth
 
@@ -155,6 +156,8 @@ class WorkerConfig:
     partitions: int = 6
     checkpoint_every: int = 200
     checkpoint_interval_s: float = 30.0
+    #: How far back (records) a telemetry partition may be replayed after a rebalance.
+    replay_max_records: int = 200_000
     heartbeat_check_s: float = 10.0
     #: Telemetry micro-batches: at most this many events, gathered for at most this long.
     batch_max: int = 500
@@ -266,11 +269,22 @@ def create_app(config: WorkerConfig) -> faust.App:
         value_type=bytes,
         extra_topic_configs=durable,
     )
+    # Each device's replay point: where its telemetry is read again from after a rebalance
+    # (the reading after its last checkpoint) and its de-duplication window then (replay).
+    replay = app.Table(
+        "replay",
+        default=None,
+        partitions=config.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=durable,
+    )
     devices = DeviceCache(
         twins,
         models,
         every=config.checkpoint_every,
         interval_s=config.checkpoint_interval_s,
+        replay=replay,
     )
     # Where a PUT on the device's owner waits for the commands agent's verdict on its change.
     desk = CommandDesk(topics)
@@ -288,6 +302,16 @@ def create_app(config: WorkerConfig) -> faust.App:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_on_assignment(app: Any, assigned: Any = None, **_: Any) -> None:
         devices.on_assigned()
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def replay_after_checkpoints(app: Any, **_: Any) -> None:
+        # The tables are recovered; Faust seeks the streams to their committed offsets next.
+        install_replay(
+            app.consumer,
+            names["telemetry"],
+            devices.replay_points,
+            max_records=config.replay_max_records,
+        )
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_on_revocation(app: Any, revoked: Any = None, **_: Any) -> None:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, MutableMapping
 
 from twin_stream.worker.processing import DeviceState, Outputs
+from twin_stream.worker.replay import ReplayPoint
 
 __all__ = ["DeviceCache"]
 
@@ -46,9 +47,14 @@ class DeviceCache:
         every: int,
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
+        replay: Table | None = None,
     ) -> None:
         self.twins = twins
         self.models = models
+        #: Each device's replay point (:mod:`twin_stream.worker.replay`); None: not kept.
+        self.replay = replay
+        self._points: dict[str, ReplayPoint | None] = {}
+        self._anchor: dict[str, ReplayPoint] = {}  # to write with the device's next reading
         self.every = every
         self.interval_s = interval_s
         self.clock = clock
@@ -70,6 +76,12 @@ class DeviceCache:
         state = self._states.get(device_id)
         if state is None:
             state = self._states[device_id] = self.peek(device_id)
+            self._points[device_id] = point = self._replay_point(device_id)
+            if point is not None:
+                # The twin may have been saved after the models (a status, a command, a new
+                # device's first reading): the readings after the point are read again and
+                # must not be taken for duplicates.
+                point.restore(state.twin)
             # The tables hold this state as of now: its interval starts here. A device new to
             # this worker is not checkpointed at its first reading (a fleet coming online
             # would otherwise pay a pickle and two changelog records per device at once, and
@@ -77,11 +89,53 @@ class DeviceCache:
             self._last_checkpoint.setdefault(device_id, self.clock())
         return state
 
+    def _replay_point(self, device_id: str) -> ReplayPoint | None:
+        if self.replay is None:
+            return None
+        data = self.replay.get(device_id.encode())
+        if not data:
+            return None
+        try:
+            return ReplayPoint.decode(data)
+        except ValueError:
+            return None  # unreadable: the device is anchored afresh at its next reading
+
+    def replay_points(self) -> list[ReplayPoint]:
+        """Every replay point in the table (those of the partitions this worker holds)."""
+        if self.replay is None:
+            return []
+        points = []
+        for data in list(self.replay.values()):
+            if data:
+                try:
+                    points.append(ReplayPoint.decode(data))
+                except ValueError:
+                    continue
+        return points
+
+    def before_reading(
+        self, device_id: str, state: DeviceState, partition: int, offset: int
+    ) -> bool:
+        """A telemetry record of the device is about to be handled: False if its checkpoint
+        holds it already (a replayed reading from before the device's own replay point);
+        otherwise remember where it is, and, for a device without a replay point, anchor one
+        here (written with the reading: :meth:`save`)."""
+        point = self._points.get(device_id)
+        if point is not None and point.covers(partition, offset):
+            return False
+        if point is None and self.replay is not None:
+            self._points[device_id] = None
+            self._anchor[device_id] = ReplayPoint.of(state.twin, partition, offset)
+        state.reading_at = (partition, offset)
+        return True
+
     def forget(self, device_id: str) -> None:
         """Drop a device's cached state (an event failed half-way through it): its next event
         loads it from the tables, as after a rebalance."""
         self._states.pop(device_id, None)
         self._saved_version.pop(device_id, None)
+        self._points.pop(device_id, None)
+        self._anchor.pop(device_id, None)
 
     def items(self) -> list[tuple[str, DeviceState]]:
         """Every cached device and its state (a copy: safe to iterate while events arrive)."""
@@ -110,22 +164,42 @@ class DeviceCache:
         now = self.clock()
         due = self.is_due(device_id, state, now)
         changed_version = self._saved_version.get(device_id) != state.twin.version
-        if out.twin_changed and (not reading or changed_version or due):
+        # An event that opened, changed or resolved an alert is checkpointed at once: a
+        # worker that takes the device over knows the alert (it resolves it, it does not
+        # open it again).
+        models_due = state.monitor is not None and ((reading and due) or bool(out.alerts))
+        if models_due or (out.twin_changed and (not reading or changed_version or due)):
             self.twins[key] = state.twin.model_dump_json().encode()
             self._saved_version[device_id] = state.twin.version
-        if reading and state.monitor is not None and due:
+        if models_due:
             self.models[key] = state.models_bytes()
             state.events_since_checkpoint = 0
             self._last_checkpoint[device_id] = now
+            if state.reading_at is not None:
+                partition, offset = state.reading_at
+                self._write_point(device_id, ReplayPoint.of(state.twin, partition, offset + 1))
+        elif reading and device_id in self._anchor:
+            self._write_point(device_id, self._anchor[device_id])
+
+    def _write_point(self, device_id: str, point: ReplayPoint) -> None:
+        if self.replay is None:
+            return
+        self.replay[device_id.encode()] = point.encode()
+        self._points[device_id] = point
+        self._anchor.pop(device_id, None)
 
     def on_assigned(self) -> None:
         """Partitions were assigned: what this worker owns now is loaded afresh from the
         tables, and every twin is written again at its next event."""
         self._states.clear()
         self._saved_version.clear()
+        self._points.clear()
+        self._anchor.clear()
 
     def on_revoked(self) -> None:
         """Partitions may move: whoever owns a device after the rebalance loads it from the
         tables (its last checkpoint), so a stale copy is never used. (Faust tables can only
         be written while handling an event, so nothing is saved here.)"""
         self._states.clear()
+        self._points.clear()
+        self._anchor.clear()

@@ -74,6 +74,12 @@ class DeviceState:
     #: Restored from a checkpoint: readings after it may have been handled by the previous
     #: owner, so a jump in seq on the first reading is not counted as a gap.
     resumed: bool = False
+    #: The telemetry record (partition, offset) handled last: where a checkpoint taken now
+    #: says to replay from (the next one), :mod:`twin_stream.worker.replay`.
+    reading_at: tuple[int, int] | None = None
+    #: The missed-heartbeat notice sent for this device (its overdue moment), so that the
+    #: timer sends it once.
+    heartbeat_sent: datetime | None = None
 
     @classmethod
     def new(cls, device_id: str) -> DeviceState:
@@ -147,27 +153,44 @@ class DeviceState:
         return out
 
     def on_status(self, raw: bytes, *, now: datetime) -> Outputs:
+        """A birth, shutdown or will, or the worker's missed-heartbeat notice. ``now`` is when
+        the platform received it (its record's time: the same when it is redelivered)."""
         status = StatusMessage.model_validate_json(raw)
         changed = self.twin.apply_status(status, now=now)
         out = Outputs(twin_changed=True)
         if changed and self.monitor is not None:
-            out.alerts += self.monitor.on_connectivity(now, status.state == "online")
+            # A missed heartbeat dates from when the device became overdue: the offline
+            # alert it opens is the same alert, with the same id, whenever it is handled.
+            at = status.ts if status.reason == "heartbeat" else now
+            out.alerts += self.monitor.on_connectivity(at, status.state == "online")
         return out
+
+    def missed_heartbeat(self, *, now: datetime) -> StatusMessage | None:
+        """The notice to send (once) when the device is online but silent past its heartbeat
+        timeout: an offline status stamped with the moment it became overdue, which the
+        status agent applies (:meth:`on_status`) unless the device spoke in between."""
+        overdue = self.twin.overdue_at()
+        if overdue is None or now <= overdue or self.heartbeat_sent == overdue:
+            return None
+        self.heartbeat_sent = overdue
+        return StatusMessage(
+            v=1,
+            device_id=self.twin.device_id,
+            state="offline",
+            reason="heartbeat",
+            fw=self.twin.firmware or "0.0.0",
+            ts=overdue,
+        )
 
     def on_reported(self, raw: bytes, *, now: datetime) -> Outputs:
         report = ReportedState.model_validate_json(raw)
         return Outputs(twin_changed=self.twin.apply_reported(report, now=now))
 
     def on_heartbeat(self, *, now: datetime) -> Outputs:
-        """The timer: a silent device goes offline; commands past their time expire, and
-        their changes leave desired state (a new document without them)."""
-        out = self._expire_commands(now)
-        if not self.twin.check_heartbeat(now=now):
-            return out
-        out.twin_changed = True
-        if self.monitor is not None:
-            out.alerts += self.monitor.on_connectivity(now, online=False)
-        return out
+        """The timer: commands past their time expire, and their changes leave desired state
+        (a new document without them). (A silent device is the status agent's:
+        :meth:`missed_heartbeat`.)"""
+        return self._expire_commands(now)
 
     def on_dead_letter(self) -> Outputs:
         self.twin.count_invalid()

@@ -12,8 +12,11 @@ telemetry points in InfluxDB (one per reading, field ``seq``) and the telemetry 
   again with the same series and time, so only a copy with another timestamp counts);
 * **duplicate scores**: a reading scored more than once (at-least-once redelivery to a worker
   may legitimately score a reading again; counted apart, not hidden);
-* **duplicate alerts**: an alert opened again under the id it already had, or opened while
-  another alert for the same condition of the same device was still open;
+* **duplicate alerts**: an alert opened again under the id it already had (with anything
+  different from its first open), or opened while another alert for the same condition of the
+  same device was still open. An alert event sent again exactly as it was (a worker that took
+  a device over replays its readings from its checkpoint and makes the same events again) is
+  counted apart, as a redelivered alert event, as a redelivered reading is;
 * **orphaned alerts**: alerts whose last event on ``twin.alerts`` left them open but that no
   worker holds open any more: nobody will ever resolve them;
 * **recovery**: from the end of a fault until every device that publishes again has a reading
@@ -22,6 +25,7 @@ telemetry points in InfluxDB (one per reading, field ``seq``) and the telemetry 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -280,6 +284,10 @@ class AlertFindings:
     repeated: list[AlertEvent]
     parallel: list[AlertEvent]
     orphaned: list[AlertEvent]
+    #: Events sent again exactly as before (same id, revision and content): the at-least-once
+    #: redelivery of one event, which every reader recognises (the sink writes the same point
+    #: again), not a second alert.
+    redelivered: list[AlertEvent] = field(default_factory=list)
 
     @property
     def duplicates(self) -> list[AlertEvent]:
@@ -291,10 +299,10 @@ def alert_findings(events: Iterable[AlertEvent], open_now: Iterable[str]) -> Ale
     their order: one partition) and find duplicated and orphaned alerts. ``open_now`` is the
     ids of the alerts the workers hold open at the end (the twin API's ``GET /alerts``).
 
-    >>> def ev(t, i, state, device="p", kind="offline"):
+    >>> def ev(t, i, state, device="p", kind="offline", seq=1):
     ...     return AlertEvent(t, {"alert_id": i, "state": state, "device_id": device,
-    ...                           "kind": kind, "details": {}})
-    >>> events = [ev(1, "x", "open"), ev(2, "x", "open"), ev(3, "y", "open"),
+    ...                           "kind": kind, "details": {}, "seq_last": seq})
+    >>> events = [ev(1, "x", "open"), ev(2, "x", "open", seq=2), ev(3, "y", "open"),
     ...           ev(4, "x", "resolved"), ev(5, "z", "open", device="q"),
     ...           ev(6, "w", "open", device="r")]
     >>> found = alert_findings(events, open_now={"y", "w"})
@@ -302,6 +310,12 @@ def alert_findings(events: Iterable[AlertEvent], open_now: Iterable[str]) -> Ale
     (['x', 'y', 'z', 'w'], ['x'])
     >>> [e.alert_id for e in found.parallel], [e.alert_id for e in found.orphaned]
     (['y'], ['z'])
+
+    An event received again exactly as it was (a replay after a restart) is a redelivery:
+
+    >>> again = alert_findings([ev(1, "x", "open"), ev(2, "x", "open")], open_now={"x"})
+    >>> again.repeated, [e.alert_id for e in again.redelivered]
+    ([], ['x'])
     """
     opened: list[AlertEvent] = []
     repeated: list[AlertEvent] = []
@@ -310,8 +324,15 @@ def alert_findings(events: Iterable[AlertEvent], open_now: Iterable[str]) -> Ale
     key_of: dict[str, tuple[str, str]] = {}
     open_by_key: dict[tuple[str, str], set[str]] = {}
     last_state: dict[str, str] = {}
+    seen: set[str] = set()
+    redelivered: list[AlertEvent] = []
     for event in events:
         alert_id, state = event.alert_id, event.state
+        body = json.dumps(dict(event.alert), sort_keys=True, default=str)
+        if body in seen:
+            redelivered.append(event)
+            continue
+        seen.add(body)
         last_state[alert_id] = state
         if state == "open":
             key = key_of.setdefault(alert_id, condition_key(event.alert))
@@ -331,7 +352,7 @@ def alert_findings(events: Iterable[AlertEvent], open_now: Iterable[str]) -> Ale
         for alert_id, state in last_state.items()
         if state != "resolved" and alert_id in first_open and alert_id not in holding
     ]
-    return AlertFindings(opened, repeated, parallel, orphaned)
+    return AlertFindings(opened, repeated, parallel, orphaned, redelivered)
 
 
 def by_window(times: Iterable[float], starts: Sequence[float]) -> Counter[int]:

@@ -579,6 +579,7 @@ def _figures(
             "events": len(alerts),
             "opened": len(found.opened),
             "duplicates": len(found.duplicates),
+            "redelivered_events": len(found.redelivered),
             "orphaned": len(found.orphaned) if open_now is not None else None,
             "open_at_the_end": len(open_now) if open_now is not None else None,
             "duplicate_ids": [e.alert_id for e in found.duplicates][:10],
