@@ -69,6 +69,17 @@ def test_the_pipeline_starts_without_help(chaos_run: dict[str, Any]) -> None:
     assert chaos_run["startup_notes"] == []
 
 
+def test_no_reading_is_lost_while_the_workers_first_share_the_partitions(
+    chaos_run: dict[str, Any],
+) -> None:
+    # Before the first fault: two workers start together and rebalance under load. The
+    # readings one handled before its partitions moved are read again from the devices'
+    # replay points by the other (scored twice, harmlessly), none skipped.
+    baseline = chaos_run["baseline"]
+    assert baseline["lost"] == 0, baseline
+    assert baseline["scored"] == baseline["stored"] == baseline["published"], baseline
+
+
 def test_no_process_exits_by_itself(chaos_run: dict[str, Any]) -> None:
     # The run restarts a process that exits (as compose's restart policy would) and says so:
     # each fault must be survived by the processes it did not kill.

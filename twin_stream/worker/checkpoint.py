@@ -3,8 +3,11 @@
 The twin and the models (detector and alert policy) live in two tables backed by changelog
 topics. Writing the models on every reading would cost a pickle and a changelog record per
 event, so a device's models are saved every ``every`` readings or ``interval_s`` seconds,
-whichever comes first; a restarted or rebalanced worker resumes the device from there.
-Between checkpoints the state is kept in memory, for as long as this worker owns the device.
+whichever comes first, and at once after an event that opened, changed or resolved an alert.
+A restarted or rebalanced worker resumes the device from there and reads its telemetry again
+from the reading after the checkpoint (the device's replay point, :mod:`.replay`), so that no
+reading goes unlearned. Between checkpoints the state is kept in memory, for as long as this
+worker owns the device.
 
 The tables are plain mappings here (Faust tables in the worker, dicts in the tests):
 

@@ -106,13 +106,18 @@ def plan_seeks(
     """The partitions to read again from before their committed offset, and from where: the
     earliest replay point of each (at most ``max_records`` before the committed offset).
 
-    ``committed`` maps each assigned telemetry partition to its committed offset (None when
-    the group has none: it starts from the beginning anyway).
+    ``committed`` maps each assigned telemetry partition to its committed offset, None when the
+    consumer found none. A partition with replay points and no committed offset is read from
+    its earliest point too: its devices were handled already, and where the consumer would
+    start is not to be trusted then. Measured in a chaos run: a worker that took two
+    partitions over at the workers' first rebalance was told "no committed offset", then
+    fetched from offsets 30 and 58, while the previous owner had handled them up to 23 and 44:
+    the readings in between were stored but never scored.
 
     >>> pts = [ReplayPoint(0, 90, 5, 1), ReplayPoint(0, 70, 9, 1), ReplayPoint(1, 300, 2, 1),
     ...        ReplayPoint(2, 10, 1, 1), ReplayPoint(3, 5, 1, 1)]
-    >>> plan_seeks(pts, {0: 100, 1: 200, 2: 5000, 3: None}, max_records=1000)
-    {0: 70, 2: 4000}
+    >>> plan_seeks(pts, {0: 100, 1: 200, 2: 5000, 3: None, 4: None}, max_records=1000)
+    {0: 70, 2: 4000, 3: 5}
     """
     earliest: dict[int, int] = {}
     for point in points:
@@ -123,7 +128,9 @@ def plan_seeks(
     seeks = {}
     for partition, offset in earliest.items():
         at = committed[partition]
-        if at is not None and offset < at:
+        if at is None:
+            seeks[partition] = offset
+        elif offset < at:
             seeks[partition] = max(offset, at - max_records)
     return seeks
 
