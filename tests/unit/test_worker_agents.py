@@ -204,3 +204,25 @@ def test_a_checkpoint_that_fails_does_not_stop_the_scoring(
     assert orjson.loads(app.tables["twins"][KEY])["last_seq"] == 2  # saved at the next event
     assert "checkpoint of pump-0001 failed" in caplog.text
     assert _of(sent, "twin.dlq") == []
+
+
+def test_a_will_that_opens_an_alert_checkpoints_the_models_with_a_replay_point(
+    app: Any, sent: Sent
+) -> None:
+    """An alert is saved with the state that opened it (a worker that takes the device over
+    knows it), and the device's replay point moves past the readings the models hold."""
+    from twin_stream.worker.replay import ReplayPoint
+
+    asyncio.run(put(app.agents["twin-worker.telemetry"], (KEY, RAW)))
+    anchor = ReplayPoint.decode(app.tables["replay"][KEY])  # a new device: its first reading
+    assert anchor.last_seq is None
+    assert KEY not in app.tables["models"]  # not checkpointed at its first reading
+    will = b'{"v":1,"device_id":"pump-0001","state":"offline","reason":"will","fw":"1.0.0",'
+    asyncio.run(
+        put(app.agents["twin-worker.status"], (KEY, will + b'"ts":"2026-11-24T12:00:00Z"}'))
+    )
+    (alert,) = [orjson.loads(v) for v in _of(sent, "twin.alerts")]
+    assert alert["kind"] == "offline" and alert["state"] == "open"
+    assert KEY in app.tables["models"]
+    point = ReplayPoint.decode(app.tables["replay"][KEY])
+    assert point.offset == anchor.offset + 1 and point.last_seq == 1

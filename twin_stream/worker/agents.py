@@ -386,9 +386,18 @@ def register_agents(
                 # Through the status topic, as a will: the status agent of the device's owner
                 # applies it, saves the offline alert it opens, and a redelivery of the
                 # notice opens the same alert (it is stamped with the overdue moment).
-                await topics["status"].send(
-                    key=device_id.encode(), value=notice.model_dump_json().encode()
-                )
+                try:
+                    await topics["status"].send(
+                        key=device_id.encode(), value=notice.model_dump_json().encode()
+                    )
+                except Exception:  # Kafka away: the notice is sent again at the next check
+                    state.heartbeat_sent = None
+                    log.warning(
+                        "missed-heartbeat notice of %s not sent; trying again in %g s",
+                        device_id,
+                        heartbeat_check_s,
+                        exc_info=True,
+                    )
             out = state.on_heartbeat(now=now)
             if out.twin_changed:  # the table is updated with the device's next event
                 batch = DeviceBatch(state)
