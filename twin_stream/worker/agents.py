@@ -13,8 +13,9 @@
 * ``acks_agent``: the devices' answers to those documents: each command's status, and a new
   document without the changes a device rejected;
 * ``dead_letter_agent``: count invalid payloads in the device's data-quality counters;
-* ``heartbeats``: a timer that marks silent devices offline and expires commands not applied
-  in time (their changes leave the desired document).
+* ``heartbeats``: a timer that sends a missed-heartbeat notice to the status topic for a
+  silent device (its owner's status agent marks it offline, as for a will) and expires
+  commands not applied in time (their changes leave the desired document).
 
 A record an agent cannot process is not dropped: it goes to the dead-letter topic with the
 reason, in the bridge's dead-letter format (:func:`twin_stream.bridge.routing.dead_letter`), and
