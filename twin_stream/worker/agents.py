@@ -262,7 +262,12 @@ def register_agents(
     refused_commands = topics["commands"].get_topic_name()
 
     async def handle(kind: str, events: Sequence[Any], apply: Apply) -> None:
-        """Apply each event to its device's state, then produce once per device."""
+        """Apply each event to its device's state, then produce once per device (holding the
+        cache's lock: :attr:`DeviceCache.lock`)."""
+        async with devices.lock:
+            await _handle(kind, events, apply)
+
+    async def _handle(kind: str, events: Sequence[Any], apply: Apply) -> None:
         now = datetime.now(UTC)
         batches: dict[str, DeviceBatch] = {}
         for event in events:
@@ -364,22 +369,28 @@ def register_agents(
                 continue
             if _source(event.value) == refused_commands:  # the platform's, not the device's
                 continue
-            try:
-                state = devices.load(device_id)
-                out = state.on_dead_letter()
-            except Exception:  # the letter stays on the topic (and in the sink): not lost
-                log.exception(
-                    "dead letter of %s at offset %s not counted", device_id, _offset(event)
-                )
-                devices.forget(device_id)
-                continue
-            _save(devices, device_id, state, out, reading=False)
-            batch = DeviceBatch(state)
-            batch.add(out)
-            await publisher.publish(device_id, batch)  # the invalid counter moved
+            async with devices.lock:
+                await count_dead_letter(device_id, event)
+
+    async def count_dead_letter(device_id: str, event: Any) -> None:
+        try:
+            state = devices.load(device_id)
+            out = state.on_dead_letter()
+        except Exception:  # the letter stays on the topic (and in the sink): not lost
+            log.exception("dead letter of %s at offset %s not counted", device_id, _offset(event))
+            devices.forget(device_id)
+            return
+        _save(devices, device_id, state, out, reading=False)
+        batch = DeviceBatch(state)
+        batch.add(out)
+        await publisher.publish(device_id, batch)  # the invalid counter moved
 
     @app.timer(interval=heartbeat_check_s)
     async def heartbeats() -> None:
+        async with devices.lock:
+            await check_heartbeats()
+
+    async def check_heartbeats() -> None:
         now = datetime.now(UTC)
         for device_id, state in devices.items():
             notice = state.missed_heartbeat(now=now)

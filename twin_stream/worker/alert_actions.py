@@ -113,10 +113,15 @@ def register_alert_agents(
     @app.agent(topics["alert_actions"], name=f"{group}.alert_actions")
     async def alert_actions_agent(stream: Any) -> None:
         async for event in stream.events():
-            await handle(event)
+            async with devices.lock:  # the device's alert events in the order they happened
+                await handle(event)
 
     @app.timer(interval=check_s)
     async def alert_clock() -> None:
+        async with devices.lock:
+            await tick()
+
+    async def tick() -> None:
         now = datetime.now(UTC)
         for device_id, state in devices.items():
             if state.monitor is None:

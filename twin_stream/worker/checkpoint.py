@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, MutableMapping
 
@@ -54,6 +55,11 @@ class DeviceCache:
     ) -> None:
         self.twins = twins
         self.models = models
+        #: Held by every agent and timer while it changes devices' states and produces what
+        #: the changes made: the events of one device reach ``twin.alerts`` in the order its
+        #: state changed, whichever agent changed it (a batch of telemetry sends its records
+        #: after the whole batch; a will handled meanwhile must not be sent before them).
+        self.lock = asyncio.Lock()
         #: Each device's replay point (:mod:`twin_stream.worker.replay`); None: not kept.
         self.replay = replay
         self._points: dict[str, ReplayPoint | None] = {}
