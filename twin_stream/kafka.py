@@ -47,6 +47,7 @@ __all__ = [
     "KAFKA_TOPICS",
     "close_librdkafka_producer",
     "ensure_topics",
+    "is_transient",
     "kafka_topics",
     "librdkafka_edge",
     "librdkafka_error",
@@ -137,6 +138,20 @@ def ensure_topics(
                     pass
         finally:
             admin.close()
+
+
+def is_transient(error: kafka_errors.KafkaError) -> bool:
+    """Whether a kafka-python error means "not now" (a broker down or unreachable, a
+    timeout), which a consumer waits out, rather than a refusal.
+
+    >>> is_transient(kafka_errors.KafkaConnectionError("111 ECONNREFUSED"))
+    True
+    >>> is_transient(kafka_errors.CommitFailedError())
+    False
+    """
+    return bool(getattr(error, "retriable", False)) or isinstance(
+        error, (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError)
+    )
 
 
 def make_producer(bootstrap: str, options: dict[str, object]) -> KafkaProducer:

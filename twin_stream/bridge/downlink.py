@@ -19,7 +19,9 @@ document.
 While the bridge is not connected to the broker, commands wait: a publish paho could not send
 is sent again (and those after it only then, so a device's last retained state is its last
 command) once the connection is back. A commit that fails because the consumer group
-rebalanced is not an error: the partitions' new owner delivers those commands again.
+rebalanced is not an error: the partitions' new owner delivers those commands again. Nor is
+Kafka being away: polls and commits that fail for it are tried again with backoff, and the
+bridge goes on (an outage delays commands, it never stops the bridge).
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ from twin_stream.bridge.routing import rejection_reason
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import mqtt_topic
+from twin_stream.kafka import is_transient
 
 __all__ = ["Downlink", "desired_message"]
 
 log = logging.getLogger(__name__)
+
+#: The longest wait between two polls while Kafka is unreachable.
+MAX_BACKOFF_S = 10.0
 
 
 def desired_message(command: Command) -> DesiredMessage:
@@ -73,8 +79,19 @@ class Downlink:
         self.rejected = 0
 
     def run(self, stop: threading.Event) -> None:
+        backoff = 0.2
         while not stop.is_set():
-            batches = self.consumer.poll(timeout_ms=200)
+            try:
+                batches = self.consumer.poll(timeout_ms=200)
+            except kafka_errors.KafkaError as e:
+                if not is_transient(e):
+                    raise
+                # Kafka is away: nothing was read, nothing is lost; wait for it to come back.
+                log.warning("kafka unreachable (%s); polling again in %.1fs", e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            backoff = 0.2
             if not batches:
                 continue
             newest: dict[str, bytes] = {}  # topic -> payload: a device's newest document
@@ -90,6 +107,14 @@ class Downlink:
                 self.consumer.commit()
             except kafka_errors.CommitFailedError as e:
                 log.warning("commit of %d commands failed (group rebalanced): %s", len(messages), e)
+            except kafka_errors.KafkaError as e:
+                if not is_transient(e):
+                    raise
+                # Delivered but not committed: the next commit covers them, or, after a
+                # restart, they come again (the same command ids: devices apply them once).
+                log.warning(
+                    "commit of %d commands failed (kafka unreachable): %s", len(messages), e
+                )
 
     def _desired(self, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
         """The desired-state message (topic, payload) of one command record."""

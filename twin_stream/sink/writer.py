@@ -40,7 +40,7 @@ from kafka import errors as kafka_errors
 
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.errors import PayloadRejected, StoreError, TwinStreamError, map_exceptions
-from twin_stream.kafka import KAFKA_ERRORS
+from twin_stream.kafka import KAFKA_ERRORS, is_transient
 from twin_stream.sink.points import dead_letter_point, to_points
 
 __all__ = ["STORE_ERRORS", "InfluxTarget", "Sink", "SinkStats", "write_points"]
@@ -138,7 +138,7 @@ class Sink:
             try:
                 polled = self.consumer.poll(timeout_ms=200, max_records=self.batch_size)
             except kafka_errors.KafkaError as e:
-                if not _transient(e):
+                if not is_transient(e):
                     raise
                 # Kafka is away: what was read is kept, nothing is committed; wait for it.
                 log.warning("kafka unreachable (%s); polling again in %.1fs", e, backoff)
@@ -210,7 +210,7 @@ class Sink:
             # again, onto the same points.
             log.warning("commit after writing %d points failed: %s", len(batch), e)
         except kafka_errors.KafkaError as e:
-            if not _transient(e):
+            if not is_transient(e):
                 raise
             # Kafka is away: the next commit covers these records too; a restart before it
             # writes them again, onto the same points.
@@ -233,19 +233,11 @@ class Sink:
                 sent.get(30)
                 return
             except kafka_errors.KafkaError as e:
-                if not _transient(e) or self._stopping.is_set():
+                if not is_transient(e) or self._stopping.is_set():
                     raise  # stopped: not committed, the next start reads the record again
                 log.warning("dead letter not confirmed (%s); sending again in %.1fs", e, backoff)
                 self.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
-
-
-def _transient(error: kafka_errors.KafkaError) -> bool:
-    """Whether a Kafka error means "not now" (a broker down or unreachable, a timeout), which
-    the sink waits out, rather than a refusal."""
-    return bool(getattr(error, "retriable", False)) or isinstance(
-        error, (kafka_errors.KafkaConnectionError, kafka_errors.KafkaTimeoutError)
-    )
 
 
 def _dead_letter(topic: str, record: Any, reason: str) -> Point:
