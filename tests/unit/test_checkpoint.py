@@ -3,12 +3,11 @@ when each was last saved, and what a rebalance forgets."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 
-from simulators.fast_forward import readings
-from simulators.fleet import FleetPlan
+from tests.unit.readings import raw_readings
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs
 
@@ -32,14 +31,6 @@ def _cache(
     clock = Clock()
     cache = DeviceCache(twins, models, every=every, interval_s=interval_s, clock=clock)
     return cache, twins, models, clock
-
-
-def _raw_readings(n: int) -> list[bytes]:
-    plan = FleetPlan.generate(1, hours=n / 3600, fault_fraction=0.0, seed=3)
-    return [
-        r.model_dump_json(exclude_none=True).encode()
-        for r in readings(plan, interval_s=1.0, start=NOW - timedelta(seconds=n))
-    ]
 
 
 def _device(raw: bytes) -> str:
@@ -69,7 +60,7 @@ def test_load_caches_the_state_and_peek_does_not() -> None:
 
 def test_models_are_saved_every_k_readings_not_on_every_reading() -> None:
     cache, twins, models, clock = _cache(every=5, interval_s=3600.0)
-    raws = _raw_readings(12)
+    raws = raw_readings(12)
     device = _device(raws[0])
     loaded_at = clock.t
     _read(cache, raws[0])  # a new device: its first reading is not a checkpoint
@@ -97,7 +88,7 @@ def test_models_are_saved_every_k_readings_not_on_every_reading() -> None:
 
 def test_models_are_saved_after_the_interval_even_with_few_readings() -> None:
     cache, _, models, clock = _cache(every=1000, interval_s=30.0)
-    raws = _raw_readings(3)
+    raws = raw_readings(3)
     device = _device(raws[0])
     _read(cache, raws[0])
     first = cache.last_checkpoint(device)  # when this worker loaded it

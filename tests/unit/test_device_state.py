@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from simulators.fast_forward import readings
-from simulators.fleet import FleetPlan
+from tests.unit.readings import raw_readings
 from twin_stream.worker.processing import DeviceState
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-def _raw_readings(n: int) -> list[bytes]:
-    plan = FleetPlan.generate(1, hours=n / 3600, fault_fraction=0.0, seed=3)
-    return [
-        r.model_dump_json(exclude_none=True).encode()
-        for r in readings(plan, interval_s=1.0, start=NOW - timedelta(seconds=n))
-    ]
-
-
 def test_a_restored_state_scores_exactly_as_the_original() -> None:
-    raws = _raw_readings(400)
+    raws = raw_readings(400)
     original = DeviceState.new("pump-0001")
     for raw in raws[:300]:
         original.on_telemetry(raw, now=NOW)
@@ -33,7 +24,7 @@ def test_a_restored_state_scores_exactly_as_the_original() -> None:
 
 
 def test_resuming_from_an_older_checkpoint_counts_no_gaps_but_real_gaps_still_count() -> None:
-    raws = _raw_readings(520)
+    raws = raw_readings(520)
     state = DeviceState.new("pump-0001")
     for raw in raws[:100]:
         state.on_telemetry(raw, now=NOW)
@@ -59,7 +50,7 @@ def test_maintenance_done_and_new_firmware_re_baseline_the_device() -> None:
 
     from twin_stream.domain.events import Command
 
-    raws = _raw_readings(400)
+    raws = raw_readings(400)
     state = DeviceState.new("pump-0001")
     for raw in raws[:300]:
         state.on_telemetry(raw, now=NOW)
@@ -84,7 +75,7 @@ def test_checkpoints_of_another_model_version_start_afresh() -> None:
     import pickle
     import zlib
 
-    raws = _raw_readings(50)
+    raws = raw_readings(50)
     state = DeviceState.new("pump-0001")
     for raw in raws:
         state.on_telemetry(raw, now=NOW)

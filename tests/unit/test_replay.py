@@ -17,8 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from simulators.fast_forward import readings
-from simulators.fleet import FleetPlan
+from tests.unit.readings import raw_readings
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs
 from twin_stream.worker.replay import ReplayPoint, install_replay, plan_seeks
@@ -45,14 +44,6 @@ class Tables:
         )
 
 
-def _raw_readings(n: int, *, faults: float = 0.0, seed: int = 3) -> list[bytes]:
-    plan = FleetPlan.generate(1, hours=n / 3600, fault_fraction=faults, seed=seed)
-    return [
-        r.model_dump_json(exclude_none=True).encode()
-        for r in readings(plan, interval_s=1.0, start=NOW - timedelta(seconds=n))
-    ]
-
-
 def _device(raw: bytes) -> str:
     device_id: str = orjson.loads(raw)["device_id"]
     return device_id
@@ -76,7 +67,7 @@ def _scores(outs: list[tuple[int, Outputs]]) -> dict[int, float]:
 def test_a_replay_point_is_anchored_at_a_new_devices_first_reading() -> None:
     tables = Tables.empty()
     cache = tables.cache(every=50)
-    raws = _raw_readings(10)
+    raws = raw_readings(10)
     _handle(cache, 40, raws[0])
     key = _device(raws[0]).encode()
     assert key not in tables.models  # no checkpoint yet (a new device's first reading)
@@ -91,7 +82,7 @@ def test_a_replay_point_is_anchored_at_a_new_devices_first_reading() -> None:
 def test_a_checkpoint_moves_the_replay_point_past_its_last_reading() -> None:
     tables = Tables.empty()
     cache = tables.cache(every=5)
-    raws = _raw_readings(7)
+    raws = raw_readings(7)
     for offset, raw in enumerate(raws, start=100):
         _handle(cache, offset, raw)
     key = _device(raws[0]).encode()
@@ -111,7 +102,7 @@ def test_a_worker_that_takes_over_learns_every_reading_after_the_checkpoint(
     ``crash_after`` of them (its committed offset a few records behind); a new worker resumes
     from the tables and reads from where the replay points say: it scores every reading
     from there exactly as the reference did, and ends in the same state."""
-    raws = _raw_readings(200)
+    raws = raw_readings(200)
     reference_tables = Tables.empty()
     reference = reference_tables.cache(every=40)
     expected = _scores([(o, _handle(reference, o, r)) for o, r in enumerate(raws)])
@@ -150,7 +141,7 @@ def test_a_twin_saved_after_the_models_does_not_hide_the_readings_to_replay() ->
     """A status event saves the twin (its de-duplication window past the checkpoint): the
     readings after the models' checkpoint are still learned on replay, not dropped as
     duplicates."""
-    raws = _raw_readings(60)
+    raws = raw_readings(60)
     tables = Tables.empty()
     first = tables.cache(every=20)
     for offset, raw in enumerate(raws[:30]):
@@ -181,7 +172,7 @@ def test_a_twin_saved_after_the_models_does_not_hide_the_readings_to_replay() ->
 def test_an_event_that_changes_an_alert_is_checkpointed_at_once() -> None:
     tables = Tables.empty()
     cache = tables.cache(every=1000)
-    raws = _raw_readings(5)
+    raws = raw_readings(5)
     for offset, raw in enumerate(raws):
         _handle(cache, offset, raw)
     device = _device(raws[0])
@@ -200,7 +191,7 @@ def test_an_event_that_changes_an_alert_is_checkpointed_at_once() -> None:
 
 def test_a_silent_device_gets_one_missed_heartbeat_notice_stamped_when_it_became_overdue() -> None:
     state = DeviceState.new("pump-0001")
-    for raw in _raw_readings(5):
+    for raw in raw_readings(5):
         state.on_telemetry(raw, now=NOW)
     state.twin.connectivity = "online"
     assert state.missed_heartbeat(now=NOW + timedelta(seconds=20)) is None
@@ -226,7 +217,7 @@ def test_a_silent_device_gets_one_missed_heartbeat_notice_stamped_when_it_became
 
 def test_a_missed_heartbeat_notice_is_void_if_the_device_spoke_since() -> None:
     state = DeviceState.new("pump-0001")
-    raws = _raw_readings(6)
+    raws = raw_readings(6)
     for raw in raws[:5]:
         state.on_telemetry(raw, now=NOW)
     state.twin.connectivity = "online"

@@ -33,6 +33,7 @@ __all__ = [
     "MQTT_PREFIX",
     "PLATFORM_TO_DEVICE",
     "TOPIC_CONFIGS",
+    "WORKER_TABLES",
     "worker_changelogs",
     "Channel",
     "device_id_from_mqtt_topic",

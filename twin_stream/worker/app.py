@@ -28,7 +28,7 @@ import faust
 from faust.types.auth import CredentialsT
 
 from twin_stream.config import KafkaSettings
-from twin_stream.domain.topics import TOPIC_CONFIGS
+from twin_stream.domain.topics import TOPIC_CONFIGS, WORKER_TABLES
 from twin_stream.errors import ConfigError, KafkaError, KafkaUnavailable
 from twin_stream.kafka import kafka_topics
 from twin_stream.worker.agents import register_agents
@@ -251,33 +251,20 @@ def create_app(config: WorkerConfig) -> faust.App:
         )
         for kind, name in names.items()
     }
-    # bytes keys and values: Faust stores them raw (its default would be JSON). The changelogs
-    # are replicated as every other topic.
-    twins = app.Table(
-        "twins",
-        default=None,
-        partitions=config.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=durable,
-    )
-    models = app.Table(
-        "models",
-        default=None,
-        partitions=config.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=durable,
-    )
-    # Each device's replay point: where its telemetry is read again from after a rebalance
-    # (the reading after its last checkpoint) and its de-duplication window then (replay).
-    replay = app.Table(
-        "replay",
-        default=None,
-        partitions=config.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        extra_topic_configs=durable,
+    # The worker's tables (WORKER_TABLES): the twins, their models, and each device's replay
+    # point (where its telemetry is read again from after a rebalance: the reading after its
+    # last checkpoint, and its de-duplication window then). bytes keys and values: Faust stores
+    # them raw (its default would be JSON). The changelogs are replicated as every other topic.
+    twins, models, replay = (
+        app.Table(
+            name,
+            default=None,
+            partitions=config.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            extra_topic_configs=durable,
+        )
+        for name in WORKER_TABLES
     )
     devices = DeviceCache(
         twins,
