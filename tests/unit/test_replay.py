@@ -53,7 +53,7 @@ def _handle(cache: DeviceCache, offset: int, raw: bytes) -> Outputs:
     """One telemetry record at ``offset``, as the telemetry agent handles it."""
     device = _device(raw)
     state = cache.load(device)
-    if not cache.before_reading(device, state, PARTITION, offset):
+    if not cache.before_reading(state, PARTITION, offset):
         return Outputs(outcome="replayed")
     out = state.on_telemetry(raw, now=NOW)
     cache.save(device, state, out, reading=True)

@@ -328,9 +328,7 @@ def register_agents(
 
     def telemetry(state: DeviceState, event: Any, now: datetime) -> Outputs:
         message = event.message
-        if not devices.before_reading(
-            state.twin.device_id, state, message.partition, message.offset
-        ):
+        if not devices.before_reading(state, message.partition, message.offset):
             return Outputs(outcome="replayed")  # its checkpoint holds it already
         return _telemetry(state, event, now)
 

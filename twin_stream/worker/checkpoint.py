@@ -62,8 +62,6 @@ class DeviceCache:
         self.lock = asyncio.Lock()
         #: Each device's replay point (:mod:`twin_stream.worker.replay`); None: not kept.
         self.replay = replay
-        self._points: dict[str, ReplayPoint | None] = {}
-        self._anchor: dict[str, ReplayPoint] = {}  # to write with the device's next reading
         self.every = every
         self.interval_s = interval_s
         self.clock = clock
@@ -85,8 +83,9 @@ class DeviceCache:
         state = self._states.get(device_id)
         if state is None:
             state = self._states[device_id] = self.peek(device_id)
-            self._points[device_id] = point = self._replay_point(device_id)
-            if point is not None:
+            if self.replay is not None:
+                state.replay_point = ReplayPoint.read(self.replay.get(device_id.encode()))
+            if (point := state.replay_point) is not None:
                 # The twin may have been saved after the models (a status, a command, a new
                 # device's first reading): the readings after the point are read again and
                 # must not be taken for duplicates.
@@ -98,43 +97,23 @@ class DeviceCache:
             self._last_checkpoint.setdefault(device_id, self.clock())
         return state
 
-    def _replay_point(self, device_id: str) -> ReplayPoint | None:
-        if self.replay is None:
-            return None
-        data = self.replay.get(device_id.encode())
-        if not data:
-            return None
-        try:
-            return ReplayPoint.decode(data)
-        except ValueError:
-            return None  # unreadable: the device is anchored afresh at its next reading
-
     def replay_points(self) -> list[ReplayPoint]:
         """Every replay point in the table (those of the partitions this worker holds)."""
         if self.replay is None:
             return []
-        points = []
-        for data in list(self.replay.values()):
-            if data:
-                try:
-                    points.append(ReplayPoint.decode(data))
-                except ValueError:
-                    continue
-        return points
+        points = (ReplayPoint.read(data) for data in list(self.replay.values()))
+        return [point for point in points if point is not None]
 
-    def before_reading(
-        self, device_id: str, state: DeviceState, partition: int, offset: int
-    ) -> bool:
+    def before_reading(self, state: DeviceState, partition: int, offset: int) -> bool:
         """A telemetry record of the device is about to be handled: False if its checkpoint
         holds it already (a replayed reading from before the device's own replay point);
         otherwise remember where it is, and, for a device without a replay point, anchor one
         here (written with the reading: :meth:`save`)."""
-        point = self._points.get(device_id)
+        point = state.replay_point
         if point is not None and point.covers(partition, offset):
             return False
         if point is None and self.replay is not None:
-            self._points[device_id] = None
-            self._anchor[device_id] = ReplayPoint.of(state.twin, partition, offset)
+            state.anchor = ReplayPoint.of(state.twin, partition, offset)
         state.reading_at = (partition, offset)
         return True
 
@@ -143,8 +122,6 @@ class DeviceCache:
         loads it from the tables, as after a rebalance."""
         self._states.pop(device_id, None)
         self._saved_version.pop(device_id, None)
-        self._points.pop(device_id, None)
-        self._anchor.pop(device_id, None)
 
     def items(self) -> list[tuple[str, DeviceState]]:
         """Every cached device and its state (a copy: safe to iterate while events arrive)."""
@@ -186,29 +163,24 @@ class DeviceCache:
             self._last_checkpoint[device_id] = now
             if state.reading_at is not None:
                 partition, offset = state.reading_at
-                self._write_point(device_id, ReplayPoint.of(state.twin, partition, offset + 1))
-        elif reading and device_id in self._anchor:
-            self._write_point(device_id, self._anchor[device_id])
+                self._write_point(key, state, ReplayPoint.of(state.twin, partition, offset + 1))
+        elif reading and state.anchor is not None:
+            self._write_point(key, state, state.anchor)
 
-    def _write_point(self, device_id: str, point: ReplayPoint) -> None:
+    def _write_point(self, key: bytes, state: DeviceState, point: ReplayPoint) -> None:
         if self.replay is None:
             return
-        self.replay[device_id.encode()] = point.encode()
-        self._points[device_id] = point
-        self._anchor.pop(device_id, None)
+        self.replay[key] = point.encode()
+        state.replay_point, state.anchor = point, None
 
     def on_assigned(self) -> None:
         """Partitions were assigned: what this worker owns now is loaded afresh from the
         tables, and every twin is written again at its next event."""
         self._states.clear()
         self._saved_version.clear()
-        self._points.clear()
-        self._anchor.clear()
 
     def on_revoked(self) -> None:
         """Partitions may move: whoever owns a device after the rebalance loads it from the
         tables (its last checkpoint), so a stale copy is never used. (Faust tables can only
         be written while handling an event, so nothing is saved here.)"""
         self._states.clear()
-        self._points.clear()
-        self._anchor.clear()

@@ -36,6 +36,7 @@ from twin_stream.domain.messages import (
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.twin import Twin
 from twin_stream.errors import CommandRefused, PayloadRejected, StateError
+from twin_stream.worker.replay import ReplayPoint
 
 __all__ = ["DeviceState", "Outputs", "twin_view"]
 
@@ -77,6 +78,10 @@ class DeviceState:
     #: The telemetry record (partition, offset) handled last: where a checkpoint taken now
     #: says to replay from (the next one), :mod:`twin_stream.worker.replay`.
     reading_at: tuple[int, int] | None = None
+    #: The device's replay point in the table (None: it has none yet), and the one to write
+    #: with its next reading when it has none (its first reading here).
+    replay_point: ReplayPoint | None = None
+    anchor: ReplayPoint | None = None
     #: The missed-heartbeat notice sent for this device (its overdue moment), so that the
     #: timer sends it once.
     heartbeat_sent: datetime | None = None
@@ -174,7 +179,6 @@ class DeviceState:
             return None
         self.heartbeat_sent = overdue
         return StatusMessage(
-            v=1,
             device_id=self.twin.device_id,
             state="offline",
             reason="heartbeat",

@@ -92,6 +92,17 @@ class ReplayPoint:
             raise ValueError(f"not a replay point: {data[:60]!r}")
         return cls(partition, offset, last_seq, mask, counts)
 
+    @classmethod
+    def read(cls, data: bytes | None) -> ReplayPoint | None:
+        """A table's value as a point; None when there is none or it does not decode (the
+        device is then anchored afresh at its next reading)."""
+        if not data:
+            return None
+        try:
+            return cls.decode(data)
+        except ValueError:
+            return None
+
     def covers(self, partition: int, offset: int) -> bool:
         """Whether the checkpoint holds the reading at ``partition``/``offset`` already."""
         return partition == self.partition and offset < self.offset
