@@ -257,3 +257,20 @@ def test_faust_reads_the_telemetry_partitions_again_from_their_replay_points() -
     offsets = asyncio.run(consumer.seek_to_committed())
     assert consumer.seeks == [(t0, 420)]  # partition 1's devices are all saved past 80
     assert offsets == {t0: 420, t1: 80, other: 9}  # Faust reads from what it is answered
+
+
+def test_a_new_devices_first_batch_anchors_its_replay_point_at_the_batchs_first_reading() -> None:
+    """The telemetry agent checkpoints a device once per batch, after the batch: the anchor
+    of a device new to the worker is its first reading in it, not the last, or a successor
+    would skip the readings in between."""
+    tables = Tables.empty()
+    cache = tables.cache(every=50)
+    raws = raw_readings(3)
+    device = _device(raws[0])
+    state = cache.load(device)
+    for offset, raw in enumerate(raws, start=40):
+        assert cache.before_reading(state, PARTITION, offset)
+        state.on_telemetry(raw, now=NOW)
+    cache.save(device, state, Outputs(twin_changed=True, alerts=[]), reading=True)
+    point = ReplayPoint.decode(tables.replay[device.encode()] or b"")
+    assert (point.offset, point.last_seq) == (40, None)

@@ -112,7 +112,7 @@ class DeviceCache:
         point = state.replay_point
         if point is not None and point.covers(partition, offset):
             return False
-        if point is None and self.replay is not None:
+        if point is None and state.anchor is None and self.replay is not None:
             state.anchor = ReplayPoint.of(state.twin, partition, offset)
         state.reading_at = (partition, offset)
         return True
