@@ -123,8 +123,15 @@ def test_connectivity_from_status_and_heartbeat() -> None:
     twin = Twin(device_id="pump-0001")
     birth = StatusMessage(device_id="pump-0001", state="online", reason="birth", fw="1.0.0", ts=T0)
     assert twin.apply_status(birth, now=T0) and twin.connectivity == "online"
-    assert not twin.check_heartbeat(now=T0 + timedelta(seconds=20))
-    assert twin.check_heartbeat(now=T0 + timedelta(seconds=31))
+    # The worker's missed-heartbeat notice, stamped with the moment it is sent for: it counts
+    # only once the device is past its heartbeat timeout (30 s for a 1 s device).
+    assert twin.overdue_at() == T0 + timedelta(seconds=30)
+    notice = birth.model_copy(update={"state": "offline", "reason": "heartbeat"})
+    early = notice.model_copy(update={"ts": T0 + timedelta(seconds=20)})
+    assert not twin.apply_status(early, now=T0 + timedelta(seconds=20))
+    assert twin.connectivity == "online"
+    late = notice.model_copy(update={"ts": T0 + timedelta(seconds=30)})
+    assert twin.apply_status(late, now=T0 + timedelta(seconds=31))
     assert twin.connectivity == "offline"
     twin.apply_reading(reading(1), now=T0 + timedelta(seconds=40))  # type: ignore[arg-type]
     assert twin.connectivity == "online"

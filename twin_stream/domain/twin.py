@@ -279,13 +279,6 @@ class Twin(BaseModel):
         interval = float(self.reported.get("sample_interval_s", 1.0))
         return self.last_seen + heartbeat_timeout(interval)
 
-    def check_heartbeat(self, *, now: datetime) -> bool:
-        """Mark a silent device offline; True if that changed its connectivity."""
-        overdue = self.overdue_at()
-        if overdue is not None and now > overdue:
-            return self._set_connectivity("offline")
-        return False
-
     def _set_connectivity(self, connectivity: Connectivity) -> bool:
         if connectivity == self.connectivity:
             return False
