@@ -118,11 +118,29 @@ class Api:
         status, twins, _ = http("GET", self.url(worker, "/twins?scope=local"), self.tokens["admin"])
         return {t["device_id"] for t in twins} if status == 200 else set()
 
+    def ready(self, worker: int) -> bool:
+        """``GET /ready``: the worker has partitions, is not rebalancing and recovers no table."""
+        return http("GET", self.url(worker, "/ready"))[0] == 200
+
     def settled(self) -> bool:
-        """Between them, the workers own every device (not necessarily both some: a sticky
-        assignment may leave every device's partition with one of them)."""
-        mine = [self.local(i) for i in sorted(self.ports)]
-        return set().union(*mine) == set(self.devices)
+        """Both workers are in the group and scoring, they own every device between them (not
+        necessarily both some), and either one answers for every device.
+
+        Owning every device is not enough on its own: the first worker to start may own them
+        all before the second has joined, and the rebalance that follows moves partitions while
+        their tables recover, so a twin the test then asks for answers 404 for a moment."""
+        workers = sorted(self.ports)
+        if not all(self.ready(i) for i in workers):
+            return False
+        mine = [self.local(i) for i in workers]
+        if set().union(*mine) != set(self.devices) or sum(map(len, mine)) != len(self.devices):
+            return False
+        viewer = self.tokens["viewer"]
+        return all(
+            http("GET", self.url(i, f"/twins/{device_id}"), viewer)[0] == 200
+            for i in workers
+            for device_id in self.devices
+        )
 
     def owner(self, device_id: str) -> int:
         return next(i for i in sorted(self.ports) if device_id in self.local(i))
