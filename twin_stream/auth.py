@@ -237,6 +237,7 @@ _READ: Final = ("GET", "HEAD")
 ROUTE_ROLES: Final[tuple[tuple[tuple[str, ...], re.Pattern[str], Role], ...]] = (
     (("PUT",), re.compile(r"^/twins/[^/]+/desired/?$"), "operator"),
     (("POST",), re.compile(r"^/alerts/[^/]+/(ack|shelve)/?$"), "operator"),
+    (("POST",), re.compile(r"^/twins/[^/]+/(failures|rebaseline)/?$"), "operator"),
     (_READ, re.compile(r"^/(twins|alerts)(/[^/]+)*/?$"), "viewer"),
     (_READ, re.compile(r"^/audit/?$"), "viewer"),
 )

@@ -186,6 +186,10 @@ class ApiSettings(BaseModel):
 
     tokens_file: Path = Path(".twin-stream/api-tokens.json")
     tokens: str | None = None  # the same JSON as the file (hashes, never tokens)
+    #: Where the CLI's API commands (``failures add``, ``rebaseline``) reach a worker, and the
+    #: bearer token they send (an operator's; from the environment only, never an argument).
+    url: str = "http://127.0.0.1:6066"
+    token: SecretStr | None = None
 
 
 class DevicesSettings(BaseModel):

@@ -89,13 +89,23 @@ class Ward:
         assert status == 200, (status, body, self.tail())
         return dict(body)
 
-    def owner(self, device_id: str) -> int:
-        """The worker that owns the device now."""
+    def owners(self, device_id: str) -> list[int]:
+        """The workers that say they own the device now."""
+        found = []
         for worker in range(len(self.urls)):
             status, twins = self.call("GET", "/twins?scope=local", worker=worker)
             if status == 200 and device_id in {t["device_id"] for t in twins}:
-                return worker
-        raise AssertionError(f"no worker owns {device_id}:\n{self.tail()}")
+                found.append(worker)
+        return found
+
+    def owner(self, device_id: str) -> int:
+        """The worker that owns the device, once exactly one does (a worker that missed its
+        heartbeats on a loaded machine may be rejoining the group, its partitions moving)."""
+        assert wait_until(lambda: len(self.owners(device_id)) == 1, timeout=120, interval=1.0), (
+            f"no single worker owns {device_id}:\n{self.tail()}"
+        )
+        (worker,) = self.owners(device_id)
+        return worker
 
     def tail(self) -> str:
         return "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)

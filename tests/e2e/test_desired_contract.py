@@ -139,15 +139,30 @@ class Platform:
         status, twins, _ = http("GET", url, self.tokens["viewer"])
         return {t["device_id"] for t in twins} if status == 200 else set()
 
+    def ready(self, worker: int) -> bool:
+        """``GET /ready``: the worker has partitions, is not rebalancing and recovers no table."""
+        return http("GET", self.url(worker, "/ready"))[0] == 200
+
     def settled(self) -> bool:
-        """Between them, the workers own every device (with its type). Not necessarily both
-        some: four devices on six partitions may all fall to one worker's share, and a request
-        to the other is forwarded (what the tests want to see)."""
-        mine = [self.local(i) for i in sorted(self.ports)]
-        if set().union(*mine) < set(DEVICES):
+        """Both workers are in the group and scoring, each device is owned by exactly one of
+        them (not necessarily both some: four devices on six partitions may all fall to one
+        worker's share, and a request to the other is forwarded, what the tests want to see),
+        and either one answers for every device, with its type.
+
+        Owning every device between them is not enough: the first worker may own them all
+        before the second joined, and the rebalance that follows moves partitions while their
+        tables recover, so a twin asked for then is not there for a moment."""
+        workers = sorted(self.ports)
+        if not all(self.ready(i) for i in workers):
             return False
-        # (a worker may answer an error while the group settles: not settled yet)
-        return all((self.get(d)[1] or {}).get("device_type") is not None for d in DEVICES)
+        mine = [self.local(i) for i in workers]
+        if sorted(d for own in mine for d in own) != sorted(DEVICES):
+            return False
+        return all(
+            (self.get(d, i)[1] or {}).get("device_type") is not None
+            for i in workers
+            for d in DEVICES
+        )
 
     def fleet(self, *device_ids: str) -> MqttFleet:
         devices = plan(*device_ids)
@@ -379,7 +394,10 @@ def test_two_changes_made_while_a_device_is_offline_both_reach_it(platform: Plat
     assert wait_until(
         lambda: platform.retained_desired(VENT)["command_id"] == second["command_id"], timeout=20
     )
-    platform.fleet(VENT).run(8.0)  # the ventilator comes back
+    # The ventilator comes back, and stays until it is in sync (not for a fixed time).
+    fleet = platform.fleet(VENT)
+    runner = threading.Thread(target=fleet.run, args=(600.0,))
+    runner.start()
 
     def in_sync() -> bool:
         twin = platform.twin(VENT)
@@ -389,7 +407,11 @@ def test_two_changes_made_while_a_device_is_offline_both_reach_it(platform: Plat
             and twin["delta"] == {}
         )
 
-    assert wait_until(in_sync, timeout=30, interval=1.0), platform.twin(VENT)
+    try:
+        assert wait_until(in_sync, timeout=60, interval=1.0), platform.twin(VENT)
+    finally:
+        fleet.stop()
+        runner.join()
     commands = platform.twin(VENT)["commands"]
     assert commands[first["command_id"]]["status"] == "applied"
     assert commands[second["command_id"]]["status"] == "applied"
@@ -401,8 +423,8 @@ def test_two_changes_made_while_a_device_is_offline_both_reach_it(platform: Plat
 
 
 def test_a_command_the_device_rejects_is_shown_with_its_reason(platform: Platform) -> None:
-    fleet = platform.fleet(PUMP)
-    runner = threading.Thread(target=fleet.run, args=(15.0,))
+    fleet = platform.fleet(PUMP)  # online until the checks below are done (stopped then)
+    runner = threading.Thread(target=fleet.run, args=(600.0,))
     runner.start()
     try:
         assert wait_until(lambda: platform.twin(PUMP)["connectivity"] == "online", timeout=20)
@@ -434,6 +456,7 @@ def test_a_command_the_device_rejects_is_shown_with_its_reason(platform: Platfor
         finally:
             close(device)
     finally:
+        fleet.stop()
         runner.join()
     stored = platform.stored_statuses(command_id)
     assert wait_until(

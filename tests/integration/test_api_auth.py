@@ -143,7 +143,15 @@ class Api:
         )
 
     def owner(self, device_id: str) -> int:
-        return next(i for i in sorted(self.ports) if device_id in self.local(i))
+        """The worker that owns the device, once exactly one says so (not for a moment none,
+        while a worker that missed its heartbeats on a loaded machine rejoins the group)."""
+
+        def owners() -> list[int]:
+            return [i for i in sorted(self.ports) if device_id in self.local(i)]
+
+        assert wait_until(lambda: len(owners()) == 1, timeout=120, interval=1.0), self.logs()
+        (worker,) = owners()
+        return worker
 
     def logs(self) -> str:
         return "\n".join(

@@ -234,6 +234,8 @@ class StandInKafka:
         self.queue: list[tuple[str, bytes, Callable[[Any, Any], None]]] = []
         self.delivered: list[tuple[str, bytes]] = []
         self.buffer_errors = 0
+        #: how often the uplink polled for delivery reports (each time it could have acked)
+        self.polls = 0
         self.lock = threading.Lock()
 
     def produce(
@@ -247,6 +249,7 @@ class StandInKafka:
 
     def poll(self, timeout: float = 0.0) -> int:
         with self.lock:
+            self.polls += 1
             served, self.queue = (self.queue, []) if self.up else ([], self.queue)
         if not served:
             time.sleep(timeout)
@@ -276,7 +279,7 @@ def _readings(device_id: str, count: int) -> list[bytes]:
 @contextmanager
 def uplink_on(
     broker: MqttBroker, kafka: StandInKafka, client_id: str, group: str
-) -> Iterator[tuple[Uplink, list[int], list[int]]]:
+) -> Iterator[tuple[Uplink, list[int], list[int], list[str]]]:
     """A running uplink on the real broker and ``kafka``; the mids it received and acked, in
     order (retained status messages of other tests' devices among them: the broker sends those
     to a new subscription). Stopped without waiting for Kafka (as a crash would leave it)."""
@@ -285,27 +288,31 @@ def uplink_on(
     )
     uplink = Uplink(endpoint, kafka, share_group=group, topics=kafka_topics(group))  # type: ignore[arg-type]
     received: list[int] = []
+    topics: list[str] = []  # of each received message, in the same order
     acked: list[int] = []
     on_message, ack = uplink.client.on_message, uplink.client.ack
 
     def recording_on_message(client: Any, userdata: Any, message: Any) -> None:
         received.append(message.mid)
+        topics.append(message.topic)
         on_message(client, userdata, message)  # type: ignore[misc]
 
     def recording_ack(mid: int, qos: int) -> Any:
         acked.append(mid)
         return ack(mid, qos)
 
+    subscribed = threading.Event()
     uplink.client.on_message = recording_on_message
     uplink.client.ack = recording_ack  # type: ignore[method-assign]
+    uplink.client.on_subscribe = lambda *_: subscribed.set()  # the SUBACK
     uplink.start()
     stop = threading.Event()
     thread = threading.Thread(target=uplink.run, args=(stop,), name="uplink")
     thread.start()
     try:
         assert uplink.connected.wait(10)
-        time.sleep(0.5)  # the SUBACK
-        yield uplink, received, acked
+        assert subscribed.wait(10)
+        yield uplink, received, acked, topics
     finally:
         stop.set()
         thread.join(10)
@@ -314,6 +321,11 @@ def uplink_on(
 
 def telemetry(kafka: StandInKafka) -> list[bytes]:
     return [value for topic, value in kafka.delivered if topic.endswith(".telemetry")]
+
+
+def telemetry_queued(kafka: StandInKafka) -> list[bytes]:
+    with kafka.lock:
+        return [value for topic, value, _ in kafka.queue if topic.endswith(".telemetry")]
 
 
 def _publish(broker: MqttBroker, device_id: str, payloads: list[bytes]) -> None:
@@ -330,17 +342,21 @@ def test_while_kafka_is_down_nothing_is_acked_and_all_is_acked_in_order_once_it_
 ) -> None:
     kafka = StandInKafka(capacity=8)  # most records wait for room in librdkafka's queue
     readings = _readings("pump-0001", 40)
-    with uplink_on(mosquitto, kafka, f"{unique}-up", unique) as (uplink, received, acked):
+    mine = mqtt_topic("pump-0001", "telemetry")
+    with uplink_on(mosquitto, kafka, f"{unique}-up", unique) as (uplink, received, acked, topics):
         assert isinstance(uplink.client.socket(), _ReadAhead)  # paho's socket is read ahead
-        retained = len(received)
         _publish(mosquitto, "pump-0001", [*readings[:20], b"{not json", *readings[20:]])
-        assert wait_until(lambda: uplink.stats.received == retained + 41), uplink.stats
-        time.sleep(0.5)  # Kafka is still down: nothing may be acked, nothing dropped
+        # (counted by topic: other tests' retained statuses arrive when they will)
+        assert wait_until(lambda: topics.count(mine) == 41), uplink.stats
+        # Kafka is still down: however often the uplink looks for delivery reports now, nothing
+        # may be acked, nothing dropped.
+        polled = kafka.polls
+        assert wait_until(lambda: kafka.polls >= polled + 20)
         assert acked == [] and uplink.stats.acked == 0
         assert kafka.buffer_errors > 0 and len(kafka.queue) == 8
         kafka.refuse = 3  # and when it comes back, it refuses the first three records once
         kafka.up = True
-        assert wait_until(lambda: uplink.stats.acked == retained + 41)
+        assert wait_until(lambda: uplink.stats.acked == len(received) == uplink.stats.received)
     assert acked == received  # every message acked once, in the order it arrived
     assert uplink.stats.retries >= 3 and uplink.stats.dead_lettered == 1
     seqs = sorted(orjson.loads(value)["seq"] for value in telemetry(kafka))
@@ -354,15 +370,16 @@ def test_a_bridge_that_dies_before_kafka_confirmed_loses_nothing(
 ) -> None:
     readings = _readings("vent-0002", 10)
     down = StandInKafka()
-    with uplink_on(mosquitto, down, f"{unique}-up", unique) as (uplink, received, acked):
-        retained = len(received)
+    mine = mqtt_topic("vent-0002", "telemetry")
+    with uplink_on(mosquitto, down, f"{unique}-up", unique) as (uplink, received, acked, topics):
         _publish(mosquitto, "vent-0002", readings)
-        assert wait_until(lambda: uplink.stats.received == retained + 10), uplink.stats
-    assert acked == [] and len(down.queue) == retained + 10  # it dies with them all unconfirmed
+        assert wait_until(lambda: topics.count(mine) == 10), uplink.stats
+    # it dies with them all unconfirmed
+    assert acked == [] and len(telemetry_queued(down)) == 10
     up = StandInKafka()
     up.up = True
     # Same client id, so the same session: the broker delivers the unacked messages again.
-    with uplink_on(mosquitto, up, f"{unique}-up", unique) as (uplink, received, acked):
+    with uplink_on(mosquitto, up, f"{unique}-up", unique) as (uplink, received, acked, _):
         assert wait_until(lambda: len(telemetry(up)) == 10 and acked == received)
     assert [orjson.loads(value)["seq"] for value in telemetry(up)] == list(range(10))
 

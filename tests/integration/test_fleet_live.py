@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -115,3 +116,40 @@ def test_device_applies_desired_state_and_reports_it_back(mosquitto: MqttBroker)
             )
         close(bridge)
     assert fleet.stats.command_results["applied"] >= 2
+
+
+def test_a_fleet_held_up_still_samples_every_reading_on_its_own_schedule(
+    mosquitto: MqttBroker,
+) -> None:
+    """A fleet that did not run for a second (a busy machine) publishes the readings it owes,
+    each with the timestamp of its planned sample: its data does not depend on scheduling."""
+    plan = FleetPlan.generate(3, hours=1, fault_fraction=0.0, seed=23)
+    bridge, got = connect(mosquitto.port, mosquitto.bridge.username, mosquitto.bridge.password)
+    bridge.subscribe(mqtt_wildcard("telemetry"), qos=1)
+    assert wait_until(lambda: got.suback_codes)
+    start = time.monotonic()
+    held = {"skew": 0.0}
+
+    def clock() -> float:  # 1 s into the run it jumps 1 s ahead, as if it had been stopped
+        if time.monotonic() - start >= 1.0:
+            held["skew"] = 1.0
+        return time.monotonic() + held["skew"]
+
+    rate, duration = 5.0, 3.0
+    try:
+        stats = fleet_for(mosquitto, plan, rate_hz=rate, clock=clock).run(duration)
+        assert held["skew"] == 1.0  # it was held up during the run
+        assert wait_until(lambda: len(got.messages) >= stats.published, timeout=15)
+    finally:
+        close(bridge)
+    by_device: dict[str, list[datetime]] = {}
+    for message in got.messages:
+        payload = orjson.loads(message.payload)
+        by_device.setdefault(payload["device_id"], []).append(datetime.fromisoformat(payload["ts"]))
+    assert set(by_device) == {d.device_id for d in plan.devices}
+    for device_id, stamps in by_device.items():
+        # every reading it owed (none skipped over the held-up second)...
+        assert len(stamps) >= rate * duration - 1, (device_id, len(stamps))
+        # ...each one interval after the one before, held up or not
+        gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
+        assert all(abs(gap - 1 / rate) < 1e-3 for gap in gaps), (device_id, gaps)

@@ -82,12 +82,20 @@ def test_a_broker_stopped_under_load_loses_and_duplicates_nothing(
 
     loader = threading.Thread(target=load)
     loader.start()
+
+    def delivered_more(than: int) -> bool:
+        return len(delivered) >= than
+
+    # Each phase lasts as many delivered records as ~3 s, ~8 s and ~3 s of the load do on a
+    # quiet machine (it produces one every 2 ms), however slowly they come.
     try:
-        time.sleep(3)
+        assert wait_until(lambda: delivered_more(1000), timeout=120)
         cluster.stop_service("kafka-2")  # SIGTERM's harsher cousin is the chaos suite's
-        time.sleep(8)
+        mark = len(delivered)
+        assert wait_until(lambda: delivered_more(mark + 2500), timeout=180)
         cluster.start_service("kafka-2", timeout=180)
-        time.sleep(3)
+        mark = len(delivered)
+        assert wait_until(lambda: delivered_more(mark + 1000), timeout=120)
     finally:
         stop.set()
         loader.join()

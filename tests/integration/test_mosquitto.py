@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.conftest import MqttBroker
@@ -58,8 +56,8 @@ def test_device_cannot_publish_under_another_devices_topic(mosquitto: MqttBroker
         # Same connection, sent after: once this arrives, the forged one would have too.
         own = pump_client.publish(mqtt_topic("pump-0001", "telemetry"), b"own", qos=1)
         own.wait_for_publish(5)
+        # (The forged one was refused before this was sent: its PUBACK came back first.)
         assert wait_until(lambda: len(bridge_got.messages) >= 1)
-        time.sleep(0.3)
         assert [m.payload for m in bridge_got.messages] == [b"own"]
     finally:
         close(pump_client)
@@ -79,8 +77,15 @@ def test_device_reads_only_its_own_desired_state(mosquitto: MqttBroker) -> None:
             mqtt_topic("vent-0002", "desired"), b'{"v": 1}', qos=1
         ).wait_for_publish(5)
         assert wait_until(lambda: len(vent_got.messages) == 1)
-        time.sleep(0.3)
-        assert pump_got.messages == []
+        # Then one the pump may read, from the same publisher: once it has it, the vent's
+        # would have reached it before (the broker keeps one publisher's order per subscriber).
+        pump_client.subscribe(mqtt_topic("pump-0001", "desired"), qos=1)
+        assert wait_until(lambda: len(pump_got.suback_codes) == 2)
+        bridge_client.publish(
+            mqtt_topic("pump-0001", "desired"), b'{"v": 2}', qos=1
+        ).wait_for_publish(5)
+        assert wait_until(lambda: len(pump_got.messages) >= 1)
+        assert [m.payload for m in pump_got.messages] == [b'{"v": 2}']
         # A device may not write desired state, not even its own: only the platform may.
         denied = vent_client.publish(mqtt_topic("vent-0002", "desired"), b"{}", qos=1)
         denied.wait_for_publish(5)

@@ -77,6 +77,9 @@ def test_every_reading_lands_once_even_across_a_30s_tsdb_outage(
         own_influxdb.stop_service("influxdb")
         outage_started = time.monotonic()
         produce(second)
+        # The outage lasts 30 s, and until the sink has tried to write and failed (however
+        # late a loaded machine lets it try).
+        assert wait_until(lambda: sink.stats.write_failures >= 1, timeout=120, interval=1.0)
         while time.monotonic() - outage_started < 30:
             time.sleep(1)
         failures_during_outage = sink.stats.write_failures

@@ -69,7 +69,7 @@ def action(alert: Alert, verb: str = "ack", **fields: Any) -> bytes:
             action=verb,  # type: ignore[arg-type]
             by="alice",
             role="operator",
-            at=datetime.now(UTC),
+            at=fields.pop("at", None) or datetime.now(UTC),
             **fields,
         )
         .model_dump_json()
@@ -177,6 +177,8 @@ def test_the_alert_clock_renotifies_and_brings_back_what_was_shelved(
     state = devices.load("pump-0001")
     state.monitor = _critical_monitor()
     (alert,) = state.open_alerts()
+    # The clock's time is the test's own: what it shows does not depend on how fast it runs.
+    now = [datetime.now(UTC)]
     agents = register_alert_agents(
         app,
         topics,
@@ -185,13 +187,14 @@ def test_the_alert_clock_renotifies_and_brings_back_what_was_shelved(
         renotify_every=timedelta(milliseconds=50),
         max_shelve_minutes=480,
         check_s=1.0,
+        clock=lambda: now[0],
     )
     clock: Callable[[], Awaitable[None]] = inspect.unwrap(agents.clock)  # one turn, no loop
 
     async def run() -> None:
         await clock()  # the page is first seen: the interval starts
         assert alerts_sent(sent) == []
-        await asyncio.sleep(0.06)
+        now[0] += timedelta(milliseconds=60)
         await clock()
         (again,) = alerts_sent(sent)
         assert (again.alert_id, again.state, again.renotified, again.pages) == (
@@ -203,12 +206,15 @@ def test_the_alert_clock_renotifies_and_brings_back_what_was_shelved(
         view = orjson.loads(of(sent, "twin.twins")[-1][1])
         assert view["open_alerts"][0]["state"] == "renotified"
         # Shelved for a moment: silent while shelved, then back, paging.
-        shelve = AlertAction.model_validate_json(action(alert, "shelve", minutes=0.002))
+        shelve = AlertAction.model_validate_json(
+            action(alert, "shelve", minutes=0.002, at=now[0])  # 0.12 s
+        )
         shelved = state.monitor.policy.act(shelve, max_shelve_minutes=480)  # type: ignore[union-attr]
         assert isinstance(shelved, Alert)
+        now[0] += timedelta(milliseconds=100)  # still on the shelf, past a re-notification
         await clock()
         assert len(alerts_sent(sent)) == 1
-        await asyncio.sleep(0.15)
+        now[0] += timedelta(milliseconds=50)
         await clock()
         back = alerts_sent(sent)[-1]
         assert (back.state, back.pages, back.shelf) == ("unshelved", True, None)

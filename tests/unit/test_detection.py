@@ -69,13 +69,13 @@ def test_state_stays_under_64_kib_per_device() -> None:
 
 
 def test_state_from_another_version_is_refused() -> None:
-    assert DETECTOR_VERSION == "ts-detector/2"
+    assert DETECTOR_VERSION == "ts-detector/3"
     data = DeviceDetector("pump-0001", "infusion_pump").dumps()
-    assert b"ts-detector/2" in data
+    assert b"ts-detector/3" in data
     DeviceDetector.loads(data)  # its own state loads
-    for other in (b"ts-detector/1", b"ts-detector/3"):
+    for other in (b"ts-detector/2", b"ts-detector/4"):
         with pytest.raises(StateVersionMismatch):
-            DeviceDetector.loads(data.replace(b"ts-detector/2", other))
+            DeviceDetector.loads(data.replace(b"ts-detector/3", other))
     with pytest.raises(StateVersionMismatch):
         DeviceDetector.loads(b"not a detector")
 

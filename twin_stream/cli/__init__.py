@@ -18,6 +18,7 @@ from twin_stream.cli.demo import demo
 from twin_stream.cli.devices import devices_app
 from twin_stream.cli.dlq import dlq_app
 from twin_stream.cli.eval import eval_app
+from twin_stream.cli.failures import failures_app, rebaseline
 from twin_stream.cli.fuzz import fuzz
 from twin_stream.cli.grafana import grafana_app
 from twin_stream.cli.mqtt import mqtt_auth
@@ -49,6 +50,8 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(dlq_app, name="dlq")
 app.command("fuzz")(fuzz)
 app.command("chaos")(chaos)
+app.add_typer(failures_app, name="failures")
+app.command("rebaseline")(rebaseline)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -229,6 +229,12 @@ class AlertPolicyParams(RestoresByAttribute):
     #: ... except a signal already half-way from its baseline to its failure limit: an
     #: emergency (an occlusion) pages on day one too.
     learning_min_share: float = 0.5
+    #: Degradation (devices of a type without failure limits: a replayed history, a new type):
+    #: the health index's own stage (:mod:`~twin_stream.domain.detection.health`) pages,
+    #: warning at stage 1 and critical at stage 2 or when the fleet-learned remaining useful
+    #: life is inside ``prediction_critical_h``. A degradation rarely heals: it resolves only
+    #: after its stage has been 0 for this many readings in a row (or on maintenance).
+    degradation_clear_readings: int = 100
 
 
 @dataclass
@@ -487,6 +493,83 @@ class AlertPolicy:
             c.text = self._prediction_text(prediction)
             c.signature = f"predicted_failure {metric} {_duration(c.shown_ttf)}"
             c.details = {"root": metric, "time_to_failure_h": round(ttf, 3)}
+        self._settle(c)
+        return self._sync(c.slot, ts, seq)
+
+    def on_health(
+        self,
+        ts: datetime,
+        seq: int,
+        *,
+        stage: int,
+        index: float | None,
+        trend_per_h: float | None,
+        drivers: Sequence[tuple[str, float]],
+        rul: PredictionRecord | None = None,
+    ) -> list[Alert]:
+        """Feed the health index of one reading (its stage, value, trend and the signals that
+        moved most against the device's healthy reference) and the fleet-learned remaining
+        useful life, if any; return alert events.
+
+        Only a device type without failure limits pages on it (a type with limits keeps its
+        trend-to-limit prediction, :meth:`on_prediction`): a sustained degradation of the
+        health index is then all there is to know of the device's way to failure.
+        """
+        if self._has_limits:
+            return []
+        self._tick(seq, ts)
+        p = self.params
+        c = self._condition("degradation", "predicted_failure")
+        degrading = stage >= 1 and not self.quiet
+        if not c.active:
+            if not degrading:
+                return []
+            self._activate(c, "fault:health")
+            c.seq_first = seq
+        else:
+            c.calm = c.calm + 1 if stage == 0 else 0
+            if c.calm >= p.degradation_clear_readings:
+                slot = c.slot
+                c.reset()
+                reason = f"health index normal for {p.degradation_clear_readings} readings"
+                return self._sync(slot, ts, seq, reason)
+        ttf = rul.time_to_failure_h if rul is not None else None
+        if degrading:
+            imminent = ttf is not None and ttf <= p.prediction_critical_h
+            earned: Severity = "critical" if stage >= 2 or imminent else "warning"
+            c.peak = max(c.peak, earned, key=_RANK.__getitem__)
+        if rul is not None and ttf is not None:
+            c.prediction = rul
+            shown = c.shown_ttf
+            moved = (
+                ttf <= shown * (1 - p.min_text_shrink) or ttf >= shown * (1 + p.min_text_growth)
+                if shown is not None
+                else True
+            )
+            if moved and _duration(ttf) != _duration(shown):
+                c.shown_ttf = ttf
+        moved_most = ", ".join(f"{name} {z:+.1f} sd" for name, z in drivers[:3])
+        trend = f" trending {trend_per_h:+.3g}/h" if trend_per_h is not None else ""
+        c.text = (
+            f"degradation: health index {index:.3g}{trend} against the healthy reference"
+            if index is not None
+            else "degradation: health index away from the healthy reference"
+        )
+        if moved_most:
+            c.text += f"; moved most: {moved_most}"
+        if c.shown_ttf is not None and rul is not None:
+            band = ""
+            if rul.lower_h is not None:
+                band = f" ({_duration(rul.lower_h)} to {_duration(rul.upper_h)})"
+            c.text += f"; remaining useful life {_duration(c.shown_ttf)}{band} (fleet-learned)"
+        c.signature = f"degradation {c.peak} {_duration(c.shown_ttf)}"
+        c.details = {
+            "root": "health",
+            "health": None if index is None else round(index, 4),
+            "drivers": [name for name, _ in drivers[:3]],
+        }
+        if ttf is not None:
+            c.details["time_to_failure_h"] = round(ttf, 3)
         self._settle(c)
         return self._sync(c.slot, ts, seq)
 

@@ -44,6 +44,8 @@ __all__ = [
     "Contribution",
     "ContributionLike",
     "DeadLetter",
+    "FleetLesson",
+    "LifecycleEvent",
     "Prediction",
     "PredictionRecord",
     "ScoreRecord",
@@ -159,6 +161,13 @@ class AnomalyScore(BaseModel):
     #: False while the device is out of its normal (most recent readings beyond the model's
     #: alpha limit): the alert policy holds an anomaly alert open while so.
     in_control: bool = True
+    #: The health index: how far the device's recent readings are from its own frozen healthy
+    #: reference (:mod:`twin_stream.domain.detection.health`); None while the reference is
+    #: still being learned (or in a mode the reference does not cover). Its trend is what a
+    #: slow degradation looks like.
+    health: Annotated[float, Field(ge=0)] | None = None
+    #: 0 normal, 1 degrading (warning), 2 degrading fast or far (critical).
+    health_stage: Annotated[int, Field(ge=0, le=2)] = 0
 
 
 @dataclass(slots=True)
@@ -186,6 +195,8 @@ class ScoreRecord:
     detector_version: str
     warming_up: bool = False
     in_control: bool = True
+    health: float | None = None
+    health_stage: int = 0
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_UTC_Z)
@@ -391,6 +402,46 @@ class TwinView(BaseModel):
     commands: dict[str, CommandRecord] = Field(default_factory=dict)
     open_alerts: list[Alert]
     changed_at: AwareDatetime
+
+
+class LifecycleEvent(BaseModel):
+    """Something people say happened to a device (topic ``lifecycle``, keyed by device id):
+
+    * ``failure``: it failed at ``at`` (an engineer's record, ``twin-stream failures add``);
+      its owner sends what the device's health index did up to then to the fleet
+      (:class:`FleetLesson`), so the device type learns its failures' signature;
+    * ``rebaseline``: its normal is to be learned afresh from now (the healthy reference too),
+      as after maintenance, without a desired-state change.
+    """
+
+    model_config = _EVENT
+
+    event_id: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{8,64}$")]
+    kind: Literal["failure", "rebaseline"]
+    device_id: DeviceId
+    at: AwareDatetime
+    recorded_at: AwareDatetime
+    by: Annotated[str, Field(min_length=1, max_length=128)]
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class FleetLesson(BaseModel):
+    """One failure as the fleet learns it (topic ``fleet``): the device's health-index history
+    (hours since its reference froze, index) and when, on that clock, it failed."""
+
+    model_config = _EVENT
+
+    device_id: DeviceId
+    device_type: str
+    failed_at: AwareDatetime
+    failed_after_h: Annotated[float, Field(ge=0)]
+    history: list[tuple[float, float]]
+    detector_version: str
+
+    @property
+    def key(self) -> bytes:
+        """Its record key: one per failure, so compaction never merges two."""
+        return f"{self.device_type}|{self.device_id}|{self.failed_at.isoformat()}".encode()
 
 
 class DeadLetter(BaseModel):

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.detection.detector import UNREADABLE_STATE, DeviceDetector
+from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord, SignalContribution
 from twin_stream.errors import StateVersionMismatch, map_exceptions
 
@@ -61,26 +62,43 @@ class DeviceMonitor:
         *,
         received_at: datetime | None = None,
         fw: str | None = None,
+        fleet: FleetModel | None = None,
     ) -> MonitorOutput:
         """Score one reading, then let the policy turn it into alert events.
 
         ``received_at`` (when the platform got the reading) lets the data-quality checks see a
         device clock that is off. A change of ``fw`` (new firmware) re-baselines the device, as
         maintenance does: the new firmware's normal is learned without paging anyone.
+        ``fleet`` is the model the device type's past failures taught
+        (:class:`~twin_stream.domain.detection.rul.FleetModel`): with it, the device's
+        remaining useful life is predicted from its health index.
         """
         alerts: list[Alert] = []
         if fw is not None:
             if self.fw is not None and fw != self.fw:
                 alerts += self.on_maintenance(ts)
             self.fw = fw
-        result = self.detector.process(ts, seq, metrics, received_at=received_at)
+        result = self.detector.process(ts, seq, metrics, received_at=received_at, fleet=fleet)
         score, contributions = result.score, result.contributions
         policy = self.policy
         alerts += policy.on_telemetry(ts, seq)
         if not score.warming_up:
             alerts += policy.on_score(ts, seq, score.score, contributions, score.in_control)
+        rul = result.rul
         for prediction in result.predictions:
-            alerts += policy.on_prediction(prediction, seq)
+            if prediction is not rul:  # the health index's own: on_health reads it
+                alerts += policy.on_prediction(prediction, seq)
+        health = result.health
+        if health.index is not None:
+            alerts += policy.on_health(
+                ts,
+                seq,
+                stage=health.stage,
+                index=health.index,
+                trend_per_h=health.trend_per_h,
+                drivers=health.drivers,
+                rul=rul,
+            )
         alerts += policy.on_quality(ts, seq, result.quality)
         return MonitorOutput(score, contributions, result.predictions, alerts)
 
@@ -89,7 +107,8 @@ class DeviceMonitor:
         return self.policy.on_connectivity(ts, online)
 
     def on_maintenance(self, ts: datetime) -> list[Alert]:
-        """``maintenance_done`` or a firmware change: the device's normal is learned afresh."""
+        """``maintenance_done``, a firmware change or an explicit re-baseline: the device's
+        normal (its healthy reference too) is learned afresh."""
         self.detector.rebaseline()
         return self.policy.on_maintenance(ts)
 

@@ -80,6 +80,8 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
             "dlq",
             "audit",
             "alert_actions",
+            "lifecycle",
+            "fleet",
         )
     }
 
@@ -88,6 +90,9 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
 #: (the twin API's ``GET /audit`` reads it from the topic).
 TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
     "audit": {"retention.ms": "-1"},
+    # What the fleet learned from its failures (one record a failure, keyed by type, device and
+    # time): kept for ever, it is every worker's fleet model (twin_stream.worker.fleet).
+    "fleet": {"retention.ms": "-1"},
     # the workers' tables' changelogs (made before the workers start: see worker_changelogs)
     "twins_changelog": {"cleanup.policy": "compact"},
     "models_changelog": {"cleanup.policy": "compact"},

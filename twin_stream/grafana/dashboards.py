@@ -206,7 +206,8 @@ def device_detail() -> Dashboard:
                 unit="h",
                 thresholds=_TTF_STEPS,
                 description="Per degrading signal: predicted hours until the failure limit, "
-                "and the lower and upper bounds.",
+                "and the lower and upper bounds; 'health_index': the remaining useful life "
+                "the fleet's past failures predict, with its interval.",
             ),
             _panel(
                 5,
@@ -226,10 +227,23 @@ def device_detail() -> Dashboard:
                 "twin version.",
             ),
             _panel(
+                8,
+                "timeseries",
+                "Health index (distance from the device's healthy reference)",
+                (24, 7, 0, 22),
+                q.DEVICE_HEALTH,
+                description="How far the device's recent readings are from its own healthy "
+                "reference, learned over its first readings and then frozen (re-learned only "
+                "after maintenance, a firmware change or a re-baseline): 0 to 1 is like the "
+                "reference, a sustained rise is a slow degradation. The stage is 1 while it "
+                "degrades (warning) and 2 when critical. The fleet-learned remaining useful "
+                "life is the 'health_index' series of the time-to-failure panel.",
+            ),
+            _panel(
                 7,
                 "table",
                 "Commands",
-                (24, 7, 0, 22),
+                (24, 7, 0, 29),
                 q.DEVICE_COMMANDS,
                 description="The device's recent desired-state commands, one row each: its "
                 "status (pending, delivered, applied, rejected, expired), why it was rejected "

@@ -138,6 +138,13 @@ DEVICE_DEVIATIONS = Query(
     f"WHERE {_DEVICE} AND $timeFilter GROUP BY time($__interval) fill(none)",
     (f"max_{Anomaly.DEVIATION_PREFIX}.+",),
 )
+DEVICE_HEALTH = Query(
+    "device_health",
+    f'SELECT max("{Anomaly.HEALTH}") AS "health", max("{Anomaly.HEALTH_STAGE}") AS "stage" '
+    f'FROM "{Anomaly.NAME}" WHERE {_DEVICE} AND $timeFilter GROUP BY time($__interval) '
+    "fill(none)",
+    ("health", "stage"),
+)
 DEVICE_TIME_TO_FAILURE = Query(
     "device_time_to_failure",
     f'SELECT last("{_P.TIME_TO_FAILURE_H}") AS "ttf_h", last("{_P.LOWER_H}") AS "lower_h", '

@@ -46,6 +46,10 @@ class Anomaly:
     SCORE: Final = "score"
     SEQ: Final = "seq"
     WARMING_UP: Final = "warming_up"
+    #: The health index (distance from the device's frozen healthy reference) and its stage
+    #: (0 normal, 1 degrading, 2 critical); absent while the reference is learned.
+    HEALTH: Final = "health"
+    HEALTH_STAGE: Final = "health_stage"
     #: One field per signal: its deviation, ``z_<signal>``.
     DEVIATION_PREFIX: Final = "z_"
 

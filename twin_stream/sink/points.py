@@ -84,6 +84,9 @@ def _anomaly(scores: list[events.AnomalyScore]) -> list[Point]:
         point.field(Anomaly.SEQ, score.seq_last)
         point.field(Anomaly.WARMING_UP, score.warming_up)
         point.tag(Anomaly.DETECTOR_VERSION, score.detector_version)
+        if score.health is not None:
+            point.field(Anomaly.HEALTH, score.health)
+            point.field(Anomaly.HEALTH_STAGE, score.health_stage)
         for name, deviation in score.contributions.items():
             point.field(f"{Anomaly.DEVIATION_PREFIX}{name}", deviation)
         points.append(point)

@@ -41,7 +41,8 @@ from faust.streams import _current_event
 
 from twin_stream.bridge.routing import dead_letter, rejection_reason
 from twin_stream.domain.batches import encode_scores
-from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
+from twin_stream.domain.detection.rul import FleetModel
+from twin_stream.domain.events import Alert, Command, FleetLesson, PredictionRecord, ScoreRecord
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
@@ -95,6 +96,7 @@ class DeviceBatch:
     alerts: list[Alert] = field(default_factory=list)
     twin_due: bool = False
     documents: list[Command] = field(default_factory=list)  # desired documents, in order
+    lessons: list[FleetLesson] = field(default_factory=list)  # for the fleet topic
     #: Whether any event changed the twin, and the device's last event (its checkpoint is
     #: written in that event's partition, once the batch's outputs are produced).
     twin_changed: bool = False
@@ -104,6 +106,7 @@ class DeviceBatch:
         self.twin_changed = self.twin_changed or out.twin_changed
         self.scores += out.scores
         self.documents += out.documents
+        self.lessons += out.lessons
         for prediction in out.predictions:
             self.predictions[prediction.metric] = prediction
         self.alerts += out.alerts
@@ -133,6 +136,8 @@ class Publisher:
             await self.topics["alerts"].send(key=key, value=alert.model_dump_json().encode())
         for document in batch.documents:
             await self.topics["desired"].send(key=key, value=document.model_dump_json().encode())
+        for lesson in batch.lessons:
+            await self.topics["fleet"].send(key=lesson.key, value=lesson.model_dump_json().encode())
         state = batch.state
         if batch.twin_due or state.twin.version != self._published.get(device_id, -1):
             self._published[device_id] = state.twin.version
@@ -218,19 +223,15 @@ def _offset(event: Any) -> str:
     return f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
 
 
-def _telemetry(state: DeviceState, event: Any, now: datetime) -> Outputs:
-    # The record's timestamp is when the bridge received the reading: the clock-skew check
-    # compares the device's clock with it, so a backlog read late is not mistaken for a
-    # device clock that is off.
-    received = datetime.fromtimestamp(event.message.timestamp, UTC)
-    return state.on_telemetry(event.value, now=now, received_at=received)
-
-
 def _status(state: DeviceState, event: Any, now: datetime) -> Outputs:
     # When the platform received it (the bridge's record time, or the worker's for a missed
     # heartbeat): a redelivered will opens the same offline alert, with the same id.
     received = datetime.fromtimestamp(event.message.timestamp, UTC)
     return state.on_status(event.value, now=received)
+
+
+def _lifecycle(state: DeviceState, event: Any, now: datetime) -> Outputs:
+    return state.on_lifecycle(event.value, now=now)
 
 
 def _reported(state: DeviceState, event: Any, now: datetime) -> Outputs:
@@ -251,12 +252,14 @@ def register_agents(
     batch_max: int = 500,
     batch_within_s: float = 0.01,
     desk: CommandDesk | None = None,
+    fleet: Callable[[str], FleetModel | None] | None = None,
 ) -> WorkerAgents:
     """Add the agents (named ``{group}.{kind}``) and the heartbeat timer to ``app``.
 
     Telemetry is handled in micro-batches of up to ``batch_max`` events, gathered for at most
     ``batch_within_s`` seconds (the latency a reading may wait for its batch). ``desk`` is
-    where the twin API's PUTs wait for the commands agent's verdicts."""
+    where the twin API's PUTs wait for the commands agent's verdicts; ``fleet`` gives a device
+    type's fleet model (:mod:`twin_stream.worker.fleet`)."""
     publisher = Publisher(topics)
     desk = desk if desk is not None else CommandDesk(topics)
     refused_commands = topics["commands"].get_topic_name()
@@ -330,7 +333,11 @@ def register_agents(
         message = event.message
         if not devices.before_reading(state, message.partition, message.offset):
             return Outputs(outcome="replayed")  # its checkpoint holds it already
-        return _telemetry(state, event, now)
+        # The record's timestamp is when the bridge received the reading: the clock-skew check
+        # compares the device's clock with it, so a backlog read late is not mistaken for a
+        # device clock that is off.
+        received = datetime.fromtimestamp(message.timestamp, UTC)
+        return state.on_telemetry(event.value, now=now, received_at=received, fleet=fleet)
 
     @app.agent(topics["telemetry"], name=f"{group}.telemetry")
     async def telemetry_agent(stream: Any) -> None:
@@ -358,6 +365,11 @@ def register_agents(
     async def acks_agent(stream: Any) -> None:
         async for event in stream.events():
             await handle("ack", [event], _ack)
+
+    @app.agent(topics["lifecycle"], name=f"{group}.lifecycle")
+    async def lifecycle_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await handle("lifecycle", [event], _lifecycle)
 
     @app.agent(topics["dlq"], name=f"{group}.dlq")
     async def dead_letter_agent(stream: Any) -> None:

@@ -21,7 +21,7 @@ ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,11 +74,13 @@ def register_alert_agents(
     renotify_every: timedelta | None,
     max_shelve_minutes: float,
     check_s: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AlertAgents:
     """Add the alert-actions agent (``{group}.alert_actions``) and the alert clock to ``app``.
 
     ``renotify_every`` None turns re-notification off; ``max_shelve_minutes`` is the longest
-    shelf; the clock runs every ``check_s`` seconds."""
+    shelf; the clock runs every ``check_s`` seconds and reads the time from ``clock`` (the
+    wall clock; the tests turn one of their own)."""
     publisher = Publisher(topics)
 
     async def handle(event: Any) -> None:
@@ -122,7 +124,7 @@ def register_alert_agents(
             await tick()
 
     async def tick() -> None:
-        now = datetime.now(UTC)
+        now = clock()
         for device_id, state in devices.items():
             if state.monitor is None:
                 continue

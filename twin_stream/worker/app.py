@@ -37,6 +37,7 @@ from twin_stream.worker.alert_views import register_alert_views
 from twin_stream.worker.audit_views import register_audit_views
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.commands import CommandDesk
+from twin_stream.worker.fleet import FleetModels, register_fleet
 from twin_stream.worker.health import register_health
 from twin_stream.worker.replay import install_replay
 from twin_stream.worker.views import register_views
@@ -159,6 +160,8 @@ class WorkerConfig:
     #: How far back (records) a telemetry partition may be replayed after a rebalance.
     replay_max_records: int = 200_000
     heartbeat_check_s: float = 10.0
+    #: How often (s) each worker reads the fleet's failure lessons again (twin.fleet).
+    fleet_refresh_s: float = 30.0
     #: Telemetry micro-batches: at most this many events, gathered for at most this long.
     batch_max: int = 500
     batch_within_s: float = 0.01
@@ -275,6 +278,8 @@ def create_app(config: WorkerConfig) -> faust.App:
     )
     # Where a PUT on the device's owner waits for the commands agent's verdict on its change.
     desk = CommandDesk(topics)
+    fleet = FleetModels()
+    register_fleet(app, config.bootstrap, topics["fleet"], fleet, refresh_s=config.fleet_refresh_s)
     register_agents(
         app,
         topics,
@@ -284,6 +289,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         batch_max=config.batch_max,
         batch_within_s=config.batch_within_s,
         desk=desk,
+        fleet=fleet.get,
     )
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -311,6 +317,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         topics["commands"],
         devices.peek,
         audit_topic=topics["audit"],
+        lifecycle_topic=topics["lifecycle"],
         desk=desk,
     )
     register_audit_views(app, config.bootstrap, topics["audit"])

@@ -41,7 +41,7 @@ from twin_stream.domain.events import AuditRecord
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
 from twin_stream.worker.web_auth import principal_of
 
-__all__ = ["audit", "read_audit", "register_audit_views"]
+__all__ = ["audit", "read_audit", "read_records", "register_audit_views"]
 
 DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 10_000
@@ -84,17 +84,17 @@ async def audit(
     return record
 
 
-async def read_audit(
+async def read_records(
     bootstrap: str,
     topic: str,
     *,
-    device: str | None = None,
     since: datetime | None = None,
     timeout_s: float = 20.0,
     options: Mapping[str, Any] | None = None,
-) -> list[AuditRecord]:
-    """The audit records on ``topic`` (of ``device``, from ``since``), oldest first;
-    ``options`` are the consumer's security settings (aiokafka's names)."""
+) -> list[tuple[bytes | None, bytes]]:
+    """Every record (key, value) on ``topic`` up to its end now (from ``since``, by record
+    time), partition by partition; ``options`` are the consumer's security settings
+    (aiokafka's names). Tombstones are left out."""
     # Subscribed outside any group, the consumer is given every partition of the topic.
     consumer = AIOKafkaConsumer(
         topic,
@@ -124,8 +124,7 @@ async def read_audit(
             for tp in tps:
                 found = stamped.get(tp)
                 consumer.seek(tp, found.offset if found is not None else end[tp])
-        records: list[AuditRecord] = []
-        key = device.encode() if device is not None else None
+        records: list[tuple[bytes | None, bytes]] = []
         pending = {tp for tp in tps if await consumer.position(tp) < end[tp]}
         while pending:
             if time.monotonic() > deadline:
@@ -133,16 +132,35 @@ async def read_audit(
             batches = await consumer.getmany(*pending, timeout_ms=500)
             for tp, messages in batches.items():
                 for message in messages:
-                    if message.offset >= end[tp] or (key is not None and message.key != key):
-                        continue
-                    if message.value is None:
-                        continue
-                    record = AuditRecord.model_validate_json(message.value)
-                    if since is None or record.at >= since:
-                        records.append(record)
+                    if message.offset < end[tp] and message.value is not None:
+                        records.append((message.key, message.value))
             pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
     finally:
         await consumer.stop()
+    return records
+
+
+async def read_audit(
+    bootstrap: str,
+    topic: str,
+    *,
+    device: str | None = None,
+    since: datetime | None = None,
+    timeout_s: float = 20.0,
+    options: Mapping[str, Any] | None = None,
+) -> list[AuditRecord]:
+    """The audit records on ``topic`` (of ``device``, from ``since``), oldest first;
+    ``options`` are the consumer's security settings (aiokafka's names)."""
+    key = device.encode() if device is not None else None
+    records = []
+    for found, value in await read_records(
+        bootstrap, topic, since=since, timeout_s=timeout_s, options=options
+    ):
+        if key is not None and found != key:
+            continue
+        record = AuditRecord.model_validate_json(value)
+        if since is None or record.at >= since:
+            records.append(record)
     return sorted(records, key=lambda r: (r.at, r.audit_id))
 
 

@@ -20,12 +20,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import ValidationError
 
-from twin_stream.domain.events import COMMAND_TTL, Alert, Command, PredictionRecord, ScoreRecord
+from twin_stream.domain.detection.rul import FleetModel
+from twin_stream.domain.events import (
+    COMMAND_TTL,
+    Alert,
+    Command,
+    FleetLesson,
+    LifecycleEvent,
+    PredictionRecord,
+    ScoreRecord,
+)
 from twin_stream.domain.messages import (
     CommandAck,
     DesiredSettings,
@@ -54,6 +64,8 @@ class Outputs:
     twin_changed: bool = False
     #: The device's whole desired document, when it changed (for ``twin.desired``).
     documents: list[Command] = field(default_factory=list)
+    #: What the fleet learns of a failure of the device (for ``twin.fleet``).
+    lessons: list[FleetLesson] = field(default_factory=list)
 
 
 def twin_view(twin: Twin, open_alerts: list[Alert], changed_at: datetime) -> dict[str, object]:
@@ -129,10 +141,16 @@ class DeviceState:
     # -- events -----------------------------------------------------------------------------
 
     def on_telemetry(
-        self, raw: bytes, *, now: datetime, received_at: datetime | None = None
+        self,
+        raw: bytes,
+        *,
+        now: datetime,
+        received_at: datetime | None = None,
+        fleet: Callable[[str], FleetModel | None] | None = None,
     ) -> Outputs:
         """One reading: the twin first (duplicates and stale readings stop there), then the
-        monitor. ``received_at`` is when the platform received it (the clock-skew check)."""
+        monitor. ``received_at`` is when the platform received it (the clock-skew check);
+        ``fleet`` gives a device type's fleet model (its remaining-useful-life predictions)."""
         reading = decode_telemetry(raw)
         if self.resumed:
             self.twin.resume_before(reading.seq)
@@ -149,12 +167,54 @@ class DeviceState:
             reading.metrics.model_dump(),
             received_at=received_at,
             fw=reading.fw,
+            fleet=fleet(reading.device_type) if fleet is not None else None,
         )
         out.scores.append(result.score)
         out.predictions.extend(result.predictions)
         out.alerts += result.alerts
         self._update_health()
         self.events_since_checkpoint += 1
+        return out
+
+    def on_lifecycle(self, raw: bytes, *, now: datetime) -> Outputs:
+        """A failure an engineer recorded (the device's health-index history up to it goes to
+        the fleet) or a re-baseline (the device's normal, its healthy reference too, is
+        learned afresh from now, and its device-fault alerts end as after maintenance).
+
+        A record of another device, or a failure of a device whose health index has no frozen
+        reference yet (nothing to learn from), is invalid (PayloadRejected: a dead letter)."""
+        event = LifecycleEvent.model_validate_json(raw)
+        device_id = self.twin.device_id
+        if event.device_id != device_id:
+            raise PayloadRejected(
+                f"device_id: {event.device_id!r} does not match the record's device "
+                f"{device_id!r} [device_mismatch]",
+                field="device_id",
+            )
+        monitor = self.monitor
+        out = Outputs(twin_changed=False)
+        if event.kind == "rebaseline":
+            if monitor is not None:
+                out.alerts += monitor.on_maintenance(event.at)
+            return out
+        health = monitor.detector.health if monitor is not None else None
+        failed_after_h = health.hours_at(event.at) if health is not None else None
+        if monitor is None or health is None or failed_after_h is None:
+            raise PayloadRejected(
+                f"kind: no healthy reference of {device_id} was learned before {event.at} "
+                "[no_reference]",
+                field="kind",
+            )
+        out.lessons.append(
+            FleetLesson(
+                device_id=device_id,
+                device_type=monitor.device_type,
+                failed_at=event.at,
+                failed_after_h=failed_after_h,
+                history=[(t, i) for t, i in health.history() if t <= failed_after_h],
+                detector_version=monitor.detector.version,
+            )
+        )
         return out
 
     def on_status(self, raw: bytes, *, now: datetime) -> Outputs:

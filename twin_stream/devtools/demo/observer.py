@@ -52,6 +52,10 @@ class Observer:
     predictions: dict[str, deque[dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(lambda: deque(maxlen=MAX_POINTS))
     )
+    #: (ts, health index) per device, once its healthy reference is learned
+    health: dict[str, deque[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: deque(maxlen=MAX_POINTS))
+    )
     alerts: list[dict[str, Any]] = field(default_factory=list)
     open_alerts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     twins: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +90,8 @@ class Observer:
                 self.counts[kind] += 1
                 ts = _ts(score["ts"])
                 self.scores[score["device_id"]].append((ts, float(score["score"])))
+                if score.get("health") is not None:
+                    self.health[score["device_id"]].append((ts, float(score["health"])))
                 self.latencies_ms.append(broker_ms - ts * 1000.0)
             return
         body = orjson.loads(value)

@@ -1,7 +1,9 @@
 """The demo's report: one self-contained HTML file (plotly, its JavaScript inlined once).
 
 For each alerted device: its signals (each scaled to its own range, so they share an axis),
-its anomaly score, the alerts marked where they opened, and its predicted time to failure.
+its anomaly score, its health index (distance from its frozen healthy reference), the alerts
+marked where they opened, and its predicted time to failure (per degrading signal, and the
+fleet-learned remaining useful life, ``health_index``, with their intervals).
 Then the fleet summary, precision and recall against the simulator's ground truth, and the
 run's throughput and latency.
 """
@@ -26,17 +28,19 @@ def _times(stamps: list[float]) -> list[datetime]:
 
 
 def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]]) -> go.Figure:
-    """Signals (min-max scaled), anomaly score, alerts and predicted time to failure."""
+    """Signals (min-max scaled), anomaly score, health index, alerts and predicted time to
+    failure."""
     fig = make_subplots(
-        rows=3,
+        rows=4,
         cols=1,
         shared_xaxes=True,
-        vertical_spacing=0.06,
-        row_heights=[0.45, 0.25, 0.3],
+        vertical_spacing=0.05,
+        row_heights=[0.4, 0.2, 0.2, 0.2],
         subplot_titles=(
             "signals (each scaled to its own range)",
             "anomaly score",
-            "predicted time to failure (min, with range)",
+            "health index (distance from the healthy reference)",
+            "predicted time to failure and remaining useful life (min, with range)",
         ),
     )
     readings = list(observer.telemetry.get(device_id, []))
@@ -67,6 +71,18 @@ def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]
             line={"color": "black"},
         ),
         row=2,
+        col=1,
+    )
+    health = list(observer.health.get(device_id, []))
+    fig.add_trace(
+        go.Scattergl(
+            x=_times([t for t, _ in health]),
+            y=[h for _, h in health],
+            name="health index",
+            mode="lines",
+            line={"color": "purple"},
+        ),
+        row=3,
         col=1,
     )
     by_metric: dict[str, list[dict[str, Any]]] = {}
@@ -104,7 +120,7 @@ def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]
                     ],
                 },
             ),
-            row=3,
+            row=4,
             col=1,
         )
     for alert in (a for a in observer.alerts if a["device_id"] == device_id):
@@ -132,7 +148,7 @@ def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]
                 showarrow=False,
                 text=f"simulated failure: {label['fault']}",
             )
-    fig.update_layout(height=700, title=device_id, margin={"t": 90})
+    fig.update_layout(height=850, title=device_id, margin={"t": 90})
     return fig
 
 

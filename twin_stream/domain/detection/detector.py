@@ -33,15 +33,26 @@ from importlib.metadata import version
 from typing import Any, Final
 
 from twin_stream.domain.detection.anomaly import AnomalyDetector
+from twin_stream.domain.detection.health import HealthMonitor, HealthReading
 from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
 from twin_stream.domain.detection.quality import QualityFinding, QualityMonitor
+from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.detection.state import restore_attributes
 from twin_stream.domain.detection.trend import TrendPredictor
 from twin_stream.domain.events import PredictionRecord, ScoreRecord, SignalContribution
 from twin_stream.errors import StateError, StateVersionMismatch, map_exceptions
 
 # StateVersionMismatch lives in twin_stream.errors; it is re-exported here, where it is raised.
-__all__ = ["UNREADABLE_STATE", "DetectorOutput", "DeviceDetector", "StateVersionMismatch"]
+__all__ = [
+    "HEALTH_METRIC",
+    "UNREADABLE_STATE",
+    "DetectorOutput",
+    "DeviceDetector",
+    "StateVersionMismatch",
+]
+
+#: The ``metric`` of the fleet-learned remaining-useful-life prediction (``twin.predictions``).
+HEALTH_METRIC: Final = "health_index"
 
 _MAGIC = b"TSD1"
 #: Pickles of River models do not load across River versions: the state records it.
@@ -97,6 +108,11 @@ class DetectorOutput:
     predictions: list[PredictionRecord]
     #: data-quality conditions holding after this reading (stuck, dropout, pinned, clock skew)
     quality: list[QualityFinding]
+    #: the health index against the device's frozen healthy reference
+    health: HealthReading
+    #: the fleet-learned remaining useful life, when the fleet model made a new estimate
+    #: (also in ``predictions``, as the ``health_index`` prediction)
+    rul: PredictionRecord | None = None
 
 
 class DeviceDetector:
@@ -112,13 +128,17 @@ class DeviceDetector:
         self.anomaly = AnomalyDetector(params, seed=seed)
         self.trends = TrendPredictor(device_type)
         self.quality = QualityMonitor(device_type)
+        self.health = HealthMonitor()
         self.rebaselines = 0
 
     def rebaseline(self) -> None:
-        """Forget the learned normal (maintenance done, a firmware change): learn it again."""
+        """Forget the learned normal (maintenance done, a firmware change, an explicit
+        re-baseline): learn it again, the healthy reference included (it is re-learned only
+        then, never by drifting)."""
         self.anomaly.reset()
         self.trends = TrendPredictor(self.device_type)
         self.quality.reset()
+        self.health.relearn()
         self.rebaselines += 1
 
     def process(
@@ -128,8 +148,11 @@ class DeviceDetector:
         metrics: dict[str, float | None],
         *,
         received_at: datetime | None = None,
+        fleet: FleetModel | None = None,
     ) -> DetectorOutput:
-        """Score one reading, update the trends and check the data's quality."""
+        """Score one reading, update the trends and the health index, check the data's
+        quality, and (with the ``fleet`` model of the device's type) estimate the remaining
+        useful life."""
         result = self.anomaly.score_one(metrics, ts)
         skew = None if received_at is None else (ts - received_at).total_seconds()
         quality = self.quality.update(metrics, skew)
@@ -142,6 +165,13 @@ class DeviceDetector:
             deviation = deviations[name] = _round2(z)
             value = float(metrics[name])  # type: ignore[arg-type]
             contributions.append(SignalContribution(name, value, baselines[name], deviation))
+        # The health index sees the main operating mode's readings without their time-of-day
+        # offsets (a pause or a standby is not a degradation; a daily load is not a drift).
+        health = self.health
+        if result.mode:
+            reading = health.last
+        else:
+            reading = health.update(ts, self.anomaly.deseasonalized(metrics, ts))
         score = ScoreRecord(
             self.device_id,
             self.device_type,
@@ -153,8 +183,28 @@ class DeviceDetector:
             self.version,
             result.warming_up,
             result.in_control,
+            None if reading.index is None else _round2(reading.index),
+            reading.stage,
         )
         predictions: list[PredictionRecord] = []
+        rul = None
+        if fleet is not None and reading.summarised and reading.index is not None:
+            estimate = fleet.predict(health.history())
+            if estimate is not None:
+                rul = PredictionRecord(
+                    self.device_id,
+                    self.device_type,
+                    HEALTH_METRIC,
+                    ts,
+                    reading.index,
+                    fleet.failure_index,
+                    reading.trend_per_h if reading.trend_per_h is not None else 0.0,
+                    estimate.rul_h,
+                    estimate.low_h,
+                    estimate.high_h,
+                    self.version,
+                )
+                predictions.append(rul)
         trends = self.trends
         if trends.signals:
             # The trends extrapolate the signals without their time-of-day offsets.
@@ -175,7 +225,7 @@ class DeviceDetector:
                         self.version,
                     )
                 )
-        return DetectorOutput(score, contributions, predictions, quality)
+        return DetectorOutput(score, contributions, predictions, quality, reading, rul)
 
     def dumps(self) -> bytes:
         """The whole state, compressed, with a version header."""

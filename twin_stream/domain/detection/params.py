@@ -15,7 +15,7 @@ from twin_stream.domain.detection.state import RestoresByAttribute
 
 __all__ = ["DETECTOR_VERSION", "DetectorParams"]
 
-DETECTOR_VERSION: Final = "ts-detector/2"
+DETECTOR_VERSION: Final = "ts-detector/3"
 
 
 @dataclass(frozen=True)

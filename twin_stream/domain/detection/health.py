@@ -1,0 +1,396 @@
+"""A unit's health index: how far its recent readings are from its own frozen healthy reference.
+
+Every other baseline of the detector adapts, so a slow degradation is learned as the new normal
+before it crosses a limit. The healthy reference does not adapt:
+
+1. **Reference.** Over a learning period, per signal mean and standard deviation, and the
+   correlation matrix of the signals, are learned, then **frozen**. The learning period is one
+   documented rule: it ends at whichever comes first of ``reference_readings`` readings or
+   ``reference_hours`` of the device's own clock (its first day), and never before
+   ``min_reference`` readings. It is learned again only on :meth:`HealthMonitor.relearn`
+   (maintenance done, a firmware change, an explicit re-baseline), never by drifting. A signal
+   with fewer than ``min_reference`` values in the learning period, or that appears only after
+   the reference froze, is **ignored by the index** (it is not in the reference). A missing
+   value during learning counts, for the correlations, as the signal's running mean.
+   Scales have a floor (``min_relative_scale`` of the signal's level, as the adaptive
+   baselines have): a signal constant in the reference is not infinitely sensitive.
+   The correlation matrix is estimated from few readings (20-400) for up to ~25 signals, so it
+   is shrunk towards the identity (the diagonal of the covariance) by the Oracle Approximating
+   Shrinkage of Chen, Wiesel, Eldar and Hero ("Shrinkage algorithms for MMSE covariance
+   estimation", IEEE Trans. Signal Processing 58(10), 2010, eq. 23), whose weight depends only
+   on the sample matrix, n and p (no fourth moments: the raw readings are never kept).
+2. **Health index.** After the reference froze, an exponentially weighted mean m of each signal
+   (weights 1/n up to ``window`` readings, then a fixed 1/``window``; plain Python floats, one
+   multiply-add per signal and reading) is the "recent window". Every ``bucket_readings``
+   readings, with z = (m - mu) / sd against the reference, the index is the Mahalanobis distance
+   ``sqrt(z^T R^-1 z)`` of the window against the reference (R the shrunk correlation matrix):
+   in reference standard deviations, ~0 for a unit like its reference, growing linearly with a
+   drift. Its square, divided by the variance factor of the two means (the EW mean's
+   ``sum of w_k^2`` plus 1/n of the reference mean), is Hotelling's T² of the window mean,
+   chi²(p) for a healthy unit in the large-sample limit (DETECTION-NOTES, "Multivariate";
+   Montgomery, *Introduction to Statistical Quality Control*, ch. 11, the multivariate chart of
+   subgroup means). The three signals with the largest ``|z|`` are the drivers.
+3. **Stage.** The warning limit of the index is the chi²(p) quantile at ``alpha`` on that T²
+   scale (Wilson-Hilferty's inverse: no scipy), so it comes from the reference's own size, p and
+   window, never from a file; the critical limit is ``critical_factor`` times as far. A stage is
+   reached when the index stays beyond its limit for ``sustain_buckets`` buckets in a row (a
+   sustained departure, not one noisy bucket) and the unit's index trend over the last
+   ``trend_buckets`` buckets is not downwards (a step that is already coming back does not
+   page); it falls back as soon as the index is inside the limit again (the alert policy keeps
+   a degradation open until the stage has been 0 for a while).
+4. **History.** Each bucket appends (hours since the reference froze, index) to a bounded
+   history (``history_points``; when full, the older half is thinned to every other point, so
+   a long life keeps its shape at a coarser step): what the fleet model learns from
+   (:mod:`~twin_stream.domain.detection.rul`).
+
+>>> import random
+>>> from datetime import datetime, timedelta, timezone
+>>> rng = random.Random(3)
+>>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+>>> h = HealthMonitor()
+>>> for i in range(3000):  # one reading a minute; after 20 h, "b" drifts up by 1 sd an hour
+...     drift = max(0.0, (i - 1200) / 60)
+...     r = h.update(t0 + timedelta(minutes=i), {"a": rng.gauss(0, 1), "b": rng.gauss(drift, 1)})
+...     if i == 1100:
+...         healthy = r
+>>> h.reference_frozen, healthy.stage, r.stage, r.drivers[0][0], r.trend_per_h > 0
+(True, 0, 2, 'b', True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import NormalDist
+import numpy as np
+
+from twin_stream.domain.detection.state import RestoresByAttribute
+
+__all__ = ["HealthMonitor", "HealthParams", "HealthReading", "chi2_ppf"]
+
+
+def chi2_ppf(q: float, dof: float) -> float:
+    """The ``q`` quantile of chi²(dof), by Wilson and Hilferty's cube-root normal approximation
+    (1931; within ~1 % of the exact quantile for dof >= 2 in the upper tail).
+
+    >>> round(chi2_ppf(0.99, 2), 1), round(chi2_ppf(0.999, 24), 1)
+    (9.2, 51.2)
+    """
+    c = 2.0 / (9.0 * dof)
+    z = NormalDist().inv_cdf(q)
+    return dof * max(1.0 - c + z * math.sqrt(c), 0.0) ** 3
+
+
+@dataclass(frozen=True)
+class HealthParams(RestoresByAttribute):
+    """The one documented parameter set of the healthy reference and the health index.
+
+    The values marked "CV" were chosen by the two-way cross-validation of ``eval rul`` on
+    C-MAPSS FD003 (odd engines against even, and back; BENCHMARKS.md), the only place they
+    were tuned, and are the same for every device type.
+    """
+
+    #: Learning period: whichever ends first of this many readings (SKAB's protocol: the first
+    #: 400 rows are the normal) ...
+    reference_readings: int = 400
+    #: ... or this much of the device's own clock: its first day (a daily cycle seen once) ...
+    reference_hours: float = 24.0
+    #: ... but never fewer readings than this: a mean and sd from fewer are too rough
+    #: (20 readings give an sd within ~30 % at 95 %).
+    min_reference: int = 20
+    #: Scale floor relative to a signal's level, as the adaptive baselines have
+    #: (DetectorParams.min_relative_scale), and an absolute one for a level near zero.
+    min_relative_scale: float = 1e-3
+    min_scale: float = 1e-9
+    #: Memory of the recent window (EW mean), in readings (CV: 10, 20, 40 tried).
+    window: int = 10
+    #: The index (and its limits, trend and history) is computed once per bucket of readings:
+    #: the numpy work once per 10 readings keeps the per-reading cost to a multiply-add per
+    #: signal.
+    bucket_readings: int = 10
+    #: Warning limit: the chi²(p) tail at this level on the T² scale of the window mean (the
+    #: 1-in-1000 of a multivariate control chart's "3 sigma"; CV: 1e-2, 1e-3, 1e-4 tried).
+    alpha: float = 1e-3
+    #: ... times this factor: a page needs a drift of practical size, this many times as far
+    #: as the statistical limit (CV: 1, 1.5, 2, 2.5, 3, 3.5 tried; 3 is the smallest with at
+    #: most 5 % of either half's engines paged more than 150 h before failure).
+    warning_factor: float = 3.0
+    #: Critical limit: this many times as far as the warning limit (the drift twice as large).
+    critical_factor: float = 2.0
+    #: A departure is sustained when this many buckets in a row are beyond the limit
+    #: (CV: 2, 3, 5 tried).
+    sustain_buckets: int = 3
+    #: The index trend (per hour) is the least-squares slope over this many buckets.
+    trend_buckets: int = 12
+    #: At most this many (hours, index) points of history are kept (~4 KB pickled).
+    history_points: int = 200
+    #: The signals named as drivers.
+    drivers: int = 3
+
+
+@dataclass(slots=True)
+class HealthReading:
+    """The health index after one reading (read-only by convention: one object is shared by
+    the readings between two buckets)."""
+
+    #: the health index (None while the reference is learning): 0 ~ like the reference, in
+    #: reference standard deviations of the recent window's distance from it
+    index: float | None
+    learning: bool
+    #: 0 normal, 1 warning, 2 critical: a sustained departure of the index beyond its limits
+    stage: int
+    #: least-squares slope of the index per hour of the device's clock
+    trend_per_h: float | None
+    #: up to 3 signals that moved most against the reference: (name, signed deviation of the
+    #: recent window in reference sd)
+    drivers: list[tuple[str, float]] = field(default_factory=list)
+    #: True on the reading that closed a bucket (a new history point: time to predict)
+    summarised: bool = False
+    #: the warning limit of the index at this bucket (None while learning)
+    limit: float | None = None
+
+
+_LEARNING = HealthReading(None, True, 0, None, [], False, None)
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y on t (None for fewer than 3 points or no spread in t)."""
+    n = len(points)
+    if n < 3:
+        return None
+    mean_t = sum(t for t, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sxy = 0.0
+    for t, y in points:
+        sxx += (t - mean_t) ** 2
+        sxy += (t - mean_t) * (y - mean_y)
+    return sxy / sxx if sxx > 0 else None
+
+
+class HealthMonitor(RestoresByAttribute):
+    """One device's frozen healthy reference and its health index (see the module docstring)."""
+
+    def __init__(self, params: HealthParams | None = None) -> None:
+        self.params = params if params is not None else HealthParams()
+        self.relearn()
+
+    # -- learning -------------------------------------------------------------------------
+
+    def relearn(self) -> None:
+        """Forget the reference: learn it again from the next readings (maintenance done, a
+        firmware change, an explicit re-baseline). The history starts afresh too."""
+        #: signals of the learning period, in order of appearance
+        self.names: list[str] = []
+        self._first_ts: datetime | None = None
+        self._rows = 0
+        self._shift: list[float] = []
+        self._sum: list[float] = []  # per signal, of (value - shift) over its present values
+        self._sumsq: list[float] = []
+        self._count: list[int] = []
+        self._pending: list[list[float]] = []
+        self._cross = np.zeros((0, 0))  # sum of d d^T, d = value - shift (missing: running mean)
+        self._total = np.zeros(0)  # sum of d
+        # the frozen reference (None while learning)
+        self.frozen_ts: datetime | None = None
+        self._mu: list[float] | None = None
+        self._mu_arr = np.zeros(0)
+        self._sd_arr = np.ones(0)
+        self._inv = np.zeros((0, 0))
+        self._n_ref = 0
+        self.shrinkage = 0.0
+        self.dof = 0
+        self._t2_limit = 0.0
+        # the recent window
+        self._m: list[float] = []
+        self._n = 0
+        self._fading = 1.0 / self.params.window
+        self._var = 0.0  # sum of squared weights of the EW mean (its variance / sd^2)
+        self._runs = [0, 0]  # buckets in a row beyond the warning, critical limit
+        self._hist: list[tuple[float, float]] = []
+        self.last: HealthReading = _LEARNING
+
+    @property
+    def reference_frozen(self) -> bool:
+        return self._mu is not None
+
+    def _learn(self, ts: datetime, metrics: dict[str, float | None]) -> HealthReading:
+        if self._first_ts is None:
+            self._first_ts = ts
+        names, shift, sums, sumsq, count = (
+            self.names,
+            self._shift,
+            self._sum,
+            self._sumsq,
+            self._count,
+        )
+        for name, value in metrics.items():
+            if value is not None and name not in names:
+                names.append(name)
+                shift.append(value)
+                sums.append(0.0)
+                sumsq.append(0.0)
+                count.append(0)
+        row = []
+        for i, name in enumerate(names):
+            value = metrics.get(name)
+            if value is None:
+                row.append(sums[i] / count[i] if count[i] else 0.0)
+                continue
+            d = value - shift[i]
+            sums[i] += d
+            sumsq[i] += d * d
+            count[i] += 1
+            row.append(d)
+        self._pending.append(row)
+        self._rows += 1
+        p = self.params
+        if len(self._pending) >= p.bucket_readings:
+            self._fold()
+        hours = (ts - self._first_ts).total_seconds() / 3600.0
+        if self._rows >= p.reference_readings or (
+            hours >= p.reference_hours and self._rows >= p.min_reference
+        ):
+            self._freeze(ts)
+        return self.last
+
+    def _fold(self) -> None:
+        """Fold the pending rows into the cross products (one matrix product per bucket)."""
+        if not self._pending:
+            return
+        p = len(self.names)
+        x = np.zeros((len(self._pending), p))
+        for k, row in enumerate(self._pending):
+            x[k, : len(row)] = row
+        old = self._cross.shape[0]
+        if old < p:  # signals that appeared in this bucket
+            cross, total = np.zeros((p, p)), np.zeros(p)
+            cross[:old, :old] = self._cross
+            total[:old] = self._total
+            self._cross, self._total = cross, total
+        self._cross += x.T @ x
+        self._total += x.sum(axis=0)
+        self._pending.clear()
+
+    def _freeze(self, ts: datetime) -> None:
+        self._fold()
+        p, n = self.params, self._rows
+        keep = [i for i, c in enumerate(self._count) if c >= p.min_reference]
+        names = [self.names[i] for i in keep]
+        mu, sd = [], []
+        for i in keep:
+            c, s = self._count[i], self._sum[i]
+            mean = s / c
+            var = max((self._sumsq[i] - s * mean) / (c - 1), 0.0)
+            level = self._shift[i] + mean
+            mu.append(level)
+            sd.append(max(math.sqrt(var), p.min_relative_scale * abs(level), p.min_scale))
+        idx = np.asarray(keep, dtype=int)
+        mean_d = self._total[idx] / n
+        cov = (self._cross[np.ix_(idx, idx)] - n * np.outer(mean_d, mean_d)) / max(n - 1, 1)
+        diag = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        # Correlations of the signals that vary; a signal at its scale floor correlates with
+        # nothing (its row is the identity's).
+        varies = diag >= np.asarray(sd) * 0.999 if len(sd) else np.zeros(0, dtype=bool)
+        corr = np.eye(len(keep))
+        if varies.sum() >= 2:
+            v = np.flatnonzero(varies)
+            sub = cov[np.ix_(v, v)] / np.outer(diag[v], diag[v])
+            corr[np.ix_(v, v)] = np.clip(sub, -1.0, 1.0)
+            np.fill_diagonal(corr, 1.0)
+        self.shrinkage = _oas(corr, n)
+        shrunk = (1.0 - self.shrinkage) * corr + self.shrinkage * np.eye(len(keep))
+        self.names = names
+        self._mu = mu
+        self._mu_arr = np.asarray(mu)
+        self._sd_arr = np.asarray(sd)
+        self._inv = np.linalg.inv(shrunk) if keep else np.zeros((0, 0))
+        self._n_ref = n
+        # degrees of freedom: the signals that varied in the reference (a constant one adds
+        # nothing to a healthy unit's T²)
+        self.dof = max(int(varies.sum()), 1)
+        self._t2_limit = chi2_ppf(1.0 - p.alpha, self.dof)
+        self._m = list(mu)
+        self.frozen_ts = ts
+        # the learning accumulators are no longer needed (state stays small)
+        self._shift, self._sum, self._sumsq, self._count = [], [], [], []
+        self._cross, self._total = np.zeros((0, 0)), np.zeros(0)
+        self.last = HealthReading(0.0, False, 0, None, [], False, None)
+
+    # -- the index ------------------------------------------------------------------------
+
+    def update(self, ts: datetime, metrics: dict[str, float | None]) -> HealthReading:
+        """Feed one reading (de-seasonalised by the caller); return the index after it."""
+        if self._mu is None:
+            return self._learn(ts, metrics)
+        n = self._n + 1
+        self._n = n
+        a = 1.0 / n
+        if self._fading > a:
+            a = self._fading
+        m = self._m
+        i = 0
+        for name in self.names:
+            value = metrics.get(name)
+            if value is not None:
+                m[i] += a * (value - m[i])
+            i += 1
+        # variance factor of the EW mean: (1 - a)^2 v + a^2 (1/n exactly while a = 1/n)
+        b = 1.0 - a
+        self._var = b * b * self._var + a * a
+        if n % self.params.bucket_readings:
+            return self.last
+        return self._summarise(ts)
+
+    def _summarise(self, ts: datetime) -> HealthReading:
+        p = self.params
+        z = (np.asarray(self._m) - self._mu_arr) / self._sd_arr
+        d2 = float(z @ self._inv @ z)
+        index = math.sqrt(d2 if d2 > 0.0 else 0.0)
+        scale = self._var + 1.0 / self._n_ref
+        limit = p.warning_factor * math.sqrt(scale * self._t2_limit)
+        hours = self.hours_at(ts) or 0.0
+        hist = self._hist
+        hist.append((hours, index))
+        if len(hist) > p.history_points:
+            half = len(hist) // 2
+            hist[:half] = hist[:half:2]
+        trend = _slope(hist[-p.trend_buckets :])
+        runs = self._runs
+        runs[0] = runs[0] + 1 if index > limit else 0
+        runs[1] = runs[1] + 1 if index > p.critical_factor * limit else 0
+        stage = 2 if runs[1] >= p.sustain_buckets else 1 if runs[0] >= p.sustain_buckets else 0
+        if stage and trend is not None and trend < 0 and self.last.stage < stage:
+            stage = self.last.stage  # coming back: no escalation (a step, not a degradation)
+        zs = z.tolist()
+        order = sorted(range(len(zs)), key=lambda k: -abs(zs[k]))[: p.drivers]
+        drivers = [(self.names[k], round(zs[k], 2)) for k in order]
+        self.last = HealthReading(index, False, stage, trend, drivers, False, limit)
+        return HealthReading(index, False, stage, trend, drivers, True, limit)
+
+    # -- what the fleet model reads ----------------------------------------------------------
+
+    def hours_at(self, ts: datetime) -> float | None:
+        """``ts`` in hours since the reference froze (the history's clock); None before the
+        reference froze or before ``ts``."""
+        if self.frozen_ts is None or ts < self.frozen_ts:
+            return None
+        return (ts - self.frozen_ts).total_seconds() / 3600.0
+
+    def history(self) -> list[tuple[float, float]]:
+        """(hours since the reference froze, index), one per bucket, oldest first (bounded)."""
+        return list(self._hist)
+
+
+def _oas(corr: np.ndarray, n: int) -> float:
+    """The Oracle Approximating Shrinkage weight towards the identity (Chen et al. 2010,
+    eq. 23) of a p x p sample correlation matrix from n readings."""
+    p = corr.shape[0]
+    if p < 2:
+        return 0.0
+    tr = float(np.trace(corr))
+    tr2 = float((corr * corr).sum())
+    den = (n + 1.0 - 2.0 / p) * (tr2 - tr * tr / p)
+    if den <= 0.0:
+        return 1.0
+    return min(((1.0 - 2.0 / p) * tr2 + tr * tr) / den, 1.0)
