@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from typer.testing import CliRunner
 
 from simulators.fast_forward import readings
@@ -368,3 +368,59 @@ def test_read_audit_keeps_the_asked_devices_records_from_since(
     assert read(device="pump-0001", since=base + timedelta(minutes=1)) == ["audit0002"]
     assert read(device="dial-0004") == []
     assert read(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_failures_add_is_refused_or_recorded_audited_and_reaches_the_owner(api: Api) -> None:
+    """``twin-stream failures add`` against the real workers: an unknown device, a time in the
+    future and a viewer's token are refused with the reason; a failure of a known device is
+    accepted by either worker, audited, and reaches the device's owner on twin.lifecycle (these
+    devices have too few readings for a healthy reference, so the owner dead-letters it with
+    that reason: nothing is learned from a unit whose normal was never known)."""
+    runner = CliRunner()
+    since = datetime.now(UTC)
+
+    def add(worker: int, role: str, device_id: str, at: str) -> Any:
+        env = {"TWIN_API__URL": api.url(worker, ""), "TWIN_API__TOKEN": api.tokens[role]}
+        return runner.invoke(
+            cli,
+            ["failures", "add", device_id, "--at", at, "--note", "motor seized", "--json"],
+            env=env,
+        )
+
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    unknown = add(0, "operator", "pump-0999", past)
+    assert unknown.exit_code == 1 and "unknown device 'pump-0999'" in unknown.output
+    ahead = add(1, "operator", "pump-0001", future)
+    assert ahead.exit_code == 1 and "in the future" in ahead.output
+    viewer = add(0, "viewer", "pump-0001", past)
+    assert viewer.exit_code == 1 and "(403)" in viewer.output
+    for worker in (0, 1):  # either worker takes it (forwarded to the owner)
+        done = add(worker, "operator", "pump-0001", past)
+        assert done.exit_code == 0, done.output
+        event = json.loads(done.stdout)
+        assert (event["kind"], event["device_id"], event["by"]) == ("failure", "pump-0001", "op")
+    query = urllib.parse.urlencode({"device": "pump-0001", "since": since.isoformat()})
+
+    def recorded() -> list[Any]:
+        status, body, _ = http("GET", api.url(0, f"/audit?{query}"), api.tokens["viewer"])
+        return [r for r in body if r["action"] == "failure_recorded"] if status == 200 else []
+
+    assert wait_until(lambda: len(recorded()) == 2, timeout=30, interval=0.5)
+    assert {r["actor"] for r in recorded()} == {"op"}
+    letters: list[dict[str, Any]] = []
+    with KafkaConsumer(
+        kafka_topics(api.prefix)["dlq"],
+        bootstrap_servers=api.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    ) as consumer:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(letters) < 2:
+            letters += [
+                json.loads(m.value)
+                for m in consumer
+                if b"no_reference" in m.value and m.key == b"pump-0001"
+            ]
+    assert len(letters) == 2, letters
+    assert letters[0]["mqtt_topic"] == kafka_topics(api.prefix)["lifecycle"]

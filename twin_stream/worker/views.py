@@ -227,9 +227,7 @@ def register_views(
             event = lifecycle_event(kind, device_id, body, by=principal_of(request).name, now=now)
         except ValueError as e:
             return web.json({"error": str(e)}, status=422)
-        await lifecycle_topic.send(
-            key=device_id.encode(), value=event.model_dump_json().encode()
-        )
+        await lifecycle_topic.send(key=device_id.encode(), value=event.model_dump_json().encode())
         state = load(device_id)
         await audit(
             audit_topic,
