@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_stream.cli._common import one_line_errors, progress_bar
+from twin_stream.cli.eval_rul import register
 from twin_stream.devtools.evaluation.fleet import evaluate_fleet
 from twin_stream.devtools.evaluation.nab import evaluate_nab
 from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, replay_csv
@@ -158,3 +159,6 @@ def replay(
     console = Console()
     console.print(table)
     console.print(f"scores: {result['scores']}\nalerts: {result['alerts_file']}")
+
+
+register(eval_app)  # eval rul, eval cmapss-csv

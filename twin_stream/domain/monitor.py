@@ -27,6 +27,7 @@ from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.detection.detector import UNREADABLE_STATE, DeviceDetector
+from twin_stream.domain.detection.health import HealthReading
 from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord, SignalContribution
 from twin_stream.errors import StateVersionMismatch, map_exceptions
@@ -42,6 +43,8 @@ class MonitorOutput:
     contributions: list[SignalContribution]
     predictions: list[PredictionRecord] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    #: the health index of this reading (against the device's frozen healthy reference)
+    health: HealthReading | None = None
 
 
 class DeviceMonitor:
@@ -100,7 +103,7 @@ class DeviceMonitor:
                 rul=rul,
             )
         alerts += policy.on_quality(ts, seq, result.quality)
-        return MonitorOutput(score, contributions, result.predictions, alerts)
+        return MonitorOutput(score, contributions, result.predictions, alerts, health)
 
     def on_connectivity(self, ts: datetime, online: bool) -> list[Alert]:
         """The device went offline (a will, a missed heartbeat) or came back."""

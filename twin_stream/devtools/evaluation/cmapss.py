@@ -78,9 +78,11 @@ def convert_cmapss(data: Path, out: Path, subset: str = "FD003") -> dict[str, An
             w = csv.writer(f)
             w.writerow(["ts", "device_id", *CMAPSS_COLUMNS])
             for unit, _ in chosen:
-                for cycle, *values in units[unit]:
-                    ts = EPOCH + timedelta(hours=int(cycle))
-                    w.writerow([ts.isoformat().replace("+00:00", "Z"), f"engine-{unit:03d}", *values])
+                for cycle_text, *values in units[unit]:
+                    ts = EPOCH + timedelta(hours=int(cycle_text))
+                    w.writerow(
+                        [ts.isoformat().replace("+00:00", "Z"), f"engine-{unit:03d}", *values]
+                    )
         with open(out / f"{half}-truth.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["device_id", "rul_h"])

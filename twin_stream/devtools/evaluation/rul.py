@@ -41,9 +41,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, _device_id, _number, parse_time
 from twin_stream.domain.detection.health import HealthMonitor, HealthParams, HealthReading
 from twin_stream.domain.detection.rul import FleetModel, RulEstimate
-from twin_stream.devtools.evaluation.replay import _number, parse_time
+from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.errors import UNREADABLE_DATASET, ConfigError, DatasetError, map_exceptions
 
 __all__ = [
@@ -61,16 +62,19 @@ __all__ = [
 DEFAULT_CAP_H: Final = 125.0
 #: A unit paged while more than this many hours remained is an early (false) page.
 DEFAULT_EARLY_H: Final = 150.0
+#: Units whose record ends within this many hours of failure are also counted apart.
+NEAR_FAILURE_H: Final = 50.0
 
 Row = tuple[int, datetime, dict[str, float | None]]
 
 
 @dataclass
 class Unit:
-    """One device's replay: its health monitor and what the evaluation needs of it."""
+    """One device's replay: its monitor (production's per-device path) and what the evaluation
+    needs of it."""
 
     name: str
-    health: HealthMonitor
+    monitor: DeviceMonitor
     rows: int = 0
     first_row: int = 0
     last_row: int = 0
@@ -80,10 +84,22 @@ class Unit:
     trace: list[tuple[float, float, int]] = field(default_factory=list)
 
 
-def step(unit: Unit, ts: datetime, metrics: dict[str, float | None]) -> HealthReading:
-    """The per-device path, one reading: today the health monitor alone (to be swapped for
-    ``DeviceMonitor.on_reading`` once it carries the health index)."""
-    return unit.health.update(ts, metrics)
+    @property
+    def health(self) -> HealthMonitor:
+        return self.monitor.detector.health
+
+
+def step(
+    unit: Unit, ts: datetime, metrics: dict[str, float | None], fleet: FleetModel | None = None
+) -> HealthReading:
+    """The per-device path, one reading: :meth:`DeviceMonitor.on_reading`, what the worker runs
+    (the anomaly detector, the health index, the fleet's RUL and the alert policy). The unit is
+    paged at the first alert event that pages (a degradation or a sustained anomaly)."""
+    out = unit.monitor.on_reading(ts, unit.rows, metrics, fleet=fleet)
+    if unit.first_page_ts is None and any(alert.pages for alert in out.alerts):
+        unit.first_page_ts = ts
+    assert out.health is not None
+    return out.health
 
 
 def read_histories(path: Path, time_col: str, device_col: str) -> dict[str, list[Row]]:
@@ -141,15 +157,18 @@ def read_truth(path: Path, devices: list[str]) -> dict[str, float]:
     first = [c.strip() for c in lines[0].split(",")]
     truth: dict[str, float] = {}
     if len(first) >= 2 and "rul_h" in first:
-        name_at, value_at = (first.index("device_id") if "device_id" in first else 0), first.index(
-            "rul_h"
+        name_at, value_at = (
+            (first.index("device_id") if "device_id" in first else 0),
+            first.index("rul_h"),
         )
         for line_no, line in enumerate(lines[1:], start=2):
             cells = [c.strip() for c in line.split(",")]
             try:
                 name, value = cells[name_at], float(cells[value_at])
             except (IndexError, ValueError):
-                raise DatasetError(f"{path}: line {line_no}: {line!r} is not device_id,rul_h") from None
+                raise DatasetError(
+                    f"{path}: line {line_no}: {line!r} is not device_id,rul_h"
+                ) from None
             if name not in devices:
                 raise DatasetError(f"{path}: line {line_no}: device {name!r} is not in the data")
             truth[name] = value
@@ -166,7 +185,9 @@ def read_truth(path: Path, devices: list[str]) -> dict[str, float]:
             raise DatasetError(f"{path}: device {name}: remaining life {value} is not >= 0")
     missing = [d for d in devices if d not in truth]
     if missing:
-        raise DatasetError(f"{path}: no remaining life for device {missing[0]} ({len(missing)} missing)")
+        raise DatasetError(
+            f"{path}: no remaining life for device {missing[0]} ({len(missing)} missing)"
+        )
     return truth
 
 
@@ -176,16 +197,18 @@ def _replay(
     params: HealthParams | None,
     tick: Callable[[], None],
     keep_trace: bool = False,
+    fleet: FleetModel | None = None,
 ) -> dict[str, Unit]:
     units: dict[str, Unit] = {}
     for name, rows in devices.items():
-        unit = units[name] = Unit(name, HealthMonitor(params), first_row=rows[0][0])
+        monitor = DeviceMonitor(_device_id(name), DEFAULT_TYPE)
+        if params is not None:
+            monitor.detector.health = HealthMonitor(params)
+        unit = units[name] = Unit(name, monitor, first_row=rows[0][0])
         for row_no, ts, metrics in rows:
-            reading = step(unit, ts, metrics)
+            reading = step(unit, ts, metrics, fleet)
             unit.rows += 1
             unit.last_row, unit.last_ts = row_no, ts
-            if reading.stage >= 1 and unit.first_page_ts is None:
-                unit.first_page_ts = ts
             unit.max_stage = max(unit.max_stage, reading.stage)
             if keep_trace and reading.summarised and reading.index is not None:
                 unit.trace.append((unit.health.hours_at(ts) or 0.0, reading.index, reading.stage))
@@ -271,6 +294,10 @@ def score(
         if lead > early_h:
             early.append(name)
     n = len(units)
+    # records that run (nearly) to failure: what "paged before failure" means on
+    # run-to-failure data, where a record that stops early cannot show its degradation yet
+    near = [name for name in units if truth[name] <= NEAR_FAILURE_H]
+    near_paged = [name for name in near if units[name].first_page_ts is not None]
     return {
         "scored": len(errors),
         "rmse_h": round(math.sqrt(sum(e * e for e in errors) / len(errors)), 3) if errors else None,
@@ -285,6 +312,9 @@ def score(
         "early_h": early_h,
         "early_units": early,
         "median_lead_h": round(statistics.median(leads), 3) if leads else None,
+        "near_failure_h": NEAR_FAILURE_H,
+        "near_failure_units": len(near),
+        "near_failure_paged": len(near_paged),
     }
 
 
@@ -320,7 +350,7 @@ def evaluate_rul(
     lives = read_truth(train_truth, list(train_devices)) if train_truth else None
     truths = read_truth(truth, list(test_devices)) if truth else None
     model, _ = train_fleet(train, train_devices, lives, params, tick, fleet)
-    units = _replay(test, test_devices, params, tick, keep_trace=plot is not None)
+    units = _replay(test, test_devices, params, tick, keep_trace=plot is not None, fleet=model)
     if progress is not None:
         progress(1.0)
     predictions = {name: estimate_at_end(unit, model) for name, unit in units.items()}
@@ -331,7 +361,11 @@ def evaluate_rul(
         "predictions": {
             name: None
             if e is None
-            else {"rul_h": round(e.rul_h, 3), "low_h": round(e.low_h, 3), "high_h": round(e.high_h, 3)}
+            else {
+                "rul_h": round(e.rul_h, 3),
+                "low_h": round(e.low_h, 3),
+                "high_h": round(e.high_h, 3),
+            }
             for name, e in predictions.items()
         },
         "stages": {name: unit.max_stage for name, unit in units.items()},
@@ -460,10 +494,10 @@ def _plot_png(
     cap: float,
 ) -> None:
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
     except ImportError:
         raise ConfigError(
             f"--plot {path}: a PNG needs matplotlib, which is not installed; "

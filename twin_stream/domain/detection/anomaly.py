@@ -134,10 +134,15 @@ class AnomalyDetector(RestoresByAttribute):
         metrics: dict[str, float | None],
         ts: datetime,
         names: Iterable[str] | None = None,
+        *,
+        explained_only: bool = False,
     ) -> dict[str, float | None]:
-        """``metrics`` with each signal's time-of-day offset removed where its profile is in use
-        (the main mode's): what the failure prediction extrapolates, so that a daily load is not
-        taken for a trend. With ``names``, only those signals (None where absent)."""
+        """``metrics`` with each signal's time-of-day offset removed where its bucket has been
+        visited (the main mode's): what the failure prediction extrapolates, so that a daily
+        load is not taken for a trend. With ``names``, only those signals (None where absent).
+        With ``explained_only``, only where the profile explains the signal (the test the
+        baselines use, :meth:`SignalBaseline.center`): what the health index sees, so that a
+        signal without a daily cycle is not given offsets learned from its noise."""
         bucket = time_of_day(ts, self.params.season_buckets)
         baselines = self.modes[_MAIN_MODE]
         out: dict[str, float | None] = {}
@@ -145,8 +150,12 @@ class AnomalyDetector(RestoresByAttribute):
             value = metrics.get(name)
             baseline = baselines.get(name)
             if value is not None and baseline is not None:
-                # baseline.offset(bucket), written out: this runs per signal per reading
-                value -= baseline.season[bucket] if baseline.seen[bucket] else 0.0
+                if explained_only:
+                    if baseline.seasonal(bucket):
+                        value -= baseline.season[bucket]
+                else:
+                    # baseline.offset(bucket), written out: this runs per signal per reading
+                    value -= baseline.season[bucket] if baseline.seen[bucket] else 0.0
             out[name] = value
         return out
 

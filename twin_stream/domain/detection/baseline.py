@@ -93,6 +93,10 @@ class SignalBaseline:
         for name, value in state.items():
             setattr(self, name, value)
 
+    def seasonal(self, bucket: int | None) -> bool:
+        """Whether the time-of-day profile is in use in ``bucket`` (it explains the signal)."""
+        return self._seasonal(bucket)
+
     def _seasonal(self, bucket: int | None) -> bool:
         p = self.params
         return (

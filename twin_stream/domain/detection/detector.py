@@ -171,7 +171,9 @@ class DeviceDetector:
         if result.mode:
             reading = health.last
         else:
-            reading = health.update(ts, self.anomaly.deseasonalized(metrics, ts))
+            reading = health.update(
+                ts, self.anomaly.deseasonalized(metrics, ts, explained_only=True)
+            )
         score = ScoreRecord(
             self.device_id,
             self.device_type,

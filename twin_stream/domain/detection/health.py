@@ -63,9 +63,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import NormalDist
+from typing import Any, Final
+
 import numpy as np
 
-from twin_stream.domain.detection.state import RestoresByAttribute
+from twin_stream.domain.detection.state import RestoresByAttribute, restore_attributes
 
 __all__ = ["HealthMonitor", "HealthParams", "HealthReading", "chi2_ppf"]
 
@@ -75,7 +77,7 @@ def chi2_ppf(q: float, dof: float) -> float:
     (1931; within ~1 % of the exact quantile for dof >= 2 in the upper tail).
 
     >>> round(chi2_ppf(0.99, 2), 1), round(chi2_ppf(0.999, 24), 1)
-    (9.2, 51.2)
+    (9.2, 51.3)
     """
     c = 2.0 / (9.0 * dof)
     z = NormalDist().inv_cdf(q)
@@ -175,6 +177,25 @@ class HealthMonitor(RestoresByAttribute):
         self.params = params if params is not None else HealthParams()
         self.relearn()
 
+    #: The numpy arrays of the state, saved as nested lists of floats: a pickle of the same
+    #: state is then the same bytes whether the arrays were computed or restored (numpy's
+    #: reconstructors pickle the identity of their dtype objects, which a restore changes), so
+    #: a device replayed from its checkpoint ends with byte-identical models.
+    _ARRAYS: Final = ("_cross", "_total", "_mu_arr", "_sd_arr", "_inv")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self._ARRAYS:
+            state[name] = (state[name].shape, state[name].tolist())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        for name in self._ARRAYS:
+            shape, values = state[name]
+            state[name] = np.array(values, dtype=np.float64).reshape(shape)
+        restore_attributes(self, state)
+
     # -- learning -------------------------------------------------------------------------
 
     def relearn(self) -> None:
@@ -196,7 +217,7 @@ class HealthMonitor(RestoresByAttribute):
         self._mu: list[float] | None = None
         self._mu_arr = np.zeros(0)
         self._sd_arr = np.ones(0)
-        self._inv = np.zeros((0, 0))
+        self._inv: np.ndarray = np.zeros((0, 0))
         self._n_ref = 0
         self.shrinkage = 0.0
         self.dof = 0
@@ -393,4 +414,4 @@ def _oas(corr: np.ndarray, n: int) -> float:
     den = (n + 1.0 - 2.0 / p) * (tr2 - tr * tr / p)
     if den <= 0.0:
         return 1.0
-    return min(((1.0 - 2.0 / p) * tr2 + tr * tr) / den, 1.0)
+    return float(min(((1.0 - 2.0 / p) * tr2 + tr * tr) / den, 1.0))
