@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -133,8 +133,9 @@ class _Connection:
             report = self.device.reported(wall, command_id=desired.command_id)
             client.publish(self.topic("reported"), report.model_dump_json(), qos=1)
 
-    def publish_reading(self, t_s: float, dt: float) -> None:
-        payload = self.device.telemetry_payload(t_s, dt, self.fleet.wall())
+    def publish_reading(self, t_s: float, dt: float, wall: datetime) -> None:
+        """Publish the reading sampled at simulated time ``t_s``, stamped ``wall``."""
+        payload = self.device.telemetry_payload(t_s, dt, wall)
         seq = self.device.seq - 1
         info = self.client.publish(self.topic("telemetry"), payload, qos=1)
         if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
@@ -160,6 +161,14 @@ class MqttFleet:
     ``rate_hz`` is how often each device publishes (wall clock); ``speed`` is how much faster
     than the wall clock the simulated physics run, so degradations that take hours show in
     minutes. Telemetry timestamps stay on the wall clock (the platform rejects far-future ones).
+
+    Each device samples on its own schedule, as a real one does on its own clock: its readings
+    are planned one interval apart from its first, and a reading's physics time and timestamp
+    are those of its planned sample, not of the moment the fleet's thread got round to it. A
+    fleet held up (a busy machine, a pause of the process) publishes the readings it owes at
+    once, one per device per turn of its loop, so the data and the count of readings do not
+    depend on how the fleet was scheduled: a 1 s stall at ``speed=120`` is not a 2-minute jump
+    of the physics.
     ``tls`` is the TLS context of every device, or a function that gives each device its own
     (from its device id), for ``mqtts://``.
     """
@@ -184,6 +193,7 @@ class MqttFleet:
         self.record_seqs = record_seqs  # keep every published seq (tests; memory grows)
         self.stats = FleetStats()
         self._started = clock()
+        self._started_wall = datetime.now(UTC)
         self._stop = threading.Event()
         self._due: list[tuple[float, int]] = []
         missing = [d.device_id for d in plan.devices if d.device_id not in passwords]
@@ -204,13 +214,17 @@ class MqttFleet:
     def sim_seconds(self) -> float:
         return (self.clock() - self._started) * self.speed
 
+    def _planned_wall(self, due: float) -> datetime:
+        """The wall-clock time of a reading planned for ``due`` (on ``clock``)."""
+        return self._started_wall + timedelta(seconds=due - self._started)
+
     def _interval_wall(self, conn: _Connection) -> float:
         return conn.device.settings.sample_interval_s / self.speed
 
     def run(self, duration_s: float, progress: Callable[[float], None] | None = None) -> FleetStats:
         """Publish for ``duration_s`` wall seconds, then disconnect every device cleanly."""
         selector = selectors.DefaultSelector()
-        self._started = self.clock()
+        self._started, self._started_wall = self.clock(), datetime.now(UTC)
         where = f"mqtt {self.host}:{self.port}"
         for i, conn in enumerate(self.connections):
             try:
@@ -232,10 +246,15 @@ class MqttFleet:
                     break
                 if self.sockets_changed:
                     self._sync_registrations(selector, registered)
-                touched: list[_Connection] = []
+                # Every device whose reading is due publishes one now; one that owes more
+                # (the fleet was held up) publishes the next at the next turn, after the
+                # sockets were served.
+                owed: list[tuple[float, int]] = []
                 while self._due and self._due[0][0] <= now:
-                    _, i = heapq.heappop(self._due)
-                    self._tick(self.connections[i], i, now)
+                    owed.append(heapq.heappop(self._due))
+                touched: list[_Connection] = []
+                for planned, i in owed:
+                    self._tick(self.connections[i], i, planned)
                     touched.append(self.connections[i])
                 timeout = max(0.0, min((self._due[0][0] if self._due else end), end) - now)
                 for key, events in selector.select(timeout=min(timeout, 0.05)):
@@ -284,11 +303,12 @@ class MqttFleet:
         """End :meth:`run` early (from another thread); devices still disconnect cleanly."""
         self._stop.set()
 
-    def _tick(self, conn: _Connection, i: int, now: float) -> None:
-        t_s = (now - self._started) * self.speed
+    def _tick(self, conn: _Connection, i: int, due: float) -> None:
+        """The device's reading planned for ``due`` (on ``clock``), and the plan of its next."""
+        t_s = (due - self._started) * self.speed
         dt = t_s - self._last_t.get(i, t_s - conn.device.settings.sample_interval_s)
         self._last_t[i] = t_s
-        heapq.heappush(self._due, (now + self._interval_wall(conn), i))
+        heapq.heappush(self._due, (due + self._interval_wall(conn), i))
         if conn.device.offline(t_s):
             conn.device.model.sample(t_s, dt)  # the physics go on while the network is down
             if conn.connected:
@@ -299,7 +319,7 @@ class MqttFleet:
             conn.online_wanted = True
             self._reconnect(conn)
         if conn.connected:
-            conn.publish_reading(t_s, dt)
+            conn.publish_reading(t_s, dt, self._planned_wall(due))
         else:
             conn.device.sample(t_s, dt)  # not connected: this reading is lost, seq moves on
             conn.device.seq += 1

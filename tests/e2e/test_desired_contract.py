@@ -141,7 +141,7 @@ class Platform:
 
     def ready(self, worker: int) -> bool:
         """``GET /ready``: the worker has partitions, is not rebalancing and recovers no table."""
-        return http("GET", self.url(worker, "/ready"))[0] == 200
+        return http("GET", self.url(worker, "/ready"), self.tokens["viewer"])[0] == 200
 
     def settled(self) -> bool:
         """Both workers are in the group and scoring, each device is owned by exactly one of
