@@ -42,6 +42,14 @@ def nab(
     data: Annotated[Path, typer.Option(help="NAB data folder (category/file.csv)")],
     labels: Annotated[Path, typer.Option(help="NAB combined_windows.json")],
     out: Annotated[Path, typer.Option(help="Where to write NAB results files")],
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="Also leave one category out: the threshold chosen on the other categories "
+            "scores each held-out one",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Normalised NAB scores (standard, reward_low_FP_rate, reward_low_FN_rate).
@@ -50,14 +58,28 @@ def nab(
     anomaly_score is the monitor's score for it, unchanged.
     """
     with progress_bar("NAB files") as progress:
-        result = evaluate_nab(data, labels, out, progress=progress)
+        result = evaluate_nab(data, labels, out, progress=progress, cv=cv)
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table("profile", "score", "threshold", "windows", title=f"NAB, {result['files']} files")
+    table = Table(
+        "profile",
+        "score",
+        "threshold",
+        "windows",
+        "cross-validated",
+        title=f"NAB, {result['files']} files",
+    )
     for profile in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
         r = result[profile]
-        table.add_row(profile, f"{r['score']:.1f}", f"{r['threshold']:.6g}", str(r["windows"]))
+        held = r.get("cross_validated")
+        table.add_row(
+            profile,
+            f"{r['score']:.1f}",
+            f"{r['threshold']:.6g}",
+            str(r["windows"]),
+            f"{held['score']:.1f}" if held else "-",
+        )
     Console().print(table)
 
 

@@ -20,9 +20,11 @@ from typing import Any
 
 from twin_stream.devtools.evaluation.nab_scoring import (
     PROFILES,
+    Profile,
     ScoredRow,
     best_threshold,
     normalized_score,
+    raw_score_at,
     sweep_rows,
 )
 from twin_stream.domain.detection.params import DETECTOR_VERSION
@@ -83,9 +85,21 @@ def score_file(nab_file: NabFile) -> list[float]:
 
 @map_exceptions(UNREADABLE_DATASET, "eval nab")
 def evaluate_nab(
-    data: Path, labels: Path, out: Path, progress: Callable[[float], None] | None = None
+    data: Path,
+    labels: Path,
+    out: Path,
+    progress: Callable[[float], None] | None = None,
+    *,
+    cv: bool = False,
 ) -> dict[str, Any]:
-    """Run, write NAB results files, and return the normalised score per profile."""
+    """Run, write NAB results files, and return the normalised score per profile.
+
+    With ``cv``, also leave one category out: for each category (the folder of a file), the
+    threshold is chosen on the other categories' files and scores the held-out one; the pooled
+    cross-validated score sums the held-out raw scores of every fold and normalises them
+    against the null and perfect detectors of the whole corpus, as NAB normalises a corpus.
+    The detector runs once per file (nothing in it is fitted to NAB): only the threshold is
+    chosen per fold."""
     corpus = load_corpus(data, labels)
     scored: list[tuple[NabFile, list[float]]] = []
     for i, nab_file in enumerate(corpus):
@@ -107,7 +121,41 @@ def evaluate_nab(
             "threshold": threshold,
             "windows": len(windows),
         }
+        if cv:
+            results[name]["cross_validated"] = _leave_one_category_out(scored, files, profile)
     return results
+
+
+def _leave_one_category_out(
+    scored: list[tuple[NabFile, list[float]]],
+    files: list[list[ScoredRow]],
+    profile: Profile,
+) -> dict[str, Any]:
+    categories = sorted({f.key.split("/")[0] for f, _ in scored})
+    folds: dict[str, Any] = {}
+    pooled, all_windows = 0.0, 0
+    for held in categories:
+        inside = [
+            rows for (f, _), rows in zip(scored, files, strict=True) if f.key.startswith(held)
+        ]
+        rest = [
+            rows for (f, _), rows in zip(scored, files, strict=True) if not f.key.startswith(held)
+        ]
+        rest_windows = {r.window for rows in rest for r in rows if r.window is not None}
+        held_windows = {r.window for rows in inside for r in rows if r.window is not None}
+        threshold, _ = best_threshold(rest, rest_windows, profile)
+        raw = raw_score_at(inside, held_windows, threshold, profile)
+        pooled += raw
+        all_windows += len(held_windows)
+        folds[held] = {
+            "threshold": threshold,
+            "windows": len(held_windows),
+            "raw": round(raw, 3),
+            "score": round(normalized_score(raw, len(held_windows), profile), 2)
+            if held_windows
+            else None,
+        }
+    return {"score": round(normalized_score(pooled, all_windows, profile), 2), "folds": folds}
 
 
 def _write_results(out: Path, nab_file: NabFile, scores: list[float]) -> None:

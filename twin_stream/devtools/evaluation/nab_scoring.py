@@ -140,3 +140,22 @@ def normalized_score(raw: float, n_windows: int, profile: Profile) -> float:
     null = -profile.fn * n_windows
     perfect = profile.tp * n_windows
     return 100.0 * (raw - null) / (perfect - null)
+
+
+def raw_score_at(
+    files: Sequence[Sequence[ScoredRow]], windows: set[str], threshold: float, profile: Profile
+) -> float:
+    """The raw score of ``files`` at a given ``threshold`` (an alarm: a score at or above it):
+    what a threshold chosen on other files earns on these (NAB's rules, as :func:`best_threshold`
+    scores each of its candidates)."""
+    best_in_window = dict.fromkeys(windows, -profile.fn)
+    fp_total = 0.0
+    for rows in files:
+        for row in rows:
+            if row.anomaly_score < threshold:
+                continue
+            if row.window is None:
+                fp_total += row.weight
+            else:
+                best_in_window[row.window] = max(best_in_window[row.window], row.weight)
+    return fp_total + sum(best_in_window.values())
