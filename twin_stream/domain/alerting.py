@@ -482,14 +482,7 @@ class AlertPolicy:
             )
             c.peak = "critical" if ttf <= p.prediction_critical_h or relaxed else "warning"
             c.prediction = prediction
-            shown = c.shown_ttf
-            moved = (
-                ttf <= shown * (1 - p.min_text_shrink) or ttf >= shown * (1 + p.min_text_growth)
-                if shown is not None
-                else True
-            )
-            if moved and _duration(ttf) != _duration(shown):
-                c.shown_ttf = ttf
+            self._count_down(c, ttf)
             c.text = self._prediction_text(prediction)
             c.signature = f"predicted_failure {metric} {_duration(c.shown_ttf)}"
             c.details = {"root": metric, "time_to_failure_h": round(ttf, 3)}
@@ -540,14 +533,7 @@ class AlertPolicy:
             c.peak = max(c.peak, earned, key=_RANK.__getitem__)
         if rul is not None and ttf is not None:
             c.prediction = rul
-            shown = c.shown_ttf
-            moved = (
-                ttf <= shown * (1 - p.min_text_shrink) or ttf >= shown * (1 + p.min_text_growth)
-                if shown is not None
-                else True
-            )
-            if moved and _duration(ttf) != _duration(shown):
-                c.shown_ttf = ttf
+            self._count_down(c, ttf)
         moved_most = ", ".join(f"{name} {z:+.1f} sd" for name, z in drivers[:3])
         trend = f" trending {trend_per_h:+.3g}/h" if trend_per_h is not None else ""
         c.text = (
@@ -732,6 +718,19 @@ class AlertPolicy:
         if share is None:
             share = self.params.min_share_to_limit
         return (c.value - c.baseline) / (limit - c.baseline) >= share
+
+    def _count_down(self, c: _Condition, ttf: float) -> None:
+        """Show a new time to failure only when it moved enough (``min_text_shrink``,
+        ``min_text_growth``) and reads differently: people see the countdown, not the fit's
+        noise."""
+        p, shown = self.params, c.shown_ttf
+        moved = (
+            ttf <= shown * (1 - p.min_text_shrink) or ttf >= shown * (1 + p.min_text_growth)
+            if shown is not None
+            else True
+        )
+        if moved and _duration(ttf) != _duration(shown):
+            c.shown_ttf = ttf
 
     def _settle(self, c: _Condition) -> None:
         """What a device-fault condition shows now: its earned severity, unless suppressed."""
