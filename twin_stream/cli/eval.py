@@ -89,17 +89,48 @@ def skab(
     data: Annotated[
         Path, typer.Option(help="Folder of SKAB-format CSV files, searched recursively")
     ],
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv",
+            help="Also split the files in two (each folder's first half, second half) and "
+            "score each half on its own",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """SKAB's F1, false alarm rate and missed alarm rate (%), pooled over every file.
 
     Files in an anomaly-free folder or named anomaly-free are left out. Per file, a fresh
     device of type "skab" sees every row; the first 400 rows train it, the rest are
-    scored: a row is an alarm while an anomaly alert is open.
+    scored: a row is an alarm while an anomaly alert is open. With --cv, each half of the
+    files is also scored on its own (no parameter is chosen on SKAB files; each file's own
+    first 400 rows are all it learns from).
     """
     with progress_bar("SKAB files") as progress:
-        result = evaluate_skab(data, progress=progress)
-    _print(f"SKAB, {result['files']} files", result, as_json)
+        result = evaluate_skab(data, progress=progress, cv=cv)
+    if as_json or "cross_validated" not in result:
+        _print(f"SKAB, {result['files']} files", result, as_json)
+        return
+    held = result["cross_validated"]
+    table = Table(
+        "files", "F1", "FAR %", "MAR %", "test rows", title=f"SKAB, {result['files']} files"
+    )
+    table.add_row("all (in-sample)", *_skab_figures(result))
+    for name, half in held["halves"].items():
+        table.add_row(name, *_skab_figures(half))
+    table.add_row("halves pooled", *_skab_figures(held))
+    Console().print(table)
+    Console().print(f"chosen on SKAB files: {held['fitted']['chosen_on_skab_files'] or 'nothing'}")
+
+
+def _skab_figures(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (
+        f"{r['f1']:.3f}",
+        f"{r['far_percent']:.2f}",
+        f"{r['mar_percent']:.2f}",
+        str(r["test_rows"]),
+    )
 
 
 @eval_app.command("fleet")
