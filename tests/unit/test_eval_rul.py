@@ -1,4 +1,4 @@
-"""``eval rul`` and ``eval cmapss-csv`` on small synthetic files (no ../shared data)."""
+"""``eval rul`` and ``eval cmapss-csv`` on small synthetic files the tests make."""
 
 from __future__ import annotations
 

@@ -61,30 +61,25 @@ def device_figure(observer: Observer, device_id: str, truth: list[dict[str, Any]
             row=1,
             col=1,
         )
-    scores = list(observer.scores.get(device_id, []))
-    fig.add_trace(
-        go.Scattergl(
-            x=_times([t for t, _ in scores]),
-            y=[s for _, s in scores],
-            name="anomaly score",
-            mode="lines",
-            line={"color": "black"},
+    for row, (series, name, color) in enumerate(
+        (
+            (observer.scores, "anomaly score", "black"),
+            (observer.health, "health index", "purple"),
         ),
-        row=2,
-        col=1,
-    )
-    health = list(observer.health.get(device_id, []))
-    fig.add_trace(
-        go.Scattergl(
-            x=_times([t for t, _ in health]),
-            y=[h for _, h in health],
-            name="health index",
-            mode="lines",
-            line={"color": "purple"},
-        ),
-        row=3,
-        col=1,
-    )
+        start=2,
+    ):
+        points = list(series.get(device_id, []))
+        fig.add_trace(
+            go.Scattergl(
+                x=_times([t for t, _ in points]),
+                y=[v for _, v in points],
+                name=name,
+                mode="lines",
+                line={"color": color},
+            ),
+            row=row,
+            col=1,
+        )
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for p in observer.predictions.get(device_id, []):
         if p.get("time_to_failure_h") is not None:
