@@ -1,6 +1,6 @@
 """Bad input at load through the real bridge (``twin-stream bridge``, a process) on the real
 Mosquitto and Kafka: the fuzzer's malformed, oversized, wrongly typed, NaN/infinite, future- or
-past-stamped and wrong-topic payloads, a valid reading after each (twin_stream/devtools/fuzz*.py,
+past-stamped and wrong-topic payloads, a valid reading after each (twin_stream/devtools/fuzz/,
 the code ``twin-stream fuzz`` runs with 10,000). Each bad payload is dead-lettered by the bridge
 with a reason ending in its rule, or refused by the broker and nowhere on Kafka; every valid
 reading arrives once, in order, as the bridge forwards it; the bridge never crashes."""
@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 
 from twin_stream.bridge.routing import MAX_LETTER_PAYLOAD_BYTES
-from twin_stream.devtools.fuzz import CATEGORIES, REFUSED, Device, Probe, fleet, probes
-from twin_stream.devtools.fuzz_run import Broker, FuzzReport, run_fuzz, watched
+from twin_stream.devtools.fuzz import (
+    CATEGORIES,
+    REFUSED,
+    Broker,
+    Device,
+    FuzzReport,
+    Probe,
+    fleet,
+    probes,
+    run_fuzz,
+    watched,
+)
 from twin_stream.devtools.stack.mosquitto import Mosquitto
 from twin_stream.devtools.stack.processes import stop_process_group
 from twin_stream.domain.messages import MAX_PAYLOAD_BYTES

@@ -1,5 +1,5 @@
 """``twin-stream fuzz``: bad input at scale through the real bridge, on a local stack of its own
-(:mod:`twin_stream.devtools.fuzz_run`). Needs the dev extras (hypothesis)."""
+(:mod:`twin_stream.devtools.fuzz`). Needs the dev extras (hypothesis)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def fuzz(
     Exits 1 unless every bad payload was dead-lettered or refused, every valid reading arrived
     and nothing crashed."""
     try:
-        from twin_stream.devtools.fuzz_run import fuzz_stack
+        from twin_stream.devtools.fuzz import fuzz_stack
     except ModuleNotFoundError as e:  # hypothesis is a dev dependency
         raise ConfigError(
             f"twin-stream fuzz needs the dev extras ({e.name} is missing): pip install -e '.[dev]'"
