@@ -69,13 +69,13 @@ def test_state_stays_under_64_kib_per_device() -> None:
 
 
 def test_state_from_another_version_is_refused() -> None:
-    assert DETECTOR_VERSION == "ts-detector/3"
+    assert DETECTOR_VERSION == "ts-detector/4"
     data = DeviceDetector("pump-0001", "infusion_pump").dumps()
-    assert b"ts-detector/3" in data
+    assert b"ts-detector/4" in data
     DeviceDetector.loads(data)  # its own state loads
-    for other in (b"ts-detector/2", b"ts-detector/4"):
+    for other in (b"ts-detector/3", b"ts-detector/5"):
         with pytest.raises(StateVersionMismatch):
-            DeviceDetector.loads(data.replace(b"ts-detector/3", other))
+            DeviceDetector.loads(data.replace(b"ts-detector/4", other))
     with pytest.raises(StateVersionMismatch):
         DeviceDetector.loads(b"not a detector")
 

@@ -31,11 +31,16 @@ def test_a_pause_pages_nobody_on_a_device_past_its_learning_day() -> None:
     assert pages and "motor_current" in pages[0]
 
 
-def test_healthy_gaussian_data_never_scores_one() -> None:
-    """Range novelty needs 4 sd as well as a new extreme: noise makes new extremes too."""
-    rng, d = random.Random(0), AnomalyDetector()
-    out = [d.score_one(reading(rng), T0 + timedelta(seconds=i)) for i in range(5000)]
-    assert [i for i, o in enumerate(out) if o.score == 1.0] == []
+def test_healthy_gaussian_data_seldom_scores_one() -> None:
+    """Range novelty needs ``novelty_z`` sd as well as a new extreme: noise makes new extremes
+    too. Four healthy signals beyond 4 sd happen (P = 6e-5 per value); without the rule, new
+    extremes of noise alone scored 1.0 on 46 of these 20,000 readings, with it on 8."""
+    ones = 0
+    for seed in range(4):
+        rng, d = random.Random(seed), AnomalyDetector()
+        out = [d.score_one(reading(rng), T0 + timedelta(seconds=i)) for i in range(5000)]
+        ones += sum(o.score == 1.0 for o in out)
+    assert ones <= 20  # 1 in 1,000 readings
     assert d.score_one({**reading(rng), "motor_current": 0.9}, T0).score == 1.0
 
 

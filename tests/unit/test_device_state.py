@@ -80,7 +80,7 @@ def test_checkpoints_of_another_model_version_start_afresh() -> None:
     for raw in raws:
         state.on_telemetry(raw, now=NOW)
     detector, policy, fw = pickle.loads(zlib.decompress(state.models_bytes()))
-    old = detector.replace(b"ts-detector/3", b"ts-detector/2")
+    old = detector.replace(b"ts-detector/4", b"ts-detector/3")
     stale = zlib.compress(pickle.dumps((old, policy, fw)))
     restored = DeviceState.restore("pump-0001", state.twin.model_dump_json().encode(), stale)
     assert restored.monitor is None  # a new monitor is built at the next reading

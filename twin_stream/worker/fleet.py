@@ -16,7 +16,7 @@ learned.
 >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> lesson = FleetLesson(device_id="chiller-0001", device_type="mri_chiller", failed_at=at,
 ...                      failed_after_h=3.0, history=[(0.0, 0.1), (1.0, 0.5), (2.0, 2.0)],
-...                      detector_version="ts-detector/3")
+...                      detector_version="ts-detector/4")
 >>> models = FleetModels()
 >>> models.learn([(lesson.key, lesson.model_dump_json().encode())])
 1

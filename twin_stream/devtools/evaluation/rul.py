@@ -83,7 +83,6 @@ class Unit:
     max_stage: int = 0
     trace: list[tuple[float, float, int]] = field(default_factory=list)
 
-
     @property
     def health(self) -> HealthMonitor:
         return self.monitor.detector.health

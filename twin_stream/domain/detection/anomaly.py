@@ -31,9 +31,9 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from twin_stream.domain.detection.baseline import SignalBaseline
 from twin_stream.domain.detection.likelihood import AnomalyLikelihood
@@ -41,12 +41,13 @@ from twin_stream.domain.detection.multivariate import StreamingPCA
 from twin_stream.domain.detection.params import DetectorParams
 from twin_stream.domain.detection.state import RestoresByAttribute
 
-__all__ = ["AnomalyDetector", "ReadingScore"]
+__all__ = ["MAIN_MODE", "AnomalyDetector", "ReadingScore", "time_of_day"]
 
 #: A mode's baseline scores a signal only after this many readings in that mode (before, the
 #: signal is taken as normal: a mode seen for the first time is not in itself an anomaly).
 _MODE_MIN_READINGS = 30
-_MAIN_MODE = ""
+#: The main operating mode: no signal "off".
+MAIN_MODE: Final = ""
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -73,11 +74,13 @@ class ReadingScore:
     #: per signal: z-score against the device's own baseline, the main contributors first
     top: list[tuple[str, float]]
     baselines: dict[str, float]
-    mode: str = _MAIN_MODE
+    mode: str = MAIN_MODE
     #: signals whose value lies beyond their whole learned range
     novel: tuple[str, ...] = ()
     #: False while most recent readings are beyond the model's alpha limit
     in_control: bool = True
+    #: the time-of-day bucket of the reading (None without a timestamp)
+    bucket: int | None = None
 
 
 class AnomalyDetector(RestoresByAttribute):
@@ -91,7 +94,7 @@ class AnomalyDetector(RestoresByAttribute):
 
     def reset(self) -> None:
         """Forget everything learned (after maintenance: a new normal)."""
-        self.modes: dict[str, dict[str, SignalBaseline]] = {_MAIN_MODE: {}}
+        self.modes: dict[str, dict[str, SignalBaseline]] = {MAIN_MODE: {}}
         self.magnitude: dict[str, float] = {}
         self.names: list[str] = []
         self.pca: StreamingPCA | None = None
@@ -105,7 +108,7 @@ class AnomalyDetector(RestoresByAttribute):
 
     def _mode(self, metrics: dict[str, float | None]) -> str:
         if len(metrics) - list(metrics.values()).count(None) < 2:
-            return _MAIN_MODE  # a univariate series has no pattern of signals to be a mode
+            return MAIN_MODE  # a univariate series has no pattern of signals to be a mode
         share, fading = self.params.mode_off_share, self.params.fading
         magnitudes = self.magnitude
         off = []
@@ -121,43 +124,13 @@ class AnomalyDetector(RestoresByAttribute):
             else:
                 magnitudes[name] = typical + fading * (magnitude - typical)
         if not off:
-            return _MAIN_MODE
+            return MAIN_MODE
         mode = ",".join(off)
         if mode not in self.modes:
             if len(self.modes) >= self.params.max_modes:
-                return _MAIN_MODE
+                return MAIN_MODE
             self.modes[mode] = {}
         return mode
-
-    def deseasonalized(
-        self,
-        metrics: dict[str, float | None],
-        ts: datetime,
-        names: Iterable[str] | None = None,
-        *,
-        explained_only: bool = False,
-    ) -> dict[str, float | None]:
-        """``metrics`` with each signal's time-of-day offset removed where its bucket has been
-        visited (the main mode's): what the failure prediction extrapolates, so that a daily
-        load is not taken for a trend. With ``names``, only those signals (None where absent).
-        With ``explained_only``, only where the profile explains the signal (the test the
-        baselines use, :meth:`SignalBaseline.center`): what the health index sees, so that a
-        signal without a daily cycle is not given offsets learned from its noise."""
-        bucket = time_of_day(ts, self.params.season_buckets)
-        baselines = self.modes[_MAIN_MODE]
-        out: dict[str, float | None] = {}
-        for name in metrics if names is None else names:
-            value = metrics.get(name)
-            baseline = baselines.get(name)
-            if value is not None and baseline is not None:
-                if explained_only:
-                    if baseline.seasonal(bucket):
-                        value -= baseline.season[bucket]
-                else:
-                    # baseline.offset(bucket), written out: this runs per signal per reading
-                    value -= baseline.season[bucket] if baseline.seen[bucket] else 0.0
-            out[name] = value
-        return out
 
     def score_one(
         self, metrics: dict[str, float | None], ts: datetime | None = None
@@ -188,7 +161,7 @@ class AnomalyDetector(RestoresByAttribute):
             z = baseline.update(value, bucket, learn)
             # Beyond the learned range *and* far from the baseline: a new extreme of ordinary
             # noise (the range of a few hundred readings is only about +-3 sd) is not novel.
-            if abs(z) >= p.protect_z and warm and known and baseline.novel(value, lo, hi):
+            if abs(z) >= p.novelty_z and warm and known and baseline.novel(value, lo, hi):
                 novel.append(name)
             zs[name] = z if known else 0.0
         names = self.names
@@ -234,5 +207,12 @@ class AnomalyDetector(RestoresByAttribute):
         for name, _ in top[:3]:
             centers[name] = baselines[name].last_center
         return ReadingScore(
-            score if warm else 0.0, not warm, top, centers, mode, tuple(novel), not out_of_control
+            score if warm else 0.0,
+            not warm,
+            top,
+            centers,
+            mode,
+            tuple(novel),
+            not out_of_control,
+            bucket,
         )

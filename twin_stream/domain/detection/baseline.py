@@ -95,9 +95,6 @@ class SignalBaseline:
 
     def seasonal(self, bucket: int | None) -> bool:
         """Whether the time-of-day profile is in use in ``bucket`` (it explains the signal)."""
-        return self._seasonal(bucket)
-
-    def _seasonal(self, bucket: int | None) -> bool:
         p = self.params
         return (
             bucket is not None
@@ -107,12 +104,12 @@ class SignalBaseline:
 
     def center(self, bucket: int | None = None) -> float:
         """The expected value (at this time of day)."""
-        if self._seasonal(bucket):
+        if self.seasonal(bucket):
             return self.level + self.season[bucket]  # type: ignore[index]
         return self.mean
 
     def scale(self, bucket: int | None = None) -> float:
-        var = self.season_res[bucket] if self._seasonal(bucket) else self.var  # type: ignore[index]
+        var = self.season_res[bucket] if self.seasonal(bucket) else self.var  # type: ignore[index]
         floor = self.params.min_relative_scale * (abs(self.mean) + 1.0)
         return max(math.sqrt(var), floor)
 

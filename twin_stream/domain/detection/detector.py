@@ -32,7 +32,7 @@ from datetime import datetime
 from importlib.metadata import version
 from typing import Any, Final
 
-from twin_stream.domain.detection.anomaly import AnomalyDetector
+from twin_stream.domain.detection.anomaly import MAIN_MODE, AnomalyDetector
 from twin_stream.domain.detection.health import HealthMonitor, HealthReading
 from twin_stream.domain.detection.params import DETECTOR_VERSION, DetectorParams
 from twin_stream.domain.detection.quality import QualityFinding, QualityMonitor
@@ -168,12 +168,9 @@ class DeviceDetector:
         # The health index sees the main operating mode's readings without their time-of-day
         # offsets (a pause or a standby is not a degradation; a daily load is not a drift).
         health = self.health
-        if result.mode:
-            reading = health.last
-        else:
-            reading = health.update(
-                ts, self.anomaly.deseasonalized(metrics, ts, explained_only=True)
-            )
+        profiles = self.anomaly.modes[MAIN_MODE]
+        bucket = result.bucket or 0  # (ts is given: the bucket is an int)
+        reading = health.last if result.mode else health.update(ts, metrics, profiles, bucket)
         score = ScoreRecord(
             self.device_id,
             self.device_type,
@@ -185,7 +182,7 @@ class DeviceDetector:
             self.version,
             result.warming_up,
             result.in_control,
-            None if reading.index is None else _round2(reading.index),
+            reading.rounded,
             reading.stage,
         )
         predictions: list[PredictionRecord] = []
@@ -210,8 +207,7 @@ class DeviceDetector:
         trends = self.trends
         if trends.signals:
             # The trends extrapolate the signals without their time-of-day offsets.
-            levels = self.anomaly.deseasonalized(metrics, ts, trends.signals)
-            for r in trends.update(ts, levels):
+            for r in trends.update(ts, metrics, profiles, bucket):
                 predictions.append(
                     PredictionRecord(
                         self.device_id,

@@ -60,14 +60,18 @@ before it crosses a limit. The healthy reference does not adapt:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import mul
 from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
 
+from twin_stream.domain.detection.baseline import SignalBaseline
 from twin_stream.domain.detection.state import RestoresByAttribute, restore_attributes
+from twin_stream.domain.detection.trend import least_squares
 
 __all__ = ["HealthMonitor", "HealthParams", "HealthReading", "chi2_ppf"]
 
@@ -151,23 +155,23 @@ class HealthReading:
     summarised: bool = False
     #: the warning limit of the index at this bucket (None while learning)
     limit: float | None = None
+    #: ``index`` rounded to 2 decimals (what ``twin.scores`` carries), once per bucket
+    rounded: float | None = None
 
+
+#: Up to this many signals the index is computed in plain Python (2 us against numpy's 5 for
+#: four signals), beyond it by numpy's matrix products.
+_PYTHON_MAX_SIGNALS: Final = 8
 
 _LEARNING = HealthReading(None, True, 0, None, [], False, None)
 
 
 def _slope(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of y on t (None for fewer than 3 points or no spread in t)."""
-    n = len(points)
-    if n < 3:
+    if len(points) < 3:
         return None
-    mean_t = sum(t for t, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    sxx = sxy = 0.0
-    for t, y in points:
-        sxx += (t - mean_t) ** 2
-        sxy += (t - mean_t) * (y - mean_y)
-    return sxy / sxx if sxx > 0 else None
+    _, slope, sxx, _ = least_squares(points)
+    return slope if sxx > 0 else None
 
 
 class HealthMonitor(RestoresByAttribute):
@@ -218,6 +222,10 @@ class HealthMonitor(RestoresByAttribute):
         self._mu_arr = np.zeros(0)
         self._sd_arr = np.ones(0)
         self._inv: np.ndarray = np.zeros((0, 0))
+        # the same as plain floats, for the index of a few signals (numpy's per-call overhead
+        # costs more than the arithmetic there)
+        self._sd: list[float] = []
+        self._inv_rows: list[list[float]] = []
         self._n_ref = 0
         self.shrinkage = 0.0
         self.dof = 0
@@ -326,6 +334,8 @@ class HealthMonitor(RestoresByAttribute):
         self._mu_arr = np.asarray(mu)
         self._sd_arr = np.asarray(sd)
         self._inv = np.linalg.inv(shrunk) if keep else np.zeros((0, 0))
+        self._sd = list(sd)
+        self._inv_rows = self._inv.tolist()
         self._n_ref = n
         # degrees of freedom: the signals that varied in the reference (a constant one adds
         # nothing to a healthy unit's T²)
@@ -336,13 +346,30 @@ class HealthMonitor(RestoresByAttribute):
         # the learning accumulators are no longer needed (state stays small)
         self._shift, self._sum, self._sumsq, self._count = [], [], [], []
         self._cross, self._total = np.zeros((0, 0)), np.zeros(0)
-        self.last = HealthReading(0.0, False, 0, None, [], False, None)
+        self.last = HealthReading(0.0, False, 0, None, [], False, None, 0.0)
 
     # -- the index ------------------------------------------------------------------------
 
-    def update(self, ts: datetime, metrics: dict[str, float | None]) -> HealthReading:
-        """Feed one reading (de-seasonalised by the caller); return the index after it."""
+    def update(
+        self,
+        ts: datetime,
+        metrics: dict[str, float | None],
+        profiles: Mapping[str, SignalBaseline] | None = None,
+        bucket: int = 0,
+    ) -> HealthReading:
+        """Feed one reading; return the index after it.
+
+        With ``profiles`` (the main mode's baselines of the anomaly detector), each signal's
+        time-of-day offset in ``bucket`` is removed where the profile explains the signal
+        (:meth:`SignalBaseline.seasonal`, the test the baselines use), so that a daily load is
+        not a drift and a signal without a daily cycle is not given offsets learned from its
+        noise; without, ``metrics`` are taken as they are."""
         if self._mu is None:
+            if profiles is not None:
+                values: dict[str, float | None] = {}
+                for name, value in metrics.items():
+                    values[name] = _deseasonalized(name, value, profiles, bucket)
+                metrics = values
             return self._learn(ts, metrics)
         n = self._n + 1
         self._n = n
@@ -354,6 +381,10 @@ class HealthMonitor(RestoresByAttribute):
         for name in self.names:
             value = metrics.get(name)
             if value is not None:
+                if profiles is not None:  # _deseasonalized, written out: per signal and reading
+                    profile = profiles.get(name)
+                    if profile is not None and profile.seasonal(bucket):
+                        value -= profile.season[bucket]
                 m[i] += a * (value - m[i])
             i += 1
         # variance factor of the EW mean: (1 - a)^2 v + a^2 (1/n exactly while a = 1/n)
@@ -365,8 +396,20 @@ class HealthMonitor(RestoresByAttribute):
 
     def _summarise(self, ts: datetime) -> HealthReading:
         p = self.params
-        z = (np.asarray(self._m) - self._mu_arr) / self._sd_arr
-        d2 = float(z @ self._inv @ z)
+        mus = self._mu
+        assert mus is not None  # summarised only after the reference froze
+        if len(self._m) <= _PYTHON_MAX_SIGNALS:
+            zs = [(m - mu) / sd for m, mu, sd in zip(self._m, mus, self._sd, strict=True)]
+            d2 = 0.0
+            for zi, row in zip(zs, self._inv_rows, strict=True):
+                acc = 0.0
+                for term in map(mul, row, zs):
+                    acc += term
+                d2 += zi * acc
+        else:
+            z = (np.asarray(self._m) - self._mu_arr) / self._sd_arr
+            d2 = float(z @ self._inv @ z)
+            zs = z.tolist()
         index = math.sqrt(d2 if d2 > 0.0 else 0.0)
         scale = self._var + 1.0 / self._n_ref
         limit = p.warning_factor * math.sqrt(scale * self._t2_limit)
@@ -383,11 +426,11 @@ class HealthMonitor(RestoresByAttribute):
         stage = 2 if runs[1] >= p.sustain_buckets else 1 if runs[0] >= p.sustain_buckets else 0
         if stage and trend is not None and trend < 0 and self.last.stage < stage:
             stage = self.last.stage  # coming back: no escalation (a step, not a degradation)
-        zs = z.tolist()
         order = sorted(range(len(zs)), key=lambda k: -abs(zs[k]))[: p.drivers]
         drivers = [(self.names[k], round(zs[k], 2)) for k in order]
-        self.last = HealthReading(index, False, stage, trend, drivers, False, limit)
-        return HealthReading(index, False, stage, trend, drivers, True, limit)
+        rounded = round(index, 2)
+        self.last = HealthReading(index, False, stage, trend, drivers, False, limit, rounded)
+        return HealthReading(index, False, stage, trend, drivers, True, limit, rounded)
 
     # -- what the fleet model reads ----------------------------------------------------------
 
@@ -401,6 +444,18 @@ class HealthMonitor(RestoresByAttribute):
     def history(self) -> list[tuple[float, float]]:
         """(hours since the reference froze, index), one per bucket, oldest first (bounded)."""
         return list(self._hist)
+
+
+def _deseasonalized(
+    name: str, value: float | None, profiles: Mapping[str, SignalBaseline], bucket: int
+) -> float | None:
+    """``value`` without its time-of-day offset in ``bucket``, where the profile explains the
+    signal."""
+    if value is not None:
+        profile = profiles.get(name)
+        if profile is not None and profile.seasonal(bucket):
+            return value - profile.season[bucket]
+    return value
 
 
 def _oas(corr: np.ndarray, n: int) -> float:

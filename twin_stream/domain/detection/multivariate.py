@@ -109,22 +109,37 @@ class StreamingPCA:
 
     def _decompose(self) -> None:
         self._fold()
-        lam, vec = np.linalg.eigh(self.cov)
-        order = lam.argsort()[::-1]  # (ndarray methods: np.argsort() and the like only wrap them)
-        lam = np.maximum(lam[order], 1e-6 * max(float(lam.sum()), 1e-12))
-        vec = vec[:, order]
-        share = lam.cumsum() / lam.sum()
-        k = int(share.searchsorted(self.params.pca_variance) + 1)
-        k = min(k, len(lam))
+        lam_a, vec = np.linalg.eigh(self.cov)
+        # Largest first, floored; the cumulative share and the rest in plain Python floats
+        # (the same sums, left to right: numpy's small-array calls cost more than they do).
+        lam = lam_a.tolist()[::-1]
+        total = 0.0
+        for value in lam:
+            total += value
+        floor = 1e-6 * (total if total > 1e-12 else 1e-12)
+        lam = [value if value > floor else floor for value in lam]
+        total = 0.0
+        for value in lam:
+            total += value
+        target = self.params.pca_variance * total
+        k, running = 0, 0.0
+        for value in lam:
+            k += 1
+            running += value
+            if running >= target:
+                break
         self.k = k
-        self.components = np.ascontiguousarray(vec[:, :k])
-        self.inv_lam = 1.0 / lam[:k]
+        self.components = np.ascontiguousarray(vec[:, ::-1][:, :k])
+        self._inv_lam: list[float] = [1.0 / value for value in lam[:k]]
+        self.inv_lam = np.asarray(self._inv_lam)
         self._rows: list[list[float]] = self.components.tolist()
         self._cols = self._columns()
-        self._inv_lam: list[float] = self.inv_lam.tolist()
         rest = lam[k:]
         # Box's approximation of Q's distribution: g chi²(h).
-        theta1, theta2 = float(rest.sum()), float((rest**2).sum())
+        theta1 = theta2 = 0.0
+        for value in rest:
+            theta1 += value
+            theta2 += value * value
         self.q_g = theta2 / theta1 if theta1 > 0 else 0.0
         self.q_h = theta1**2 / theta2 if theta2 > 0 else 0.0
 
@@ -150,11 +165,15 @@ class StreamingPCA:
         q = 0.0
         p_q = 1.0
         if k < len(z):
-            for zi, row in zip(z, rows, strict=True):
-                r = zi  # the residual: z_i - sum_j P_ij y_j
-                for term in map(mul, row, y):
-                    r -= term
-                q += r * r
+            # The residual z - P y is orthogonal to the components (P's columns are
+            # orthonormal), so its squared length is |z|^2 - |y|^2: two sums of squares, not
+            # a p x k product (floored at 0 against rounding).
+            for term in map(mul, z, z):
+                q += term
+            for term in map(mul, y, y):
+                q -= term
+            if 0.0 > q:
+                q = 0.0
             if self.q_g > 0:
                 p_q = chi2_sf(q / self.q_g, self.q_h)
         p_min = p_q if p_q < p_t2 else p_t2  # min(p_t2, p_q)

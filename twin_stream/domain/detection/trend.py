@@ -27,18 +27,22 @@ failure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from river import stats
 
+from twin_stream.domain.detection.baseline import SignalBaseline
 from twin_stream.domain.detection.state import RestoresByAttribute
 from twin_stream.domain.devices import METRICS_BY_TYPE, MetricSpec
 
-__all__ = ["SignalTrend", "TrendPredictor", "TrendReport"]
+__all__ = ["SignalTrend", "TrendPredictor", "TrendReport", "least_squares"]
 
 #: Buckets of this many readings summarise a signal.
 BUCKET_READINGS = 10
+#: The bucket's timestamp is that of its middle reading (the 6th of 10).
+_MID = BUCKET_READINGS // 2 + 1
 #: The trend is a least-squares line through this many most recent buckets.
 WINDOW_BUCKETS = 24
 MIN_BUCKETS = 36
@@ -53,13 +57,15 @@ NORMAL_SPREAD_Z = 3.0
 BASELINE_FADING = 0.02
 
 
-def _least_squares(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+def least_squares(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
     """(intercept, slope, sum of squares of t about its mean, residual sum of squares) of the
     least-squares line through ``points``, in two passes (centred, so no cancellation)."""
     n = len(points)
-    ts, ys = zip(*points, strict=True)
-    mean_t = sum(ts) / n
-    mean_y = sum(ys) / n
+    sum_t = sum_y = 0.0
+    for t, y in points:
+        sum_t += t
+        sum_y += y
+    mean_t, mean_y = sum_t / n, sum_y / n
     sxx = sxy = syy = 0.0
     for t, y in points:
         dt, dy = t - mean_t, y - mean_y
@@ -97,7 +103,8 @@ class SignalTrend(RestoresByAttribute):
     spec: MetricSpec
     quantile: float
     bucket: list[float] = field(default_factory=list)
-    bucket_ts: list[datetime] = field(default_factory=list)
+    #: the timestamp of the bucket's middle reading (its place on the time axis)
+    mid_ts: datetime | None = None
     #: (seconds since the first bucket, summary) of the last WINDOW_BUCKETS buckets
     points: list[tuple[float, float]] = field(default_factory=list)
     origin: datetime | None = None
@@ -120,28 +127,30 @@ class SignalTrend(RestoresByAttribute):
         return 1.0 if self.spec.failure_above is not None else -1.0
 
     def update(self, ts: datetime, value: float) -> TrendReport | None:
-        bucket, bucket_ts = self.bucket, self.bucket_ts
+        bucket = self.bucket
         bucket.append(value)
-        bucket_ts.append(ts)
-        if len(bucket) < BUCKET_READINGS:
+        n = len(bucket)
+        if n == _MID:
+            self.mid_ts = ts
+        if n < BUCKET_READINGS:
             return None
-        ordered = sorted(bucket)
-        rank = int(self.quantile * len(ordered))
-        summary = ordered[rank if rank < len(ordered) - 1 else len(ordered) - 1]
-        mid = bucket_ts[len(bucket_ts) // 2]
+        bucket.sort()
+        rank = int(self.quantile * n)
+        summary = bucket[rank if rank < n - 1 else n - 1]
+        mid = self.mid_ts
         bucket.clear()
-        bucket_ts.clear()
+        assert mid is not None
         return self._close_bucket(mid, summary)
 
     @staticmethod
     def _slope(points: list[tuple[float, float]]) -> float:
-        return _least_squares(points)[1]
+        return least_squares(points)[1]
 
     def _fit(self) -> tuple[float, float, float, float]:
         """Least squares over the window: (level at the last point, slope/s, slope's s.e.,
         residual sd)."""
         n = len(self.points)
-        intercept, slope, sxx, residual = _least_squares(self.points)
+        intercept, slope, sxx, residual = least_squares(self.points)
         sigma2 = residual / (n - 2) if n > 2 else 0.0
         se = math.sqrt(sigma2 / sxx) if sxx else math.inf
         return intercept + slope * self.points[-1][0], slope, se, math.sqrt(sigma2)
@@ -205,12 +214,26 @@ class TrendPredictor(RestoresByAttribute):
             if spec.degrades
         }
 
-    def update(self, ts: datetime, metrics: dict[str, float | None]) -> list[TrendReport]:
-        """Feed one reading; return a report for each signal whose bucket closed."""
+    def update(
+        self,
+        ts: datetime,
+        metrics: dict[str, float | None],
+        offsets: Mapping[str, SignalBaseline] | None = None,
+        bucket: int = 0,
+    ) -> list[TrendReport]:
+        """Feed one reading; return a report for each signal whose bucket closed.
+
+        With ``offsets`` (the main mode's baselines of the anomaly detector), each signal is
+        extrapolated without its time-of-day offset in ``bucket`` where a visit taught one, so
+        that a daily load is not taken for a trend."""
         reports = []
         for name, trend in self.signals.items():
             value = metrics.get(name)
             if value is not None:
+                if offsets is not None:
+                    baseline = offsets.get(name)
+                    if baseline is not None and baseline.seen[bucket]:
+                        value -= baseline.season[bucket]
                 report = trend.update(ts, value)
                 if report is not None:
                     reports.append(report)
