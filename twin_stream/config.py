@@ -85,7 +85,8 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
 
 
 class KafkaSettings(BaseModel):
-    """Kafka bootstrap and client security; ``options`` pass through to the clients as-is."""
+    """Kafka bootstrap and client security (in each client's terms:
+    :mod:`twin_stream.kafka_security`), and the topics' partitions and replication."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -101,31 +102,6 @@ class KafkaSettings(BaseModel):
     #: production (one broker can fail with no acknowledged write lost).
     replication_factor: int = 1
     min_insync_replicas: int = 1
-
-    def client_options(self) -> dict[str, object]:
-        """Keyword arguments for kafka-python clients (producer, consumer, admin)."""
-        options: dict[str, object] = {"security_protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
-        if self.ssl_cafile:
-            options["ssl_cafile"] = str(self.ssl_cafile)
-        return options
-
-    def librdkafka_options(self) -> dict[str, object]:
-        """The same settings in librdkafka's names, for confluent-kafka (the bridge's producer)."""
-        options: dict[str, object] = {"security.protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            options["sasl.mechanism"] = self.sasl_mechanism
-            if self.sasl_username is not None:
-                options["sasl.username"] = self.sasl_username
-            if self.sasl_password is not None:
-                options["sasl.password"] = self.sasl_password.get_secret_value()
-        if self.ssl_cafile:
-            options["ssl.ca.location"] = str(self.ssl_cafile)
-        return options
 
 
 class BridgeSettings(BaseModel):

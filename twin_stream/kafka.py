@@ -13,6 +13,8 @@ Two client libraries, each where it fits (README, "Libraries, and why each is th
   with the ``crc32c`` package installed so that it does not checksum record batches in pure
   Python.
 
+Each client's security options (SASL, TLS) are made in :mod:`twin_stream.kafka_security`.
+
 This is both libraries' edge: what they raise while topics are created or a client is made
 comes out as :class:`~twin_stream.errors.KafkaUnavailable` (no broker answered in time),
 :class:`~twin_stream.errors.KafkaError` (the broker refused) or
@@ -51,7 +53,6 @@ __all__ = [
     "kafka_topics",
     "librdkafka_edge",
     "librdkafka_error",
-    "librdkafka_options",
     "make_consumer",
     "make_librdkafka_producer",
     "make_producer",
@@ -244,34 +245,6 @@ def librdkafka_edge(context: str) -> Iterator[None]:
             raise
 
 
-#: kafka-python's names of the security options (KafkaSettings.client_options) in librdkafka's
-#: (KafkaSettings.librdkafka_options).
-_LIBRDKAFKA_NAMES: Final[Mapping[str, str]] = {
-    "security_protocol": "security.protocol",
-    "sasl_mechanism": "sasl.mechanism",
-    "sasl_plain_username": "sasl.username",
-    "sasl_plain_password": "sasl.password",
-    "ssl_cafile": "ssl.ca.location",
-}
-
-
-def librdkafka_options(kafka_python_options: Mapping[str, object]) -> dict[str, object]:
-    """kafka-python client options in librdkafka's names, for a caller that has only the former
-    (``run_bridge(kafka_options=...)``). Only the security options have an equivalent; any other
-    is a :class:`ConfigError` (pass librdkafka's own options instead)."""
-    unknown = sorted(set(kafka_python_options) - set(_LIBRDKAFKA_NAMES))
-    if unknown:
-        raise ConfigError(
-            f"kafka-python options with no librdkafka equivalent here: {', '.join(unknown)} "
-            "(give the bridge's producer librdkafka's own options)"
-        )
-    return {
-        _LIBRDKAFKA_NAMES[name]: value
-        for name, value in kafka_python_options.items()
-        if value is not None
-    }
-
-
 _librdkafka_log = logging.getLogger("twin_stream.kafka.librdkafka")
 
 
@@ -292,8 +265,8 @@ def make_librdkafka_producer(
     replica, and never gives up on a record (``message.timeout.ms=0``): while Kafka is down its
     records wait in librdkafka's queue, in order, and go out when it is back.
 
-    ``options`` are librdkafka's (``KafkaSettings.librdkafka_options()``). Made once the cluster
-    answered its metadata request within ``connect_timeout_s``: no broker is
+    ``options`` are librdkafka's (:func:`~twin_stream.kafka_security.librdkafka_options`). Made
+    once the cluster answered its metadata request within ``connect_timeout_s``: no broker is
     :class:`KafkaUnavailable`, an option it does not take a :class:`ConfigError`. Its delivery
     reports (and librdkafka's log lines) are served by ``poll()``/``flush()`` on the caller's
     thread. Close it with :func:`close_librdkafka_producer`."""

@@ -29,7 +29,7 @@ from tests.conftest import TEST_DEVICES
 from tests.integration.test_bridge import read_topic
 from tests.mqtt_helpers import close, connect, wait_until
 from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import MqttEndpoint, Uplink, mqtt_tls_context
+from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.cli import app
 from twin_stream.cli._endpoints import Endpoints
 from twin_stream.config import MqttSettings, Settings, StackSettings
@@ -40,6 +40,7 @@ from twin_stream.devtools.stack.processes import log_tail, stop_process_group
 from twin_stream.domain.topics import kafka_topics, mqtt_wildcard
 from twin_stream.errors import MqttError
 from twin_stream.mqtt_auth import BRIDGE_USER
+from twin_stream.tls import mqtt_tls_context
 
 pytestmark = pytest.mark.services
 

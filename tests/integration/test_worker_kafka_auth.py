@@ -27,6 +27,7 @@ from twin_stream.devtools.stack import Stack, free_port
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
+from twin_stream.kafka_security import kafka_python_options
 
 pytestmark = pytest.mark.services
 
@@ -88,7 +89,7 @@ def test_the_worker_consumes_and_produces_through_a_sasl_listener(
 ) -> None:
     prefix = f"t{unique}"
     topics = kafka_topics(prefix)
-    options = sasl_kafka.settings().client_options()
+    options = kafka_python_options(sasl_kafka.settings())
     ensure_topics(sasl_kafka.sasl_bootstrap, 6, options, topics)
     # Three readings of one device, as the bridge forwards them.
     device_id = "pump-0001"

@@ -66,11 +66,11 @@ from twin_stream.kafka import (
     ensure_topics,
     librdkafka_edge,
     librdkafka_error,
-    librdkafka_options,
     make_consumer,
     make_librdkafka_producer,
     make_producer,
 )
+from twin_stream.kafka_security import in_librdkafka_names, kafka_python_options, librdkafka_options
 from twin_stream.sink.writer import InfluxTarget, Sink, write_points
 from twin_stream.worker.processing import DeviceState
 
@@ -215,7 +215,7 @@ def test_an_option_librdkafka_does_not_take_is_a_config_error() -> None:
         make_librdkafka_producer(bootstrap, {"security.protocol": "carrier-pigeon"})
     # kafka-python's options reach librdkafka translated, and only those that have a meaning there
     with pytest.raises(ConfigError, match="bootstrap_timeout_ms"):
-        librdkafka_options({**FAST, "security_protocol": "SSL"})
+        in_librdkafka_names({**FAST, "security_protocol": "SSL"})
 
 
 def test_the_kafka_settings_in_librdkafkas_names_are_those_in_kafka_pythons() -> None:
@@ -226,13 +226,13 @@ def test_the_kafka_settings_in_librdkafkas_names_are_those_in_kafka_pythons() ->
         sasl_password="secret",  # type: ignore[arg-type]
         ssl_cafile=Path(certifi.where()),  # librdkafka reads it when the client is made
     )
-    assert librdkafka_options(settings.client_options()) == settings.librdkafka_options()
-    assert settings.librdkafka_options()["sasl.password"] == "secret"
-    assert librdkafka_options(KafkaSettings().client_options()) == {
+    assert in_librdkafka_names(kafka_python_options(settings)) == librdkafka_options(settings)
+    assert librdkafka_options(settings)["sasl.password"] == "secret"
+    assert in_librdkafka_names(kafka_python_options(KafkaSettings())) == {
         "security.protocol": "PLAINTEXT"
     }
     close_librdkafka_producer(  # librdkafka takes every one of them
-        confluent_kafka.Producer(settings.librdkafka_options()), timeout=0
+        confluent_kafka.Producer(librdkafka_options(settings)), timeout=0
     )
 
 

@@ -81,3 +81,49 @@ def test_the_readme_walk_names_files_that_exist() -> None:
                 assert re.search(
                     rf"\b(def|class) {symbol}\b|^{symbol} =", file.read_text(), re.M
                 ), f"{symbol} is not defined in {path}"
+
+
+def test_tls_needs_no_client_library_and_the_stack_no_platform_service() -> None:
+    """The TLS helpers are the standard library's (and our errors): the CLI, the bridge, the
+    simulator and the local stack all import them. The stack, below the services it runs for
+    tests and the demo, imports none of them (it took its TLS from the bridge once)."""
+    import sys
+
+    tls = _imports(PACKAGE / "tls.py")
+    assert {n for n in tls if n.split(".")[0] not in sys.stdlib_module_names} == {
+        "twin_stream.errors"
+    }
+    services = ("twin_stream.bridge", "twin_stream.worker", "twin_stream.sink", "twin_stream.cli")
+    stack = {
+        str(path.relative_to(PACKAGE)): sorted(n for n in _imports(path) if n.startswith(services))
+        for path in (PACKAGE / "devtools" / "stack").rglob("*.py")
+    }
+    assert {p: n for p, n in stack.items() if n} == {}
+
+
+def test_kafka_security_is_put_in_each_clients_terms_in_one_module() -> None:
+    """kafka-python's, librdkafka's and Faust's names for the security settings appear in
+    twin_stream/kafka_security.py only: one mapping, not one per client's caller."""
+    clients_names = {
+        "security_protocol",  # kafka-python's keywords (a dict key: a string)
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "security.protocol",  # librdkafka's options
+        "sasl.username",
+        "sasl.password",
+        "ssl.ca.location",
+        "SASLCredentials",  # Faust's
+        "SSLCredentials",
+    }
+    where: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                name = node.value
+            elif isinstance(node, ast.Attribute):
+                name = node.attr
+            else:
+                continue
+            if name in clients_names:
+                where.setdefault(str(path.relative_to(PACKAGE)), set()).add(name)
+    assert set(where) == {"kafka_security.py"}, where

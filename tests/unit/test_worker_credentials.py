@@ -1,4 +1,4 @@
-"""The worker's Kafka credentials (twin_stream/worker/app.py broker_credentials): the same
+"""The worker's Kafka credentials (twin_stream/kafka_security.py faust_credentials): the same
 TWIN_KAFKA__* security settings as the bridge and the sink, as Faust's broker credentials."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pydantic import SecretStr
 
 from twin_stream.config import KafkaSettings
 from twin_stream.errors import ConfigError
-from twin_stream.worker.app import WorkerConfig, broker_credentials, create_app
+from twin_stream.kafka_security import faust_credentials
+from twin_stream.worker.app import WorkerConfig, create_app
 
 
 def sasl(**changes: object) -> KafkaSettings:
@@ -26,8 +27,8 @@ def sasl(**changes: object) -> KafkaSettings:
 
 
 def test_each_security_protocol_becomes_faust_credentials() -> None:
-    assert broker_credentials(KafkaSettings()) is None  # PLAINTEXT
-    plain = broker_credentials(sasl())
+    assert faust_credentials(KafkaSettings()) is None  # PLAINTEXT
+    plain = faust_credentials(sasl())
     assert isinstance(plain, faust.SASLCredentials)
     assert (plain.username, plain.password, plain.mechanism.value) == (
         "twin",
@@ -35,13 +36,13 @@ def test_each_security_protocol_becomes_faust_credentials() -> None:
         "SCRAM-SHA-512",
     )
     assert plain.ssl_context is None and plain.protocol.value == "SASL_PLAINTEXT"
-    over_tls = broker_credentials(sasl(security_protocol="SASL_SSL", sasl_mechanism="plain"))
+    over_tls = faust_credentials(sasl(security_protocol="SASL_SSL", sasl_mechanism="plain"))
     assert isinstance(over_tls, faust.SASLCredentials)
     assert over_tls.protocol.value == "SASL_SSL" and over_tls.mechanism.value == "PLAIN"
     assert isinstance(over_tls.ssl_context, ssl.SSLContext)
     assert over_tls.ssl_context.verify_mode == ssl.CERT_REQUIRED
     assert over_tls.ssl_context.check_hostname
-    tls = broker_credentials(KafkaSettings(security_protocol="SSL"))
+    tls = faust_credentials(KafkaSettings(security_protocol="SSL"))
     assert isinstance(tls, faust.SSLCredentials) and tls.protocol.value == "SSL"
     assert "s3cret" not in repr(plain)  # Faust's repr names the user only
 
@@ -64,11 +65,11 @@ def test_settings_that_cannot_work_name_the_variable(
     changes: dict[str, object], names: str
 ) -> None:
     with pytest.raises(ConfigError, match=names):
-        broker_credentials(sasl(**changes))
+        faust_credentials(sasl(**changes))
 
 
 def test_the_app_logs_in_with_them(tmp_path: Path) -> None:
-    credentials = broker_credentials(sasl())
+    credentials = faust_credentials(sasl())
     app = create_app(
         WorkerConfig(
             bootstrap="127.0.0.1:9",

@@ -18,11 +18,11 @@ from twin_stream.kafka import (
     KAFKA_TOPICS,
     close_librdkafka_producer,
     ensure_topics,
-    librdkafka_options,
     make_consumer,
     make_librdkafka_producer,
     make_producer,
 )
+from twin_stream.kafka_security import in_librdkafka_names
 
 __all__ = [
     "BridgeStats",
@@ -55,16 +55,17 @@ def run_bridge(
 ) -> BridgeStats:
     """Run uplink and downlink until ``stop`` is set; return the uplink's counters.
 
-    ``kafka_options`` are kafka-python's (``KafkaSettings.client_options()``: topic creation and
-    the downlink's consumer), ``producer_options`` librdkafka's for the uplink's producer
-    (``KafkaSettings.librdkafka_options()``; by default, ``kafka_options`` translated).
+    ``kafka_options`` are kafka-python's (:func:`~twin_stream.kafka_security.kafka_python_options`:
+    topic creation and the downlink's consumer), ``producer_options`` librdkafka's for the
+    uplink's producer (:func:`~twin_stream.kafka_security.librdkafka_options`; by default,
+    ``kafka_options`` translated).
 
     Raises a :class:`~twin_stream.errors.TwinStreamError` if it cannot start (Kafka or MQTT
     unreachable, the login refused), if the downlink fails (which also stops the uplink) or if
     the uplink's producer fails for good; what it made is closed either way."""
     options = kafka_options or {}
     if producer_options is None:
-        producer_options = librdkafka_options(options)
+        producer_options = in_librdkafka_names(options)
     ensure_topics(
         bootstrap,
         partitions,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from twin_stream.bridge.uplink import MqttEndpoint, mqtt_tls_context
+from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.cli._common import console
 from twin_stream.config import Settings, parse_mqtt_url
 from twin_stream.devtools import stack as local_stack
 from twin_stream.errors import ConfigError, TwinStreamError
+from twin_stream.tls import mqtt_tls_context
 
 __all__ = ["Endpoints"]
 

@@ -15,6 +15,7 @@ from twin_stream.cli._endpoints import Endpoints
 from twin_stream.config import Settings
 from twin_stream.dlq import Letter, LetterFilter, read_letters, replay, replay_target
 from twin_stream.domain.topics import kafka_topics
+from twin_stream.kafka_security import kafka_python_options
 
 __all__ = ["dlq_app"]
 
@@ -45,7 +46,7 @@ def _letters(
 ) -> tuple[str, dict[str, object], list[Letter]]:
     settings: Settings = ctx.obj
     bootstrap = Endpoints(settings).kafka_bootstrap()
-    options = settings.kafka.client_options()
+    options = kafka_python_options(settings.kafka)
     letters: list[Letter] = []
     topic = kafka_topics(topic_prefix)["dlq"]
     with console.status(f"reading {topic}...") as status:

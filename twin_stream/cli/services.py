@@ -20,6 +20,7 @@ from twin_stream.cli._endpoints import Endpoints
 from twin_stream.config import Settings
 from twin_stream.domain.topics import kafka_topics, worker_changelogs
 from twin_stream.errors import ConfigError, TwinStreamError
+from twin_stream.kafka_security import kafka_python_options, librdkafka_options
 from twin_stream.mqtt_auth import BRIDGE_USER
 
 TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
@@ -58,8 +59,8 @@ def bridge(
             partitions=settings.kafka.partitions,
             replication_factor=settings.kafka.replication_factor,
             min_insync_replicas=settings.kafka.min_insync_replicas,
-            kafka_options=settings.kafka.client_options(),
-            producer_options=settings.kafka.librdkafka_options(),
+            kafka_options=kafka_python_options(settings.kafka),
+            producer_options=librdkafka_options(settings.kafka),
             topics=kafka_topics(topic_prefix),
         )
     except TwinStreamError as e:
@@ -97,12 +98,8 @@ def worker(
 ) -> None:
     """Keep the twins and run the detectors (a Faust worker; run N of them to scale out)."""
     from twin_stream.kafka import ensure_topics
-    from twin_stream.worker.app import (
-        WorkerConfig,
-        broker_credentials,
-        check_broker_login,
-        run_worker,
-    )
+    from twin_stream.kafka_security import faust_credentials
+    from twin_stream.worker.app import WorkerConfig, check_broker_login, run_worker
 
     settings: Settings = ctx.obj
     ws = settings.worker
@@ -110,7 +107,7 @@ def worker(
     host = web_host if web_host is not None else ws.web_host
     topics = kafka_topics(topic_prefix)
     try:
-        credentials = broker_credentials(settings.kafka)
+        credentials = faust_credentials(settings.kafka)
         bootstrap = Endpoints(settings).kafka_bootstrap()
         if credentials is not None:  # a refused login said as such, not as "no broker"
             check_broker_login(bootstrap, credentials)
@@ -120,7 +117,7 @@ def worker(
         ensure_topics(
             bootstrap,
             settings.kafka.partitions,
-            settings.kafka.client_options(),
+            kafka_python_options(settings.kafka),
             {**topics, **worker_changelogs(topic_prefix)},
             replication_factor=settings.kafka.replication_factor,
             min_insync_replicas=settings.kafka.min_insync_replicas,
@@ -195,7 +192,7 @@ def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:
             target,
             group_id=settings.sink.group_id,
             topics=kafka_topics(topic_prefix),
-            kafka_options=settings.kafka.client_options(),
+            kafka_options=kafka_python_options(settings.kafka),
             batch_size=settings.sink.batch_size,
             flush_interval_s=settings.sink.flush_interval_s,
             instance_id=settings.sink.instance_id

@@ -12,10 +12,10 @@ from pathlib import Path
 from simulators.fast_forward import write_dataset
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import FleetStats, MqttFleet
-from twin_stream.bridge.uplink import mqtt_tls_context
 from twin_stream.config import Settings, parse_mqtt_url
 from twin_stream.devtools import stack as local_stack
 from twin_stream.errors import ConfigError, TwinStreamError
+from twin_stream.tls import mqtt_tls_context
 
 __all__ = ["FleetOptions", "FleetTls", "fast_forward", "resolve_mqtt", "run_live"]
 

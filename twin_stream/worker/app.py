@@ -9,8 +9,8 @@ Topics are keyed by device_id and co-partitioned, so one worker owns a device's 
 processes share the partitions; each has its own data dir and web port.
 
 The worker reaches Kafka with the same security settings as the bridge and the sink
-(``TWIN_KAFKA__SECURITY_PROTOCOL`` and the SASL and TLS settings), which
-:func:`broker_credentials` turns into Faust's broker credentials.
+(``TWIN_KAFKA__SECURITY_PROTOCOL`` and the SASL and TLS settings), as Faust's broker
+credentials (:func:`twin_stream.kafka_security.faust_credentials`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,9 +26,8 @@ from typing import Any
 import faust
 from faust.types.auth import CredentialsT
 
-from twin_stream.config import KafkaSettings
 from twin_stream.domain.topics import TOPIC_CONFIGS, WORKER_TABLES
-from twin_stream.errors import ConfigError, KafkaError, KafkaUnavailable
+from twin_stream.errors import KafkaError, KafkaUnavailable
 from twin_stream.kafka import kafka_topics
 from twin_stream.worker.agents import register_agents
 from twin_stream.worker.alert_actions import register_alert_agents
@@ -43,50 +41,7 @@ from twin_stream.worker.replay import install_replay
 from twin_stream.worker.views import register_views
 from twin_stream.worker.web_auth import Authenticator, install_auth
 
-__all__ = ["WorkerConfig", "broker_credentials", "check_broker_login", "create_app", "run_worker"]
-
-#: The SASL mechanisms Faust's Kafka client (aiokafka) and our other clients all speak.
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-def broker_credentials(kafka: KafkaSettings) -> CredentialsT | None:
-    """Faust's broker credentials for the Kafka security settings the bridge and the sink use
-    (:meth:`~twin_stream.config.KafkaSettings.client_options`): None for PLAINTEXT, TLS with
-    ``ssl_cafile`` (default: the system's CAs) for SSL, SASL (PLAIN or SCRAM) for SASL_PLAINTEXT
-    and SASL_SSL. Settings that cannot work are a :class:`ConfigError` naming the variable."""
-    protocol = kafka.security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-        raise ConfigError(
-            f"TWIN_KAFKA__SECURITY_PROTOCOL: {kafka.security_protocol!r} is not one of "
-            "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
-        )
-    context: ssl.SSLContext | None = None
-    if protocol in ("SSL", "SASL_SSL"):
-        cafile = str(kafka.ssl_cafile) if kafka.ssl_cafile else None
-        try:
-            context = ssl.create_default_context(cafile=cafile)
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"TWIN_KAFKA__SSL_CAFILE: cannot load {cafile}: {e}") from e
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    mechanism = (kafka.sasl_mechanism or "").upper()
-    if mechanism not in SASL_MECHANISMS:
-        raise ConfigError(
-            f"TWIN_KAFKA__SASL_MECHANISM: {kafka.sasl_mechanism!r} is not one of "
-            f"{', '.join(SASL_MECHANISMS)} (needed for {protocol})"
-        )
-    if not kafka.sasl_username or kafka.sasl_password is None:
-        raise ConfigError(
-            f"set TWIN_KAFKA__SASL_USERNAME and TWIN_KAFKA__SASL_PASSWORD for {protocol}"
-        )
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=kafka.sasl_password.get_secret_value(),
-        mechanism=mechanism,
-        ssl_context=context,
-    )
+__all__ = ["WorkerConfig", "check_broker_login", "create_app", "run_worker"]
 
 
 def check_broker_login(
@@ -185,7 +140,8 @@ class WorkerConfig:
     #: same JSON from TWIN_API__TOKENS (which wins); neither: every request is refused.
     tokens_file: Path | None = None
     tokens_json: str | None = field(default=None, repr=False)
-    #: How the worker logs in to Kafka (:func:`broker_credentials`); None: PLAINTEXT.
+    #: How the worker logs in to Kafka (:func:`~twin_stream.kafka_security.faust_credentials`);
+    #: None: PLAINTEXT.
     broker_credentials: CredentialsT | None = None
     #: Static group membership: a stable id per worker (default: ``{group}-{host}-{port}``), so
     #: a worker restarted within ``session_timeout_s`` takes its partitions back without a
