@@ -4,7 +4,7 @@ Every topic is keyed by ``device_id``, so one device's events stay in order on o
 one worker owns the device. The names are defined, pure, in :mod:`twin_stream.domain.topics` and
 re-exported here, next to the clients that use them.
 
-Two client libraries, each where it fits (README, "Libraries, and why each is there"):
+Two client libraries, each where it fits (docs/design.md, "Libraries, and why each is there"):
 
 * confluent-kafka (librdkafka, in C) for the one hot path, the bridge's uplink producer
   (:func:`make_librdkafka_producer`): ~2 us per record on the caller's side instead of

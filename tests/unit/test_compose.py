@@ -135,7 +135,7 @@ def test_no_secret_has_a_default_and_a_missing_one_stops_compose() -> None:
         if name in NOT_SECRETS:
             continue
         # ${X:?message}: compose stops with the message when X is unset or empty.
-        assert rest.startswith(":?") and "README" in rest, f"${{{name}{rest}}}"
+        assert rest.startswith(":?") and "docs/deploy.md" in rest, f"${{{name}{rest}}}"
     text = (ROOT / "docker-compose.yml").read_text()
     assert [s for s in DEV_SECRETS if s in text] == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "twin_stream"
@@ -61,8 +62,6 @@ def test_the_domain_imports_no_io_library() -> None:
 def test_the_readme_walk_names_files_that_exist() -> None:
     """The README's hop -> module table is the newcomer's map: every file it names exists, and
     every named symbol is defined in its file."""
-    import re
-
     readme = (PACKAGE.parent / "README.md").read_text()
     start = readme.index("| hop | what happens | module |")
     rows = [line for line in readme[start:].splitlines()[2:] if line.startswith("|")]
@@ -127,3 +126,40 @@ def test_kafka_security_is_put_in_each_clients_terms_in_one_module() -> None:
             if name in clients_names:
                 where.setdefault(str(path.relative_to(PACKAGE)), set()).add(name)
     assert set(where) == {"kafka_security.py"}, where
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_doc_link_of_the_readme_and_the_docs_resolves() -> None:
+    """A link to a file of the repository names one that exists, and a ``#anchor`` one of its
+    headings: the README is the front door, the docs are where it sends a reader."""
+    root = PACKAGE.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    checked = 0
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # no links in code
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.is_file(), f"{page.name} links to {target}, which does not exist"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", file.read_text(), re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: no #{anchor}"
+            checked += 1
+    assert checked >= 10  # the README's "where to read on" alone has more
+
+
+def test_the_readme_opens_with_its_two_commands() -> None:
+    """``make demo`` and ``make test`` are the README's first two commands (CI runs the second
+    as the README gives it: .ci/run)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    first = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert first is not None
+    commands = [line.split("#")[0].strip() for line in first.group(1).splitlines()]
+    assert [c for c in commands if c][:2] == ["make demo", "make test"]
+    assert len(readme.splitlines()) < 150  # a front door: the rest is in docs/

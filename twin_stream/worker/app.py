@@ -151,7 +151,7 @@ class WorkerConfig:
     session_timeout_s: float = 15.0
     heartbeat_interval_s: float = 1.0
     #: Replication of every topic the worker creates (changelogs, Faust's own) and the in-sync
-    #: replicas a write needs: 1 and 1 on the local stack, 3 and 2 in production (README).
+    #: replicas a write needs: 1 and 1 on the local stack, 3 and 2 in production (docs/deploy.md).
     replication_factor: int = 1
     min_insync_replicas: int = 1
 
