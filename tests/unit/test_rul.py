@@ -75,10 +75,12 @@ def test_json_round_trip_and_validation() -> None:
     for bad, reason in (
         ([], "expected an object"),
         ({"version": 99, "units": []}, "version"),
-        ({"version": 1, "units": [[["x", 1.0]]]}, "not"),
-        ({"version": 1, "units": [[[-1.0, 1.0]]]}, "hours to failure"),
-        ({"version": 1, "units": [[[5.0, 1.0], [1.0, 2.0]]]}, "order"),
-        ({"version": 1, "units": [[]]}, "1-"),
+        ({"version": 2, "units": [[["x", 1.0]]], "learned": [None]}, "not"),
+        ({"version": 2, "units": [[[-1.0, 1.0]]], "learned": [None]}, "hours to failure"),
+        ({"version": 2, "units": [[[5.0, 1.0], [1.0, 2.0]]], "learned": [None]}, "order"),
+        ({"version": 2, "units": [[]], "learned": [None]}, "1-"),
+        ({"version": 2, "units": [[[1.0, 1.0]]]}, "'learned'"),
+        ({"version": 2, "units": [[[1.0, 1.0]]], "learned": [3]}, "failure id"),
     ):
         with pytest.raises(ValueError, match=reason):
             FleetModel.from_json(bad)  # type: ignore[arg-type]
@@ -88,6 +90,9 @@ def test_learn_rejects_a_bad_failure_time_and_ignores_an_empty_history() -> None
     model = FleetModel()
     with pytest.raises(ValueError):
         model.learn([(0.0, 1.0)], float("nan"))
-    model.learn([], 10.0)
-    model.learn([(20.0, 1.0)], 10.0)  # only points after the failure
+    assert not model.learn([], 10.0)
+    assert not model.learn([(20.0, 1.0)], 10.0)  # only points after the failure
     assert model.failures == 0
+    assert model.learn([(1.0, 1.0)], 10.0, "pump|pump-0001|t")
+    assert not model.learn([(2.0, 1.0)], 10.0, "pump|pump-0001|t")  # the same failure again
+    assert model.failures == 1

@@ -14,9 +14,10 @@ import orjson
 import pytest
 
 from tests.unit.worker_agents import Sent, put
+from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import FleetLesson, LifecycleEvent
 from twin_stream.errors import PayloadRejected
-from twin_stream.worker.fleet import FleetModels
+from twin_stream.worker.fleet import FleetModels, learn_lesson
 from twin_stream.worker.processing import DeviceState
 from twin_stream.worker.views import lifecycle_event
 
@@ -97,24 +98,73 @@ def test_the_lifecycle_agent_sends_the_lesson_or_dead_letters(app: Any, sent: Se
     )
     lessons = [(k, v) for name, k, v in sent if name == "twin.fleet"]
     (key, value) = lessons[0]
-    assert len(lessons) == 1 and key is not None and key.startswith(b"mri_chiller|chiller-0001|")
-    assert FleetLesson.model_validate_json(value).device_id == "chiller-0001"
+    assert len(lessons) == 1 and key == b"mri_chiller"  # keyed by type: one worker learns it
+    lesson = FleetLesson.model_validate_json(value)
+    assert lesson.device_id == "chiller-0001"
+    assert lesson.failure_id.startswith("mri_chiller|chiller-0001|")
     letters = [orjson.loads(v) for name, _, v in sent if name == "twin.dlq"]
     assert len(letters) == 1 and "[device_mismatch]" in letters[0]["reason"]
 
 
-def test_fleet_models_learn_each_types_failures_and_leave_out_what_does_not_validate() -> None:
-    state = _state(600)
-    lessons = []
-    for minutes in (500, 560, 590):
-        at = T0 + timedelta(minutes=minutes)
+def _lessons(state: DeviceState, *minutes: int) -> list[tuple[bytes, bytes]]:
+    records = []
+    for m in minutes:
+        at = T0 + timedelta(minutes=m)
         (lesson,) = state.on_lifecycle(_event("failure", at), now=at).lessons
-        lessons.append((lesson.key, lesson.model_dump_json().encode()))
+        records.append((lesson.key, lesson.model_dump_json().encode()))
+    return records
+
+
+def test_the_fleet_agent_learns_each_failure_once_and_dead_letters_the_rest(
+    app: Any, sent: Sent
+) -> None:
+    """The owner of a type's partition of twin.fleet learns the type's model into the
+    ``fleet`` table (its changelog is the checkpoint): a lesson read twice is learned once; one
+    that does not validate, or keyed by another type, is dead-lettered with the reason."""
+    records = _lessons(_state(600), 500, 560, 590)
+    key, value = records[0]
+    asyncio.run(
+        put(
+            app.agents["twin-worker.fleet_lessons"],
+            *records,
+            (key, value),  # the same failure again (a redelivery)
+            (key, b'{"not": "a lesson"}'),
+            (b"infusion_pump", value),  # a chiller's lesson on the pumps' key
+        )
+    )
+    table = app.tables["fleet"]
+    model = FleetModel.from_json(orjson.loads(table[b"mri_chiller"]))
+    assert model.failures == 3
+    assert sorted(model.learned) == sorted(
+        FleetLesson.model_validate_json(v).failure_id for _, v in records
+    )
+    assert table.get(b"infusion_pump") is None
+    reasons = [orjson.loads(v)["reason"] for name, _, v in sent if name == "twin.dlq"]
+    assert len(reasons) == 2, reasons
+    assert "[missing]" in reasons[0] and "[key_mismatch]" in reasons[1]
+
+
+def test_every_worker_reads_each_types_latest_model_from_the_changelog() -> None:
+    """What a worker that owns no fleet partition predicts with (and a restarted one starts
+    from): the latest record of each type on the table's changelog; one that does not restore
+    leaves the type's model as it was."""
+    records = _lessons(_state(600), 500, 560, 590)
+    states: list[bytes] = []
+    state = None
+    for _, value in records:
+        state = learn_lesson(state, FleetLesson.model_validate_json(value))
+        assert state is not None
+        states.append(state)
     models = FleetModels()
-    assert models.learn([*lessons, (b"x", b'{"not": "a lesson"}')]) == 3
+    changelog = [(b"mri_chiller", s) for s in states]
+    assert models.load(changelog) == 3
     model = models.get("mri_chiller")
     assert model is not None and model.failures == 3
+    assert models.load([(b"mri_chiller", b'{"version": 2}')]) == 3  # kept as it was
+    assert models.get("mri_chiller") is model
     assert models.get("infusion_pump") is None
+    again = learn_lesson(states[-1], FleetLesson.model_validate_json(records[0][1]))
+    assert again is None  # learned before: no new record
 
 
 def test_a_failure_in_the_future_or_without_a_zone_is_refused() -> None:

@@ -440,8 +440,14 @@ class FleetLesson(BaseModel):
 
     @property
     def key(self) -> bytes:
-        """Its record key: one per failure, so compaction never merges two."""
-        return f"{self.device_type}|{self.device_id}|{self.failed_at.isoformat()}".encode()
+        """Its record key: the device type, so that one worker (the owner of the type's
+        partition) learns the type's fleet model."""
+        return self.device_type.encode()
+
+    @property
+    def failure_id(self) -> str:
+        """One id per failure (type, device, time): a lesson read twice is learned once."""
+        return f"{self.device_type}|{self.device_id}|{self.failed_at.isoformat()}"
 
 
 class DeadLetter(BaseModel):

@@ -33,6 +33,7 @@ __all__ = [
     "MQTT_PREFIX",
     "PLATFORM_TO_DEVICE",
     "TOPIC_CONFIGS",
+    "DEVICE_TABLES",
     "WORKER_TABLES",
     "worker_changelogs",
     "Channel",
@@ -90,18 +91,23 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
 #: (the twin API's ``GET /audit`` reads it from the topic).
 TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
     "audit": {"retention.ms": "-1"},
-    # What the fleet learned from its failures (one record a failure, keyed by type, device and
-    # time): kept for ever, it is every worker's fleet model (twin_stream.worker.fleet).
+    # What the fleet learned from its failures (one record a failure, keyed by device type, so
+    # one worker learns each type's model): kept for ever, the record of every failure
+    # (twin_stream.worker.fleet).
     "fleet": {"retention.ms": "-1"},
     # the workers' tables' changelogs (made before the workers start: see worker_changelogs)
     "twins_changelog": {"cleanup.policy": "compact"},
     "models_changelog": {"cleanup.policy": "compact"},
     "replay_changelog": {"cleanup.policy": "compact"},
+    "fleet_changelog": {"cleanup.policy": "compact"},
 }
 
 
 #: The workers' tables: the twins, their models, and where to replay their telemetry from.
-WORKER_TABLES: Final = ("twins", "models", "replay")
+DEVICE_TABLES: Final = ("twins", "models", "replay")
+#: ... and the fleet models (one a device type, learned by the owner of the type's partition
+#: of ``fleet``: twin_stream.worker.fleet).
+WORKER_TABLES: Final = (*DEVICE_TABLES, "fleet")
 
 
 def worker_changelogs(prefix: str = "twin") -> dict[str, str]:

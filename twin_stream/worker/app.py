@@ -26,7 +26,7 @@ from typing import Any
 import faust
 from faust.types.auth import CredentialsT
 
-from twin_stream.domain.topics import TOPIC_CONFIGS, WORKER_TABLES
+from twin_stream.domain.topics import DEVICE_TABLES, TOPIC_CONFIGS
 from twin_stream.errors import KafkaError, KafkaUnavailable
 from twin_stream.kafka import kafka_topics
 from twin_stream.worker.agents import register_agents
@@ -210,8 +210,8 @@ def create_app(config: WorkerConfig) -> faust.App:
         )
         for kind, name in names.items()
     }
-    # The worker's tables (WORKER_TABLES): the twins, their models, and each device's replay
-    # point (where its telemetry is read again from after a rebalance: the reading after its
+    # The worker's device tables (DEVICE_TABLES): the twins, their models, and each device's
+    # replay point (where its telemetry is read again from after a rebalance: the reading after its
     # last checkpoint, and its de-duplication window then). bytes keys and values: Faust stores
     # them raw (its default would be JSON). The changelogs are replicated as every other topic.
     twins, models, replay = (
@@ -223,7 +223,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             value_type=bytes,
             extra_topic_configs=durable,
         )
-        for name in WORKER_TABLES
+        for name in DEVICE_TABLES
     )
     devices = DeviceCache(
         twins,
@@ -235,7 +235,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     # Where a PUT on the device's owner waits for the commands agent's verdict on its change.
     desk = CommandDesk(topics)
     fleet = FleetModels()
-    register_fleet(app, config.bootstrap, topics["fleet"], fleet, refresh_s=config.fleet_refresh_s)
+    register_fleet(app, config.bootstrap, topics, fleet, refresh_s=config.fleet_refresh_s)
     register_agents(
         app,
         topics,

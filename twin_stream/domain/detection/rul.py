@@ -28,7 +28,7 @@ before ``min_failures`` failures have been learned. The state is plain JSON (:me
 >>> model = FleetModel()
 >>> for life in (100.0, 120.0, 140.0, 110.0):  # units whose index rises over their last 60 h
 ...     path = [(t, max(0.0, t - (life - 60.0)) / 10.0) for t in range(0, int(life), 10)]
-...     model.learn(path, failed_after_h=life)
+...     learned = model.learn(path, failed_after_h=life)
 >>> live = [(t, max(0.0, t - 70.0) / 10.0) for t in range(0, 100, 10)]  # 40 h from its failure
 >>> estimate = model.predict(live)
 >>> round(estimate.rul_h), estimate.low_h <= estimate.rul_h <= estimate.high_h
@@ -47,7 +47,8 @@ import numpy as np
 
 __all__ = ["FleetModel", "RulEstimate"]
 
-_VERSION: Final = 1
+#: 2: the ids of the failures learned are kept (a lesson read twice is learned once).
+_VERSION: Final = 2
 #: log() of an index below this is log(this): a unit at its reference has an index near 0.
 _LOG_FLOOR: Final = 0.1
 #: At most this many failures are kept (the oldest are forgotten first): a prediction costs
@@ -99,6 +100,8 @@ class FleetModel:
     def __init__(self) -> None:
         #: each learned unit's path: (time to failure in hours, index), latest first
         self.units: list[list[tuple[float, float]]] = []
+        #: the id of each learned failure, in the order of ``units`` (None: not given)
+        self.learned: list[str | None] = []
         self._grid: tuple[float, np.ndarray, np.ndarray] | None = None
 
     @property
@@ -113,24 +116,36 @@ class FleetModel:
             return 0.0
         return float(np.median([path[0][1] for path in self.units]))
 
-    def learn(self, history: list[tuple[float, float]], failed_after_h: float) -> None:
+    def learn(
+        self,
+        history: list[tuple[float, float]],
+        failed_after_h: float,
+        failure_id: str | None = None,
+    ) -> bool:
         """Learn one failure: a unit's health-index history and, on the same clock, when it
-        failed. Points after the failure are left out; an empty history teaches nothing."""
+        failed. Points after the failure are left out; an empty history teaches nothing, and
+        a ``failure_id`` already learned is not learned again (a record read twice). Returns
+        whether the model learned something."""
         if not math.isfinite(failed_after_h) or failed_after_h < 0:
             raise ValueError(f"failed_after_h must be a finite number >= 0, not {failed_after_h}")
+        if failure_id is not None and failure_id in self.learned:
+            return False
         path = sorted(
             (failed_after_h - t, y)
             for t, y in history
             if t <= failed_after_h and math.isfinite(t) and math.isfinite(y)
         )
         if not path:
-            return
+            return False
         if len(path) > MAX_POINTS:
             step = len(path) / MAX_POINTS
             path = [path[int(k * step)] for k in range(MAX_POINTS)]
         self.units.append([(float(a), float(b)) for a, b in path])
+        self.learned.append(failure_id)
         del self.units[:-MAX_UNITS]
+        del self.learned[:-MAX_UNITS]
         self._grid = None
+        return True
 
     # -- prediction ------------------------------------------------------------------------
 
@@ -199,7 +214,11 @@ class FleetModel:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able state (no pickle)."""
-        return {"version": _VERSION, "units": [[list(p) for p in path] for path in self.units]}
+        return {
+            "version": _VERSION,
+            "units": [[list(p) for p in path] for path in self.units],
+            "learned": list(self.learned),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FleetModel:
@@ -212,7 +231,13 @@ class FleetModel:
         units = data.get("units")
         if not isinstance(units, list) or len(units) > MAX_UNITS:
             raise ValueError(f"fleet model: 'units' must be a list of at most {MAX_UNITS} paths")
+        learned = data.get("learned")
+        if not isinstance(learned, list) or len(learned) != len(units):
+            raise ValueError("fleet model: 'learned' must list one failure id (or null) a unit")
+        if not all(item is None or isinstance(item, str) for item in learned):
+            raise ValueError("fleet model: a failure id in 'learned' is not a string or null")
         model = cls()
+        model.learned = list(learned)
         for k, path in enumerate(units):
             if not isinstance(path, list) or not 1 <= len(path) <= MAX_POINTS:
                 raise ValueError(f"fleet model: unit {k} is not a list of 1-{MAX_POINTS} points")

@@ -1,0 +1,156 @@
+"""The fleet model on a real Kafka: the worker that owns a device type's partition of
+``twin.fleet`` learns the type's model into the ``fleet`` table, each failure once, and a
+worker started afresh (an empty local store) restores the model from the table's changelog
+before it learns the next failure; a lesson that does not validate is dead-lettered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from twin_stream.config import KafkaSettings
+from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.domain.detection.params import DETECTOR_VERSION
+from twin_stream.domain.detection.rul import FleetModel
+from twin_stream.domain.events import FleetLesson
+from twin_stream.domain.topics import kafka_topics, worker_changelogs
+from twin_stream.kafka import ensure_topics
+
+pytestmark = pytest.mark.services
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    stack = Stack(tmp_path_factory.mktemp("fleet-kafka"), services=["kafka"])
+    state = stack.up(timeout=120)
+    yield state.services["kafka"].url
+    stack.down()
+
+
+def lesson(k: int) -> FleetLesson:
+    life = 100.0 + 10 * k
+    history = [(float(t), max(0.0, t - (life - 60.0)) / 10.0) for t in range(0, int(life), 5)]
+    return FleetLesson(
+        device_id=f"chiller-{k + 1:04d}",
+        device_type="mri_chiller",
+        failed_at=T0 + timedelta(days=k),
+        failed_after_h=life,
+        history=history,
+        detector_version=DETECTOR_VERSION,
+    )
+
+
+def start_worker(prefix: str, bootstrap: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "twin_stream", "worker", "--web-port", str(free_port())]
+    argv += ["--data-dir", str(data_dir), "--topic-prefix", prefix]
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, "TWIN_KAFKA__BOOTSTRAP": bootstrap},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+
+
+def wait_for_records(
+    bootstrap: str,
+    topic: str,
+    done: object,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float = 150.0,
+) -> list[tuple[bytes | None, bytes]]:
+    """Every record of ``topic`` (from its start) once ``done(records)`` holds; the worker's
+    log in the failure when it does not (or the worker stopped)."""
+    assert callable(done)
+    records: list[tuple[bytes | None, bytes]] = []
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done(records) and time.monotonic() < deadline and worker.poll() is None:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend((r.key, r.value) for r in batch)
+    finally:
+        consumer.close()
+    said = log.read_text(errors="replace")[-3000:]
+    assert done(records), f"{topic}: {len(records)} records (exit {worker.poll()}):\n{said}"
+    return records
+
+
+def failures(records: list[tuple[bytes | None, bytes]]) -> int:
+    """Failures in the latest model of the chillers on the changelog (0 before one)."""
+    latest = [value for key, value in records if key == b"mri_chiller"]
+    return FleetModel.from_json(orjson.loads(latest[-1])).failures if latest else 0
+
+
+def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    prefix = f"t{unique}"
+    topics = kafka_topics(prefix)
+    changelog = worker_changelogs(prefix)["fleet_changelog"]
+    ensure_topics(
+        bootstrap, KafkaSettings().partitions, {}, {**topics, **worker_changelogs(prefix)}
+    )
+    lessons = [lesson(k) for k in range(4)]
+    with KafkaProducer(bootstrap_servers=bootstrap) as producer:
+        for item in [*lessons[:3], lessons[0]]:  # the first failure twice (a redelivery)
+            producer.send(topics["fleet"], key=item.key, value=item.model_dump_json().encode())
+        producer.send(topics["fleet"], key=b"mri_chiller", value=b'{"not": "a lesson"}')
+        producer.flush(10)
+
+    log = tmp_path / "worker.log"
+    worker = start_worker(prefix, bootstrap, tmp_path / "first", log)
+    try:
+        records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 3, worker, log)
+        letters = wait_for_records(bootstrap, topics["dlq"], lambda r: len(r) >= 1, worker, log)
+    finally:
+        stop(worker)
+    assert failures(records) == 3  # the redelivered failure was not learned twice
+    (letter,) = [orjson.loads(value) for _, value in letters]
+    assert letter["mqtt_topic"] == topics["fleet"] and "[missing]" in letter["reason"]
+
+    # A worker with an empty local store: the model comes back from the changelog, and the
+    # next failure is learned on top of it (a model learned afresh would hold 1).
+    with KafkaProducer(bootstrap_servers=bootstrap) as producer:
+        producer.send(
+            topics["fleet"], key=lessons[3].key, value=lessons[3].model_dump_json().encode()
+        )
+        producer.flush(10)
+    second = start_worker(prefix, bootstrap, tmp_path / "second", log)
+    try:
+        records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 4, second, log)
+    finally:
+        stop(second)
+    assert failures(records) == 4
+    said = log.read_text(errors="replace")
+    assert "Traceback" not in said
