@@ -107,14 +107,14 @@ class AnomalyDetector(RestoresByAttribute):
         self.recent_out = 0
 
     def _mode(self, metrics: dict[str, float | None]) -> str:
-        if len(metrics) - list(metrics.values()).count(None) < 2:
-            return MAIN_MODE  # a univariate series has no pattern of signals to be a mode
         share, fading = self.params.mode_off_share, self.params.fading
         magnitudes = self.magnitude
         off = []
+        present = 0
         for name, value in metrics.items():
             if value is None:
                 continue
+            present += 1
             typical = magnitudes.get(name, 0.0)
             magnitude = abs(value)
             if typical > 0.0 and magnitude <= share * typical:
@@ -123,7 +123,7 @@ class AnomalyDetector(RestoresByAttribute):
                 magnitudes[name] = magnitude
             else:
                 magnitudes[name] = typical + fading * (magnitude - typical)
-        if not off:
+        if not off or present < 2:  # a univariate series has no pattern of signals to be a mode
             return MAIN_MODE
         mode = ",".join(off)
         if mode not in self.modes:

@@ -218,10 +218,11 @@ class SignalBaseline:
             if self.seen[bucket]:
                 res = self.season_res[bucket]
                 r = x - self.level - self.season[bucket]
-                limit = p.protect_z * math.sqrt(res)
-                if n > 10 and abs(r) > limit:
-                    r = math.copysign(limit, r)
-                self.season_res[bucket] = res + b * (r * r - res)
+                r2 = r * r
+                # |r| beyond protect_z residual sd (squared: no square root per reading)
+                if n > 10 and r2 > p.protect_z * p.protect_z * res:
+                    r2 = p.protect_z * p.protect_z * res
+                self.season_res[bucket] = res + b * (r2 - res)
             else:
                 self.season_res[bucket] = plain
         if not learn:
