@@ -59,6 +59,26 @@ def test_the_domain_imports_no_io_library() -> None:
     assert {p: n for p, n in offenders.items() if n} == {}
 
 
+def test_the_alert_policy_is_a_package_of_one_job_per_module() -> None:
+    """The alert policy (issue 21): parameters, wording, one module per kind of condition, the
+    merging core and the policy, each under 400 lines. A kind of condition builds on the core
+    alone; only the policy puts the kinds together."""
+    package = PACKAGE / "domain" / "alerting"
+    modules = {path.stem: path for path in package.glob("*.py")}
+    kinds = {"anomaly", "predicted_failure", "data_quality", "connectivity"}
+    assert {"params", "wording", "state", "merge", "policy", *kinds} <= set(modules)
+    assert not (PACKAGE / "domain" / "alerting.py").exists()
+    lines = {name: len(path.read_text().splitlines()) for name, path in modules.items()}
+    assert {name: n for name, n in lines.items() if n >= 400} == {}
+    for kind in kinds:
+        siblings = {
+            name.removeprefix("twin_stream.domain.alerting.")
+            for name in _imports(modules[kind])
+            if name.startswith("twin_stream.domain.alerting.")
+        }
+        assert siblings & (kinds | {"policy"}) == set(), f"{kind} imports {siblings}"
+
+
 def test_the_readme_walk_names_files_that_exist() -> None:
     """The README's hop -> module table is the newcomer's map: every file it names exists, and
     every named symbol is defined in its file."""
