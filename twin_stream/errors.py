@@ -6,7 +6,8 @@ Every error the package raises on purpose derives from :class:`TwinStreamError`:
     ├── ConfigError                 settings that cannot work
     ├── ServiceError                a local service of the stack
     │   ├── ServiceBinaryMissing    its program is not installed
-    │   └── ServiceNotReady         it did not become ready in time (carries its log tail)
+    │   ├── ServiceNotReady         it did not become ready in time (carries its log tail)
+    │   └── ServiceExited           its process exited while it was needed (code, log tail)
     ├── KafkaError                  Kafka refused or failed a request (topics, produce, consume)
     │   └── KafkaUnavailable        no broker answered in time (down, unreachable, retriable)
     ├── MqttError                   the MQTT broker was unreachable or refused the login
@@ -46,6 +47,7 @@ __all__ = [
     "PayloadRejected",
     "ServiceBinaryMissing",
     "ServiceError",
+    "ServiceExited",
     "ServiceNotReady",
     "StateError",
     "StateVersionMismatch",
@@ -87,6 +89,17 @@ class ServiceNotReady(ServiceError):
     def __init__(self, service: str, reason: str, log_tail: str) -> None:
         super().__init__(service, f"{reason}\n--- last lines of its log ---\n{log_tail}")
         self.reason = reason
+        self.log_tail = log_tail
+
+
+class ServiceExited(ServiceError):
+    """A service's process exited while it was needed; the message ends with its log tail."""
+
+    def __init__(self, service: str, exit_code: int, log_tail: str) -> None:
+        super().__init__(
+            service, f"exited with code {exit_code}\n--- last lines of its log ---\n{log_tail}"
+        )
+        self.exit_code = exit_code
         self.log_tail = log_tail
 
 

@@ -12,10 +12,6 @@ that minutes of a ward's life fit in a test."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -43,6 +39,7 @@ from twin_stream.auth import TokenFile, TokenStore
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.grafana import queries as q
 from twin_stream.grafana.alert_rules import rule_group
@@ -139,7 +136,7 @@ def ward(
     logs = [root / "worker-0.log", root / "worker-1.log"]
     stop, ready = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
-    workers: list[subprocess.Popen[bytes]] = []
+    workers: list[ManagedProcess] = []
     try:
         ensure_topics(kafka_bootstrap, 6, {}, topics)
         endpoint = MqttEndpoint(
@@ -170,54 +167,31 @@ def ward(
         threads.append(sink_thread)
         sink_thread.start()
         assert ready.wait(60)
+        env = {
+            "TWIN_KAFKA__BOOTSTRAP": kafka_bootstrap,
+            "TWIN_API__TOKENS_FILE": str(tokens_file),
+            "TWIN_API__TOKENS": "",
+            "TWIN_WORKER__ALERT_RENOTIFY_MIN": str(RENOTIFY_MIN),
+            "TWIN_WORKER__ALERT_CHECK_S": "1",
+            "TWIN_WORKER__ALERT_MAX_SHELVE_MIN": str(MAX_SHELVE_MIN),
+        }
         for i, port in enumerate(ports):
-            with open(logs[i], "ab") as out:  # the child keeps its own copy of the descriptor
-                workers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "twin_stream",
-                            "worker",
-                            "--web-port",
-                            str(port),
-                            "--data-dir",
-                            str(root / f"worker-{i}"),
-                            "--topic-prefix",
-                            prefix,
-                        ],
-                        env={
-                            **os.environ,
-                            "TWIN_KAFKA__BOOTSTRAP": kafka_bootstrap,
-                            "TWIN_API__TOKENS_FILE": str(tokens_file),
-                            "TWIN_API__TOKENS": "",
-                            "TWIN_WORKER__ALERT_RENOTIFY_MIN": str(RENOTIFY_MIN),
-                            "TWIN_WORKER__ALERT_CHECK_S": "1",
-                            "TWIN_WORKER__ALERT_MAX_SHELVE_MIN": str(MAX_SHELVE_MIN),
-                        },
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
+            args = ["worker", "--web-port", str(port), "--data-dir", str(root / f"worker-{i}")]
+            args += ["--topic-prefix", prefix]
+            worker = ManagedProcess.twin_stream(f"worker-{i}", args, logs[i], env=env)
+            workers.append(worker.start())
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         w = Ward(mosquitto, urls, tokens, influx_url, logs)
 
         def ready_both() -> bool:  # both score: partitions assigned, tables recovered
+            for worker in workers:
+                worker.check()  # one that died fails the wait at once, with its log's end
             return all(w.call("GET", "/ready", worker=i)[0] == 200 for i in range(2))
 
         assert wait_until(ready_both, timeout=180, interval=1.0), w.tail()
         yield w
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+        stop_all(workers)
         stop.set()
         for thread in threads:
             thread.join(60)

@@ -11,10 +11,6 @@ refusal and invalid ack on the dead-letter topic with its reason."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -38,6 +34,7 @@ from twin_stream.auth import TokenStore
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.devtools.stack import free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
@@ -83,7 +80,7 @@ class Platform:
     root: Path
     tokens: dict[str, str]
     tokens_json: str  # the workers' tokens (hashes), as TWIN_API__TOKENS
-    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: dict[int, ManagedProcess] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -109,30 +106,12 @@ class Platform:
 
     def start_worker(self, i: int) -> None:
         self.ports[i] = free_port()
-        env = {
-            **os.environ,
-            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
-            "TWIN_API__TOKENS": self.tokens_json,
-        }
-        with open(self.root / f"worker-{i}.log", "ab") as log:
-            self.workers[i] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twin_stream",
-                    "worker",
-                    "--web-port",
-                    str(self.ports[i]),
-                    "--data-dir",
-                    str(self.root / f"worker-{i}"),
-                    "--topic-prefix",
-                    self.prefix,
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        env = {"TWIN_KAFKA__BOOTSTRAP": self.bootstrap, "TWIN_API__TOKENS": self.tokens_json}
+        args = ["worker", "--web-port", str(self.ports[i])]
+        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
+        self.workers[i] = ManagedProcess.twin_stream(
+            f"worker-{i}", args, self.root / f"worker-{i}.log", env=env
+        ).start()
 
     def local(self, worker: int) -> set[str]:
         url = self.url(worker, "/twins?scope=local")
@@ -152,6 +131,8 @@ class Platform:
         Owning every device between them is not enough: the first worker may own them all
         before the second joined, and the rebalance that follows moves partitions while their
         tables recover, so a twin asked for then is not there for a moment."""
+        for process in self.workers.values():
+            process.check()  # a worker that died fails the wait at once, with its log's end
         workers = sorted(self.ports)
         if not all(self.ready(i) for i in workers):
             return False
@@ -174,14 +155,7 @@ class Platform:
         )
 
     def stop_workers(self) -> None:
-        for process in self.workers.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
+        stop_all(self.workers.values())
 
     def logs(self) -> str:
         return "\n".join(

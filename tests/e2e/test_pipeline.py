@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -32,6 +28,7 @@ from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint
 from twin_stream.devtools.demo.run import demo_token
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, answers, stop_all
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
 from twin_stream.sink import InfluxTarget, make_sink
@@ -65,7 +62,7 @@ class Pipeline:
     prefix: str
     tsdb: Stack
     root: Path
-    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: dict[int, ManagedProcess] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
     #: The twin API's tokens file, and the admin token in it the tests call the API with.
     tokens_file: Path | None = None
@@ -88,59 +85,36 @@ class Pipeline:
 
     def start_worker(self, i: int) -> None:
         self.ports.setdefault(i, free_port())
-        # The child gets its own copy of the log's descriptor: ours is closed once it started.
-        with open(self.root / f"worker-{i}.log", "ab") as log:
-            self.workers[i] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twin_stream",
-                    "worker",
-                    "--web-port",
-                    str(self.ports[i]),
-                    "--data-dir",
-                    str(self.root / f"worker-{i}"),
-                    "--topic-prefix",
-                    self.prefix,
-                    "--checkpoint-every",
-                    "50",
-                    "--checkpoint-interval",
-                    "5",
-                ],
-                env={
-                    **os.environ,
-                    "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
-                    "TWIN_API__TOKENS_FILE": str(self.tokens_file),
-                    "TWIN_API__TOKENS": "",
-                },
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        args = ["worker", "--web-port", str(self.ports[i])]
+        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
+        args += ["--checkpoint-every", "50", "--checkpoint-interval", "5"]
+        env = {
+            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
+            "TWIN_API__TOKENS_FILE": str(self.tokens_file),
+            "TWIN_API__TOKENS": "",
+        }
         # Ready: partitions assigned, tables recovered, streams running (no token needed).
-        ok = wait_until(
-            lambda: http("GET", f"{self.api(i)}/ready", None)[0] == 200, timeout=120, interval=0.5
-        )
-        assert ok, (self.root / f"worker-{i}.log").read_text()[-3000:]
+        self.workers[i] = ManagedProcess.twin_stream(
+            f"worker-{i}",
+            args,
+            self.root / f"worker-{i}.log",
+            env=env,
+            ready=answers(f"{self.api(i)}/ready"),
+        ).start()
+        self.workers[i].wait_ready(120)
         assert self.http("GET", f"{self.api(i)}/twins")[0] == 200
 
     def kill_worker(self, i: int) -> None:
-        os.killpg(self.workers[i].pid, signal.SIGKILL)
-        self.workers[i].wait(10)
+        self.workers[i].kill()
 
     def stop_workers(self) -> None:
-        for process in self.workers.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
+        stop_all(self.workers.values())
 
     def ready(self) -> bool:
         """Both workers are in the group and scoring: partitions assigned, no rebalance under
         way, no table recovering (``GET /ready``, no token needed)."""
+        for process in self.workers.values():
+            process.check()  # a worker that died fails the wait at once, with its log's end
         return all(http("GET", f"{self.api(i)}/ready")[0] == 200 for i in sorted(self.ports))
 
     def serving(self, device_ids: list[str]) -> bool:

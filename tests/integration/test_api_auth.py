@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -37,6 +33,7 @@ from tests.mqtt_helpers import wait_until
 from twin_stream.auth import TokenFile, TokenStore
 from twin_stream.cli import app as cli
 from twin_stream.devtools.stack import free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
 from twin_stream.domain.events import AuditRecord
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
@@ -80,7 +77,7 @@ class Api:
     tokens: dict[str, str]
     devices: list[str]
     influx_url: str
-    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: dict[int, ManagedProcess] = field(default_factory=dict)
     ports: dict[int, int] = field(default_factory=dict)
 
     def url(self, worker: int, path: str) -> str:
@@ -89,30 +86,15 @@ class Api:
     def start_worker(self, i: int) -> None:
         self.ports[i] = free_port()
         env = {
-            **os.environ,
             "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
             "TWIN_API__TOKENS_FILE": str(self.tokens_file),
             "TWIN_API__TOKENS": "",
         }
-        with open(self.root / f"worker-{i}.log", "ab") as log:
-            self.workers[i] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twin_stream",
-                    "worker",
-                    "--web-port",
-                    str(self.ports[i]),
-                    "--data-dir",
-                    str(self.root / f"worker-{i}"),
-                    "--topic-prefix",
-                    self.prefix,
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        args = ["worker", "--web-port", str(self.ports[i])]
+        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
+        self.workers[i] = ManagedProcess.twin_stream(
+            f"worker-{i}", args, self.root / f"worker-{i}.log", env=env
+        ).start()
 
     def local(self, worker: int) -> set[str]:
         status, twins, _ = http("GET", self.url(worker, "/twins?scope=local"), self.tokens["admin"])
@@ -129,6 +111,8 @@ class Api:
         Owning every device is not enough on its own: the first worker to start may own them
         all before the second has joined, and the rebalance that follows moves partitions while
         their tables recover, so a twin the test then asks for answers 404 for a moment."""
+        for process in self.workers.values():
+            process.check()  # a worker that died fails the wait at once, with its log's end
         workers = sorted(self.ports)
         if not all(self.ready(i) for i in workers):
             return False
@@ -160,14 +144,7 @@ class Api:
         )
 
     def stop(self) -> None:
-        for process in self.workers.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
+        stop_all(self.workers.values())
 
 
 @pytest.fixture(scope="module")

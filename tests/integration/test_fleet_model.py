@@ -5,10 +5,6 @@ before it learns the next failure; a lesson that does not validate is dead-lette
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from twin_stream.config import KafkaSettings
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import FleetLesson
@@ -52,34 +49,18 @@ def lesson(k: int) -> FleetLesson:
     )
 
 
-def start_worker(prefix: str, bootstrap: str, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "twin_stream", "worker", "--web-port", str(free_port())]
-    argv += ["--data-dir", str(data_dir), "--topic-prefix", prefix]
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv,
-            env={**os.environ, "TWIN_KAFKA__BOOTSTRAP": bootstrap},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
+def start_worker(prefix: str, bootstrap: str, data_dir: Path, log: Path) -> ManagedProcess:
+    args = ["worker", "--web-port", str(free_port())]
+    args += ["--data-dir", str(data_dir), "--topic-prefix", prefix]
+    env = {"TWIN_KAFKA__BOOTSTRAP": bootstrap}
+    return ManagedProcess.twin_stream("worker", args, log, env=env).start()
 
 
 def wait_for_records(
     bootstrap: str,
     topic: str,
     done: object,
-    worker: subprocess.Popen[bytes],
+    worker: ManagedProcess,
     log: Path,
     timeout_s: float = 150.0,
 ) -> list[tuple[bytes | None, bytes]]:
@@ -96,13 +77,13 @@ def wait_for_records(
     )
     try:
         deadline = time.monotonic() + timeout_s
-        while not done(records) and time.monotonic() < deadline and worker.poll() is None:
+        while not done(records) and time.monotonic() < deadline and worker.alive():
             for batch in consumer.poll(timeout_ms=1000).values():
                 records.extend((r.key, r.value) for r in batch)
     finally:
         consumer.close()
     said = log.read_text(errors="replace")[-3000:]
-    assert done(records), f"{topic}: {len(records)} records (exit {worker.poll()}):\n{said}"
+    assert done(records), f"{topic}: {len(records)} records (exit {worker.exit_code}):\n{said}"
     return records
 
 
@@ -134,7 +115,7 @@ def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
         records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 3, worker, log)
         letters = wait_for_records(bootstrap, topics["dlq"], lambda r: len(r) >= 1, worker, log)
     finally:
-        stop(worker)
+        worker.stop(60)
     assert failures(records) == 3  # the redelivered failure was not learned twice
     (letter,) = [orjson.loads(value) for _, value in letters]
     assert letter["mqtt_topic"] == topics["fleet"] and "[missing]" in letter["reason"]
@@ -150,7 +131,7 @@ def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
     try:
         records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 4, second, log)
     finally:
-        stop(second)
+        second.stop(60)
     assert failures(records) == 4
     said = log.read_text(errors="replace")
     assert "Traceback" not in said

@@ -34,9 +34,9 @@ from twin_stream.cli import app
 from twin_stream.cli._endpoints import Endpoints
 from twin_stream.config import MqttSettings, Settings, StackSettings
 from twin_stream.devtools.simulate import FleetOptions, FleetTls, resolve_mqtt, run_live
-from twin_stream.devtools.stack import Stack, free_port, mqtt_login_accepted, port_is_open
+from twin_stream.devtools.stack import Stack, free_port, mqtt_login_accepted
 from twin_stream.devtools.stack.certs import CertificateAuthority, TlsFiles, write_pair
-from twin_stream.devtools.stack.processes import log_tail, stop_process_group
+from twin_stream.devtools.stack.harness import ManagedProcess, listens
 from twin_stream.domain.topics import kafka_topics, mqtt_wildcard
 from twin_stream.errors import MqttError
 from twin_stream.mqtt_auth import BRIDGE_USER
@@ -336,17 +336,11 @@ def test_the_compose_broker_config_serves_tls_with_the_files_compose_makes(
     config.write_text(f"user {getpass.getuser()}\n{conf}")  # as root it would switch users
     binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
     assert binary, "install the Debian package mosquitto (make system-deps)"
-    log = tmp_path / "mosquitto.log"
-    with open(log, "ab") as out:
-        broker = subprocess.Popen(
-            [binary, "-c", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        assert wait_until(lambda: port_is_open(port) or broker.poll() is not None), log_tail(log)
-        assert broker.poll() is None, log_tail(log)
+    broker = ManagedProcess(
+        "mosquitto", [binary, "-c", str(config)], tmp_path / "mosquitto.log", ready=listens(port)
+    )
+    with broker:
+        broker.wait_ready(60)
         logins = json.loads((tmp_path / "auth" / "bridge" / "mqtt-credentials.json").read_text())
         password = logins[BRIDGE_USER]["password"]
         ca = tmp_path / "tls" / "public" / "ca.crt"
@@ -355,6 +349,3 @@ def test_the_compose_broker_config_serves_tls_with_the_files_compose_makes(
             bridge_login("localhost", port, password, None)  # plaintext
         with pytest.raises(MqttError, match="mismatch"):
             bridge_login("127.0.0.1", port, password, mqtt_tls_context(ca))  # not its name
-    finally:
-        stop_process_group(broker.pid, timeout=10)
-        broker.wait(5)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from simulators.device import SimulatedDevice
 from twin_stream.bridge.routing import route
 from twin_stream.config import KafkaSettings
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, twin_stream_argv
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
@@ -75,10 +74,8 @@ def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslKafka]:
     stack.down()
 
 
-def worker_argv(prefix: str, data_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "twin_stream", "worker", "--web-port", str(free_port())] + [
-        "--data-dir",
-        str(data_dir),
+def worker_args(prefix: str, data_dir: Path) -> list[str]:
+    return ["worker", "--web-port", str(free_port()), "--data-dir", str(data_dir)] + [
         "--topic-prefix",
         prefix,
     ]
@@ -104,14 +101,9 @@ def test_the_worker_consumes_and_produces_through_a_sasl_listener(
         producer.flush(10)
 
     log = tmp_path / "worker.log"
-    with open(log, "ab") as out:
-        worker = subprocess.Popen(
-            worker_argv(prefix, tmp_path / "worker"),
-            env=sasl_kafka.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = ManagedProcess.twin_stream(
+        "worker", worker_args(prefix, tmp_path / "worker"), log, env=sasl_kafka.env()
+    ).start()
     consumer = KafkaConsumer(
         topics["twins"],
         bootstrap_servers=sasl_kafka.sasl_bootstrap,
@@ -123,20 +115,14 @@ def test_the_worker_consumes_and_produces_through_a_sasl_listener(
     twins: list[dict[str, object]] = []
     try:
         deadline = time.monotonic() + 150
-        while not twins and time.monotonic() < deadline and worker.poll() is None:
+        while not twins and time.monotonic() < deadline and worker.alive():
             for batch in consumer.poll(timeout_ms=1000).values():
                 twins.extend(orjson.loads(r.value) for r in batch)
     finally:
         consumer.close()
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+        code = worker.stop(60)
     said = log.read_text(errors="replace")
-    assert twins, f"no twin from the worker (exit {worker.returncode}):\n{said[-3000:]}"
+    assert twins, f"no twin from the worker (exit {code}):\n{said[-3000:]}"
     assert twins[0]["device_id"] == device_id
     assert "Unable to bootstrap" not in said and "Traceback" not in said
 
@@ -145,7 +131,7 @@ def test_a_wrong_password_stops_the_worker_with_one_clear_line(
     sasl_kafka: SaslKafka, unique: str, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        worker_argv(f"t{unique}", tmp_path / "worker"),
+        twin_stream_argv(worker_args(f"t{unique}", tmp_path / "worker")),
         env=sasl_kafka.env(password="not-" + sasl_kafka.password),
         capture_output=True,
         text=True,

@@ -36,7 +36,7 @@ from twin_stream.devtools.bench.readback import (
     wait_for_consumed,
 )
 from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.processes import subcommand
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.batches import decode_scores, encode_scores
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
@@ -113,7 +113,8 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
             _load_backlog(bootstrap, peer_topics["telemetry"], devices, per_device)
             port = free_port()
             started = time.perf_counter()
-            with subcommand(
+            with ManagedProcess.twin_stream(
+                "worker",
                 [
                     "worker",
                     "--web-port",
@@ -123,8 +124,8 @@ def bench_worker(*, devices: int = 50, per_device: int = 400) -> dict[str, Any]:
                     "--topic-prefix",
                     "benchw",
                 ],
-                {"TWIN_KAFKA__BOOTSTRAP": bootstrap},
                 root / "worker.log",
+                env={"TWIN_KAFKA__BOOTSTRAP": bootstrap},
             ):
                 # No reader competes with either side while it runs: the worker is watched
                 # by its output topic's end offsets only, the peer knows when it is done.
@@ -191,13 +192,14 @@ def bench_e2e(
             ensure_topics(bootstrap, 6, {}, topics)
             passwords = {a.username: a.password for a in stack.accounts}
             with (
-                subcommand(["bridge"], env, root / "bridge.log"),
-                subcommand(
+                ManagedProcess.twin_stream("bridge", ["bridge"], root / "bridge.log", env=env),
+                ManagedProcess.twin_stream(
+                    "worker",
                     ["worker", "--web-port", str(free_port()), "--data-dir", str(root / "w")],
-                    env,
                     root / "worker.log",
+                    env=env,
                 ),
-                subcommand(["sink"], env, root / "sink.log"),
+                ManagedProcess.twin_stream("sink", ["sink"], root / "sink.log", env=env),
             ):
                 time.sleep(20)  # the Faust worker's start-up and first rebalance
                 for rate in rates:

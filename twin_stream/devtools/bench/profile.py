@@ -8,10 +8,8 @@ once per stack (inclusive) and as the innermost frame (self).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
+import signal
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 from twin_stream.devtools.bench.pipeline import _load_backlog
 from twin_stream.devtools.bench.readback import wait_for_consumed
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, twin_stream_argv
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import ServiceBinaryMissing
 from twin_stream.kafka import ensure_topics
@@ -67,22 +66,18 @@ def profile_worker(out: Path, *, devices: int = 50, per_device: int = 1200) -> d
             command = [
                 py_spy, "record", "--idle", "--threads", "-r", "200", "--format", "raw",
                 "-o", str(out), "--",
-                sys.executable, "-m", "twin_stream", "worker", "--web-port", str(free_port()),
+                *twin_stream_argv(["worker", "--web-port", str(free_port())]),
                 "--data-dir", str(root / "w"), "--topic-prefix", "prof",
             ]  # fmt: skip
             env = {"TWIN_KAFKA__BOOTSTRAP": bootstrap}
-            with open(root / "worker.log", "w") as log:
-                worker = subprocess.Popen(
-                    command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            worker = ManagedProcess("py-spy", command, root / "worker.log", env=env).start()
+            try:
+                consumed = wait_for_consumed(
+                    bootstrap, "prof-worker", topics["telemetry"], total, 600
                 )
-                try:
-                    consumed = wait_for_consumed(
-                        bootstrap, "prof-worker", topics["telemetry"], total, 600
-                    )
-                finally:
-                    # SIGINT to py-spy: it stops the worker and writes its samples.
-                    worker.send_signal(2)
-                    worker.wait(120)
+            finally:
+                # SIGINT, as a terminal's Ctrl-C: py-spy stops the worker and writes its samples.
+                worker.stop(120, sig=signal.SIGINT)
         finally:
             stack.down()
     return {"events": total, "consumed": consumed, "raw": str(out), **summarise(out)}

@@ -2,9 +2,10 @@
 ``twin-stream`` processes (the bridge, two workers, the sink), each of which can be killed and
 started again.
 
-Every process is a child in its own process group with its own log (appended to across
-restarts, so one file tells a component's whole run), tied to this process so that a killed
-run leaves nothing behind. The stack's services are stopped and started again through
+Every process is a :class:`~twin_stream.devtools.stack.harness.ManagedProcess`: in its own
+process group with its own log (appended to across restarts, each start marked, so one file
+tells a component's whole run), tied to this process so that a killed run leaves nothing
+behind. The stack's services are stopped and started again through
 :class:`~twin_stream.devtools.stack.Stack` (same port, same data).
 """
 
@@ -12,12 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,79 +23,12 @@ from typing import Any
 
 from twin_stream.devtools.demo.run import demo_token
 from twin_stream.devtools.stack import Stack, StackState, free_port
-from twin_stream.devtools.stack.processes import die_with_parent, log_tail
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.errors import TwinStreamError
 from twin_stream.kafka import ensure_topics
 
-__all__ = ["Child", "Platform"]
-
-
-@dataclass
-class Child:
-    """One ``python -m twin_stream ARGS`` process that can be killed and started again."""
-
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    def start(self) -> None:
-        if self.alive():
-            raise TwinStreamError(f"{self.name} is already running (pid {self.pid})")
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            out.write(f"\n--- chaos: {self.name} started at {time.time():.3f}\n".encode())
-            out.flush()
-            # The child gets its own copy of the descriptor; ours closes with this block.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "twin_stream", *self.args],
-                env={**os.environ, **self.env},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        self.starts += 1
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def exit_code(self) -> int | None:
-        return self.process.poll() if self.process is not None else None
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no goodbye, no last commit, no flush."""
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self, grace_s: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace_s``; reaps the process either way."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        else:
-            self.process.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        return log_tail(self.log, lines)
+__all__ = ["Platform"]
 
 
 @dataclass
@@ -113,7 +43,7 @@ class Platform:
     kafka_brokers: int = 1
     stack: Stack = field(init=False)
     state: StackState | None = None
-    children: dict[str, Child] = field(default_factory=dict)
+    children: dict[str, ManagedProcess] = field(default_factory=dict)
     token: str = ""
     topics: dict[str, str] = field(default_factory=lambda: kafka_topics("twin"))
     #: Whether the workers answer ``GET /ready`` (a readiness endpoint), found at start.
@@ -149,7 +79,8 @@ class Platform:
         """The pid of a pipeline process (``bridge``, ``sink``, ``worker-0``...) or of a stack
         service (``mosquitto``, ``kafka``...), None if it is not running."""
         if name in self.children:
-            return self.children[name].pid
+            child = self.children[name]
+            return child.pid if child.process is not None else None
         if self.state is not None and name in self.state.services:
             return self.state.services[name].pid
         return None
@@ -173,7 +104,7 @@ class Platform:
         return [f"worker-{i}" for i in range(self.workers)]
 
     def worker_port(self, name: str) -> int:
-        args = self.children[name].args
+        args = self.children[name].argv
         return int(args[args.index("--web-port") + 1])
 
     def up(self, timeout: float = 180.0) -> None:
@@ -205,8 +136,8 @@ class Platform:
             "TWIN_KAFKA__REPLICATION_FACTOR": str(replicas),
             "TWIN_KAFKA__MIN_INSYNC_REPLICAS": str(in_sync),
         }
-        self.children["bridge"] = Child("bridge", ["bridge"], env, self.logs / "bridge.log")
-        self.children["sink"] = Child("sink", ["sink"], env, self.logs / "sink.log")
+        for name in ("bridge", "sink"):
+            self.children[name] = self._child(name, [name], env)
         for name in self.worker_names():
             args = [
                 "worker",
@@ -215,9 +146,15 @@ class Platform:
                 "--data-dir",
                 str(self.root / name),
             ]
-            self.children[name] = Child(name, args, env, self.logs / f"{name}.log")
+            self.children[name] = self._child(name, args, env)
         for child in self.children.values():
             child.start()
+
+    def _child(self, name: str, args: list[str], env: dict[str, str]) -> ManagedProcess:
+        """``twin-stream ARGS``, its log appended to across restarts, each start marked in it."""
+        return ManagedProcess.twin_stream(
+            name, args, self.logs / f"{name}.log", env=env, marker="chaos"
+        )
 
     def down(self) -> None:
         """Stop every process (SIGTERM first), then the stack; keep the logs, drop the data."""
@@ -225,7 +162,7 @@ class Platform:
         for child in self.children.values():
             try:
                 child.stop()
-            except (OSError, subprocess.SubprocessError) as e:
+            except (OSError, subprocess.SubprocessError, TwinStreamError) as e:
                 errors.append(e)
         services = dict(self.state.services) if self.state is not None else {}
         self.stack.down()
@@ -268,22 +205,15 @@ class Platform:
     def find_readiness(self, timeout: float = 180.0) -> None:
         """Find whether the workers have ``GET /ready``, once their API answers at all: a route
         they do not know is a 404 (or, for a token that may not see it, 403)."""
-        deadline = time.monotonic() + timeout
         worker = self.worker_names()[0]
-        while time.monotonic() < deadline:
-            status, _ = self.api(worker, "/ready")
-            if status in (200, 503):
-                self.has_ready = True
-                return
-            if status in (403, 404):
-                self.has_ready = False
-                return
-            if not self.children[worker].alive():
-                raise TwinStreamError(f"{worker} exited:\n{self.children[worker].tail()}")
-            time.sleep(1.0)
-        raise TwinStreamError(
-            f"{worker}'s twin API did not answer:\n{self.children[worker].tail()}"
-        )
+        said: list[int] = []
+
+        def answered() -> bool:
+            said.append(self.api(worker, "/ready")[0])
+            return said[-1] in (200, 503, 403, 404)
+
+        self.children[worker].wait_ready(timeout, until=answered, interval=1.0)
+        self.has_ready = said[-1] in (200, 503)
 
     def open_alert_ids(self) -> set[str] | None:
         """The alerts the workers hold open now (``GET /alerts``, gathered from every worker),

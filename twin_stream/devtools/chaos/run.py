@@ -187,7 +187,7 @@ class _Run:
         ``restart: unless-stopped`` would; each exit is recorded (and said)."""
         for name, child in self.platform.children.items():
             if not child.alive():
-                code = child.exit_code()
+                code = child.exit_code
                 self.exits.append((time.time(), name, code))
                 self.log(f"[red]{name} exited by itself (code {code})[/]: started again")
                 child.start()

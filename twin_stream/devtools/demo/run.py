@@ -16,8 +16,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,9 +34,8 @@ from twin_stream.devtools.demo.live_view import render
 from twin_stream.devtools.demo.observer import Observer
 from twin_stream.devtools.demo.report import write_report
 from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.processes import subcommand
+from twin_stream.devtools.stack.harness import ManagedProcess, all_of, answers
 from twin_stream.domain.topics import kafka_topics
-from twin_stream.errors import TwinStreamError
 from twin_stream.kafka import ensure_topics
 
 __all__ = ["DemoOptions", "demo_plan", "run_demo", "score_devices"]
@@ -147,20 +144,6 @@ def score_devices(
     }
 
 
-def _api_ready(port: int, token: str) -> bool:
-    """The worker scores (``/ready``: partitions assigned, tables recovered, streams running)
-    and its API takes the demo's token."""
-    for path, headers in (("/ready", {}), ("/twins", {"Authorization": f"Bearer {token}"})):
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                if response.status != 200:
-                    return False
-        except OSError:  # not yet listening, or 503 (HTTPError is an OSError): not ready
-            return False
-    return True
-
-
 def demo_token(tokens_file: Path) -> str:
     """A new admin token named ``demo`` in ``tokens_file`` (the file holds only its hash)."""
     made: list[str] = []
@@ -174,15 +157,6 @@ def demo_token(tokens_file: Path) -> str:
 
     TokenFile(tokens_file).change(add)
     return made[0]
-
-
-def _wait(what: str, ready: Callable[[], bool], timeout_s: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise TwinStreamError(f"{what} not ready after {timeout_s:.0f} s\n{tail}")
-        time.sleep(1.0)
 
 
 def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
@@ -213,20 +187,32 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
             "TWIN_API__TOKENS": "",
         }
         port = free_port()
+        api = f"http://127.0.0.1:{port}"
+        worker_args = [
+            "worker",
+            "--web-port",
+            str(port),
+            "--data-dir",
+            str(options.workdir / "worker"),
+        ]
+        bridge = ManagedProcess.twin_stream("bridge", ["bridge"], logs / "bridge.log", env=env)
+        worker = ManagedProcess.twin_stream(
+            "worker",
+            worker_args,
+            logs / "worker.log",
+            env=env,
+            # It scores (/ready: partitions assigned, tables recovered, streams running) and its
+            # API takes the demo's token.
+            ready=all_of(
+                answers(f"{api}/ready"),
+                answers(f"{api}/twins", headers={"Authorization": f"Bearer {token}"}),
+            ),
+        )
+        sink = ManagedProcess.twin_stream("sink", ["sink"], logs / "sink.log", env=env)
         with console.status("starting the bridge, a worker and the sink"):
-            cleanup.enter_context(subcommand(["bridge"], env, logs / "bridge.log"))
-            worker_args = [
-                "worker",
-                "--web-port",
-                str(port),
-                "--data-dir",
-                str(options.workdir / "worker"),
-            ]
-            cleanup.enter_context(subcommand(worker_args, env, logs / "worker.log"))
-            cleanup.enter_context(subcommand(["sink"], env, logs / "sink.log"))
-            _wait(
-                "the worker (GET /ready)", lambda: _api_ready(port, token), 180, logs / "worker.log"
-            )
+            for process in (bridge, worker, sink):
+                cleanup.enter_context(process)
+            worker.wait_ready(180, interval=1.0)
         console.print(
             f"twin API: http://127.0.0.1:{port} (admin token for this run: {token}; e.g. "
             f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{port}/twins)",

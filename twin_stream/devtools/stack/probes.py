@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["free_port", "http_get", "mqtt_login_accepted", "port_is_open"]
@@ -30,13 +31,18 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
-    """The status and body of ``GET url``; an HTTP error status is returned, not raised."""
+def http_get(
+    url: str, timeout: float = 2.0, *, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
+    """The status and body of ``GET url`` (with ``headers``); an HTTP error status is returned,
+    not raised."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return int(response.status), response.read()
     except urllib.error.HTTPError as e:
-        return int(e.code), e.read()
+        with e:  # it holds the response open
+            return int(e.code), e.read()
 
 
 def mqtt_login_accepted(

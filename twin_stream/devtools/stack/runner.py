@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from twin_stream.devtools.stack.certs import TlsFiles
 from twin_stream.devtools.stack.influxdb import INFLUX_DATABASE, InfluxDB
 from twin_stream.devtools.stack.kafka import find_kafka_libs, kafka_cluster
 from twin_stream.devtools.stack.mosquitto import Mosquitto
-from twin_stream.devtools.stack.processes import pid_alive, stop_process_group
+from twin_stream.devtools.stack.processes import pid_alive
 from twin_stream.devtools.stack.service import Service
 from twin_stream.devtools.stack.state import STATE_FILE, StackState, stop
 from twin_stream.errors import ServiceError
@@ -146,7 +145,7 @@ class Stack:
         except BaseException:
             for service in started:
                 if service.process is not None:
-                    stop_process_group(service.process.pid, timeout=10)
+                    service.process.stop(grace_s=10)
             raise
         self._running = started
         self.state = StackState(str(self.root), {s.name: s.info() for s in started})
@@ -163,16 +162,14 @@ class Stack:
         """Stop one service, keeping its port and data, to start it again later (outages)."""
         service = self._running_service(name)
         assert service.process is not None
-        stop_process_group(service.process.pid, timeout=timeout)
-        service.process.wait(timeout=1)
+        service.process.stop(grace_s=timeout)
 
     def kill_service(self, name: str) -> None:
         """SIGKILL one service (no clean shutdown), keeping its port and data, to start it
         again later with :meth:`start_service` (chaos)."""
         service = self._running_service(name)
         assert service.process is not None
-        os.killpg(service.process.pid, signal.SIGKILL)
-        service.process.wait(timeout=10)
+        service.process.kill()
 
     def start_service(self, name: str, *, timeout: float = 120.0) -> None:
         """Start a service stopped by :meth:`stop_service` again, on the same port and data."""

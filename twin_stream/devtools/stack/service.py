@@ -1,24 +1,22 @@
 """What every service of the local stack shares: prepare, start, wait until ready, describe.
 
 Each service runs as a local process on a free loopback port with its own data directory under
-the stack's root and its own process group; a failure to get ready shows the tail of its log.
+the stack's root, through the harness (:class:`~twin_stream.devtools.stack.harness.ManagedProcess`:
+its own process group, a failure to get ready shows the tail of its log).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
-import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.devtools.stack.probes import free_port
-from twin_stream.devtools.stack.processes import die_with_parent, log_tail
 from twin_stream.devtools.stack.state import ServiceInfo
-from twin_stream.errors import ServiceBinaryMissing, ServiceNotReady
+from twin_stream.errors import ServiceBinaryMissing
 
 __all__ = ["Service"]
 
@@ -36,7 +34,7 @@ class Service(ABC):
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = data_dir / f"{self.name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ManagedProcess | None = None
 
     def executable(self) -> str:
         found = shutil.which(self.binary) or shutil.which(self.binary, path="/usr/sbin:/sbin")
@@ -71,36 +69,19 @@ class Service(ABC):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         log.info("starting %s on port %d: %s", self.name, self.port, " ".join(argv))
-        with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                env={**os.environ, **self.environment()},
-                start_new_session=True,  # its own process group: we stop it and its children
-                preexec_fn=die_with_parent if tie_to_parent else None,
-            )
+        self.process = ManagedProcess(
+            self.name,
+            argv,
+            self.log_path,
+            env=self.environment(),
+            cwd=self.data_dir,
+            ready=self.is_ready,
+            tie_to_parent=tie_to_parent,
+        ).start()
 
     def wait_ready(self, deadline: float) -> None:
         assert self.process is not None
-        last_error = "no probe answered yet"
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise ServiceNotReady(
-                    self.name, f"exited with code {code}", log_tail(self.log_path)
-                )
-            try:
-                if self.is_ready():
-                    return
-            except Exception as e:  # a probe failing is expected until the server is up
-                last_error = f"{type(e).__name__}: {e}"
-            time.sleep(0.2)
-        raise ServiceNotReady(
-            self.name, f"not ready in time (last probe: {last_error})", log_tail(self.log_path)
-        )
+        self.process.wait_ready(deadline=deadline)
 
     def info(self) -> ServiceInfo:
         assert self.process is not None
