@@ -28,6 +28,7 @@ __all__ = [
     "InfluxSettings",
     "KafkaSettings",
     "MqttSettings",
+    "PrivacySettings",
     "Settings",
     "SinkSettings",
     "StackSettings",
@@ -204,6 +205,19 @@ class InfluxSettings(BaseModel):
     bucket: str = "twin"
 
 
+class PrivacySettings(BaseModel):
+    """How identifiers are kept out of dead letters and logs (docs/security.md).
+
+    The redaction key makes each identifier a keyed hash (HMAC-SHA256), the same in every
+    process that has the key: set it (at least 16 characters, e.g. ``openssl rand -hex 32``)
+    wherever the platform runs for real; compose will not start without it. Without it (dev,
+    tests) each process makes its own and says so in its log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    redaction_key: Annotated[SecretStr | None, Field(min_length=16)] = None
+
+
 class SinkSettings(BaseModel):
     """Sink tuning: points per write and the longest wait before a partial batch goes out."""
 
@@ -233,6 +247,7 @@ class Settings(BaseSettings):
     grafana: GrafanaSettings = GrafanaSettings()
     api: ApiSettings = ApiSettings()
     devices: DevicesSettings = DevicesSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     def grafana_variables(self) -> dict[str, str]:
         """The ``$TWIN_...`` placeholders of the Grafana provisioning files, filled from these

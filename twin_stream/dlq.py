@@ -11,7 +11,9 @@ a letter sends its bytes on again, through the same gate they failed at:
   sent and stays on the topic, with the reason it still fails;
 * a record a worker or the sink could not process (its ``mqtt_topic`` names a Kafka topic of
   ours) is produced again, the same bytes and key, to that topic;
-* a letter with neither (a message on a topic that is no device's) has nowhere to go.
+* a letter with neither (a message on a topic that is no device's) has nowhere to go;
+* a redacted letter (one that held what identifies a person, :mod:`twin_stream.domain.privacy`)
+  is never replayed: its payload is no longer the message, and the message is kept nowhere.
 
 The topic is append-only: a replayed letter stays on it, and replaying it again sends it again
 (the worker de-duplicates readings by seq; use ``--dry-run`` first).
@@ -111,8 +113,17 @@ class LetterFilter:
 
 def replay_target(letter: Letter, topics: Mapping[str, str] = KAFKA_TOPICS) -> Routed:
     """Where a letter's bytes go when it is replayed. A :class:`Routed` with a ``reason`` is a
-    letter that cannot go anywhere yet: still invalid, or from no topic of ours."""
+    letter that cannot go anywhere yet: still invalid, redacted, or from no topic of ours."""
     source = letter.letter.mqtt_topic
+    if letter.letter.redacted:
+        # Its bytes are no longer the message (the identifiers are hashes): sent on, they
+        # would be a different message, and the original is kept nowhere.
+        return Routed(
+            topics["dlq"],
+            letter.key,
+            letter.payload,
+            f"redacted ({', '.join(letter.letter.redacted)}): the original payload is not kept",
+        )
     if source.startswith(MQTT_PREFIX + "/"):
         # The bridge's gate, as of when the bridge received it.
         return route(source, letter.payload, now=letter.letter.received_at, topics=dict(topics))

@@ -22,6 +22,7 @@ from twin_stream.devtools.fuzz import (
     probes,
 )
 from twin_stream.domain.messages import MAX_PAYLOAD_BYTES
+from twin_stream.domain.privacy import MAX_UNPARSED_BYTES
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -121,7 +122,13 @@ def test_a_huge_payloads_letter_keeps_its_head_and_fits_in_a_kafka_record() -> N
         f"(the letter keeps its first {MAX_LETTER_PAYLOAD_BYTES} of {len(payload)} bytes) "
         "[too_large]"
     )
-    # Up to the cut, a letter keeps every byte.
-    whole = b"x" * MAX_LETTER_PAYLOAD_BYTES
+    # Up to the cut, a letter keeps every byte of a JSON payload...
+    whole = b'"' + b"x" * (MAX_LETTER_PAYLOAD_BYTES - 2) + b'"'
     kept = orjson.loads(dead_letter(TELEMETRY, whole, "why [rule]", NOW).value)
     assert base64.b64decode(kept["payload_base64"]) == whole and kept["reason"] == "why [rule]"
+    # ... and of one that is no JSON, only its head (issue 23: it cannot be redacted by field).
+    unparsed = orjson.loads(dead_letter(TELEMETRY, b"x" * 5000, "why [rule]", NOW).value)
+    assert base64.b64decode(unparsed["payload_base64"]) == b"x" * MAX_UNPARSED_BYTES
+    assert unparsed["reason"] == (
+        f"why (no JSON: the letter keeps its first {MAX_UNPARSED_BYTES} of 5000 bytes) [rule]"
+    )

@@ -41,6 +41,7 @@ from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import mqtt_topic
 from twin_stream.kafka import is_transient
+from twin_stream.redaction import redactor
 
 __all__ = ["Downlink", "desired_message"]
 
@@ -124,7 +125,9 @@ class Downlink:
             # The worker wrote it: a bug. Dead-lettered; the device keeps its last document.
             self.rejected += 1
             reason = rejection_reason(e)
-            log.error("a record on twin.desired is no desired document: %s", reason)
+            log.error(
+                "a record on twin.desired is no desired document: %s", redactor().text(reason)
+            )
             if self.dead_letter is None:
                 raise
             self.dead_letter(key, value, reason)

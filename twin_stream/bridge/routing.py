@@ -31,8 +31,10 @@ from twin_stream.domain.messages import (
     parse_payload,
     parse_telemetry,
 )
+from twin_stream.domain.privacy import Redactor
 from twin_stream.domain.topics import KAFKA_TOPICS, device_id_from_mqtt_topic
 from twin_stream.errors import PayloadRejected
+from twin_stream.redaction import redactor as process_redactor
 
 __all__ = ["MAX_LETTER_PAYLOAD_BYTES", "Routed", "dead_letter", "route"]
 
@@ -68,21 +70,41 @@ def dead_letter(
     now: datetime,
     device_id: str | None = None,
     topics: dict[str, str] = KAFKA_TOPICS,
+    redactor: Redactor | None = None,
 ) -> Routed:
-    """A dead-letter record: the original bytes, where they came from, why and when.
+    """A dead-letter record: the original bytes, where they came from, why and when; with
+    whatever identifies a person redacted first (``redactor``, by default the process's:
+    :mod:`twin_stream.redaction`), and the reason naming the fields (never their values).
+    The :class:`Routed`'s reason is the letter's: the one to log.
 
     Past :data:`MAX_LETTER_PAYLOAD_BYTES`, only the first bytes, and the reason says so:
 
     >>> from datetime import datetime, timezone
     >>> at = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
-    >>> letter = dead_letter("t", b"x" * 100_000, "(payload): too big [too_large]", at)
+    >>> big = b"[" + b"0," * 50_000 + b"0]"
+    >>> letter = dead_letter("t", big, "(payload): too big [too_large]", at)
     >>> orjson.loads(letter.value)["reason"]
-    '(payload): too big (the letter keeps its first 65536 of 100000 bytes) [too_large]'
+    '(payload): too big (the letter keeps its first 65536 of 100003 bytes) [too_large]'
+
+    A name is replaced by its keyed hash:
+
+    >>> letter = dead_letter("t", b'{"patient_name": "Jane Roe"}', "patient_name: no [extra]", at)
+    >>> letter.reason, b"Jane" in letter.value
+    ('patient_name: no (redacted: patient_name) [extra]', False)
     """
+    redactor = redactor or process_redactor()
+    redacted = redactor.payload(payload)
+    # A value taken out of the payload is taken out of everything said about it too.
+    reason = redactor.text(reason, redacted.secrets)
+    mqtt_topic = redactor.text(mqtt_topic, redacted.secrets)
+    if device_id is not None:
+        device_id = redactor.text(device_id, redacted.secrets)
+    payload = redacted.payload
+    if redacted.note:
+        reason = _noted(reason, redacted.note)
     if len(payload) > MAX_LETTER_PAYLOAD_BYTES:
-        note = f" (the letter keeps its first {MAX_LETTER_PAYLOAD_BYTES} of {len(payload)} bytes)"
-        head, bracket, rule = reason.rpartition(" [")
-        reason = f"{head}{note}{bracket}{rule}" if bracket else reason + note
+        note = f"the letter keeps its first {MAX_LETTER_PAYLOAD_BYTES} of {len(payload)} bytes"
+        reason = _noted(reason, note)
         payload = payload[:MAX_LETTER_PAYLOAD_BYTES]
     record = {
         "mqtt_topic": mqtt_topic,
@@ -90,9 +112,16 @@ def dead_letter(
         "reason": reason,
         "received_at": now.isoformat(),
         "payload_base64": base64.b64encode(payload).decode(),
+        "redacted": redacted.fields,
     }
     key = device_id.encode() if device_id else None
     return Routed(topics["dlq"], key, orjson.dumps(record), reason)
+
+
+def _noted(reason: str, note: str) -> str:
+    """``note`` in parentheses before the reason's rule (which stays last, for the sink)."""
+    head, bracket, rule = reason.rpartition(" [")
+    return f"{head} ({note}){bracket}{rule}" if bracket else f"{reason} ({note})"
 
 
 def rejection_reason(error: ValueError) -> str:

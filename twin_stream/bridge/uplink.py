@@ -61,6 +61,7 @@ from twin_stream.errors import (
     map_exceptions,
 )
 from twin_stream.kafka import librdkafka_edge
+from twin_stream.redaction import redactor
 
 __all__ = [
     "MQTT_CONNECT_ERRORS",
@@ -352,7 +353,8 @@ class Uplink:
             record = route(topic, payload, now=now, topics=topics)
             if record.reason is not None:
                 self.stats.dead_lettered += 1
-                log.info("dead letter from %s: %s", topic, record.reason)
+                # the letter's reason is redacted; the topic is said as its letter says it
+                log.info("dead letter from %s: %s", redactor().text(topic), record.reason)
             item = _Pending(mid, qos, record, topic)
             pending.append(item)
             unsent.append(item)
@@ -423,7 +425,7 @@ class Uplink:
             item.topic, record.value, reason, datetime.now(UTC), key, self.topics
         )
         self.stats.dead_lettered += 1
-        log.error("a record from %s is dead-lettered: %s", item.topic, reason)
+        log.error("a record from %s is dead-lettered: %s", redactor().text(item.topic), reason)
         return True
 
     def _retry_failed(self, now: float) -> None:

@@ -22,6 +22,7 @@ from twin_stream.domain.topics import kafka_topics, worker_changelogs
 from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.kafka_security import kafka_python_options, librdkafka_options
 from twin_stream.mqtt_auth import BRIDGE_USER
+from twin_stream.redaction import install as install_redaction_key
 
 TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
 
@@ -42,6 +43,7 @@ def bridge(
     from twin_stream.bridge import run_bridge
 
     settings: Settings = ctx.obj
+    install_redaction_key(settings.privacy.redaction_key)
     endpoints = Endpoints(settings)
     try:
         if settings.mqtt.username != BRIDGE_USER and settings.mqtt.password is None:
@@ -102,6 +104,7 @@ def worker(
     from twin_stream.worker.app import WorkerConfig, check_broker_login, run_worker
 
     settings: Settings = ctx.obj
+    install_redaction_key(settings.privacy.redaction_key)
     ws = settings.worker
     port = web_port if web_port is not None else ws.web_port
     host = web_host if web_host is not None else ws.web_host
@@ -177,6 +180,7 @@ def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:
     from twin_stream.sink import InfluxTarget, make_sink
 
     settings: Settings = ctx.obj
+    install_redaction_key(settings.privacy.redaction_key)
     endpoints = Endpoints(settings)
     try:
         bootstrap = endpoints.kafka_bootstrap()

@@ -455,6 +455,7 @@ class DeadLetter(BaseModel):
     when, and its bytes. The bridge writes these for invalid MQTT messages and the worker for
     records it cannot process (:func:`twin_stream.bridge.routing.dead_letter`, both).
 
+    Whatever identifies a person is redacted first (``redacted`` names the fields).
     ``mqtt_topic`` is the MQTT topic the bytes came on, or the Kafka topic of a record that
     never came over MQTT; ``device_id`` is None when no device is known; ``reason`` ends with
     its rule in brackets (``... [greater_than_equal]``).
@@ -467,6 +468,10 @@ class DeadLetter(BaseModel):
     reason: str
     received_at: AwareDatetime
     payload_base64: str
+    #: The payload's fields whose values were replaced by keyed hashes before the letter was
+    #: written (``(payload)``: none of it was kept), never their values
+    #: (:mod:`twin_stream.domain.privacy`). A redacted letter cannot be replayed.
+    redacted: tuple[str, ...] = ()
 
 
 class AuditRecord(BaseModel):

@@ -41,6 +41,7 @@ from kafka import errors as kafka_errors
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.errors import PayloadRejected, StoreError, TwinStreamError, map_exceptions
 from twin_stream.kafka import KAFKA_ERRORS, is_transient
+from twin_stream.redaction import redactor
 from twin_stream.sink.points import dead_letter_point, to_points
 
 __all__ = ["STORE_ERRORS", "InfluxTarget", "Sink", "SinkStats", "write_points"]
@@ -155,10 +156,12 @@ class Sink:
                     except PayloadRejected as rejected:
                         self.stats.bad_records += 1
                         where = "sent to the dead-letter topic"
+                        # what identifies a person, taken out of what is kept and logged
+                        reason = redactor().text(rejected.reason)
                         if self.letters is not None and tp.topic != self.dlq_topic:
-                            self._send_letter(tp.topic, record, rejected.reason)
+                            reason = self._send_letter(tp.topic, record, rejected.reason)
                         else:
-                            batch.append(_dead_letter(tp.topic, record, rejected.reason))
+                            batch.append(_dead_letter(tp.topic, record, reason))
                             where = "written as a dead letter"
                         log.error(
                             "record %s[%d]@%d %s: %s",
@@ -166,7 +169,7 @@ class Sink:
                             tp.partition,
                             record.offset,
                             where,
-                            rejected.reason,
+                            reason,
                         )
             full = len(batch) >= self.batch_size
             due = time.monotonic() - started >= self.flush_interval_s
@@ -218,9 +221,9 @@ class Sink:
         self.stats.points += len(batch)
         self.stats.batches += 1
 
-    def _send_letter(self, topic: str, record: Any, reason: str) -> None:
+    def _send_letter(self, topic: str, record: Any, reason: str) -> str:
         """Send a record the sink cannot write to the dead-letter topic; return once Kafka has
-        it (before the record's offset can be committed)."""
+        it (before the record's offset can be committed), with the letter's redacted reason."""
         assert self.letters is not None and self.dlq_topic is not None
         device = record.key.decode(errors="replace") if record.key else None
         letter = dead_letter(
@@ -231,7 +234,7 @@ class Sink:
             try:
                 sent = self.letters.send(letter.kafka_topic, key=letter.key, value=letter.value)
                 sent.get(30)
-                return
+                return letter.reason or reason
             except kafka_errors.KafkaError as e:
                 if not is_transient(e) or self._stopping.is_set():
                     raise  # stopped: not committed, the next start reads the record again

@@ -146,11 +146,11 @@ class Publisher:
 
     async def dead_letter(
         self, kind: str, device_id: str | None, value: bytes, reason: str, now: datetime
-    ) -> None:
+    ) -> str:
         """Send a record of topic kind ``kind`` that the worker cannot process to the
         dead-letter topic. Its ``mqtt_topic`` is the one the device published it on; a
         command, which never came over MQTT, or a record without a device id names its Kafka
-        topic instead."""
+        topic instead. Returns the letter's reason, redacted: the one to log."""
         source = self.topics[kind].get_topic_name()
         if kind in DEVICE_TO_PLATFORM and device_id is not None:
             try:
@@ -159,6 +159,7 @@ class Publisher:
                 pass  # a key that is no device id: keep the Kafka topic
         letter = dead_letter(source, value, reason, now, device_id)
         await self.topics["dlq"].send(key=letter.key, value=letter.value)
+        return letter.reason or reason
 
 
 @dataclass(frozen=True)
@@ -278,24 +279,25 @@ def register_agents(
             device_id = _device_id(event.key)
             if device_id is None:
                 reason = "(key): a record without a device_id key [missing_key]"
+                reason = await publisher.dead_letter(kind, None, event.value, reason, now)
                 log.warning(
-                    "dead-lettering a %s record at offset %s: %s", kind, _offset(event), reason
+                    "dead-lettered a %s record at offset %s: %s", kind, _offset(event), reason
                 )
-                await publisher.dead_letter(kind, None, event.value, reason, now)
                 continue
             try:
                 state = devices.load(device_id)
                 out = apply(state, event, now)
             except (ValueError, PayloadRejected) as e:  # the record is invalid (pydantic's too)
                 reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
+                # logged as the letter says it: what identifies a person redacted
+                reason = await publisher.dead_letter(kind, device_id, event.value, reason, now)
                 log.warning(
-                    "dead-lettering a %s record of %s at offset %s: %s",
+                    "dead-lettered a %s record of %s at offset %s: %s",
                     kind,
                     device_id,
                     _offset(event),
                     reason,
                 )
-                await publisher.dead_letter(kind, device_id, event.value, reason, now)
                 continue
             except Exception as e:  # anything else failed on this record: it alone is set aside
                 reason = failure_reason(e)

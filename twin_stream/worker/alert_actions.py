@@ -94,8 +94,10 @@ def register_alert_agents(
             result = apply_action(state, action, max_shelve_minutes=max_shelve_minutes)
         except (ValueError, PayloadRejected) as e:  # not an action (pydantic's errors too)
             reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
-            log.warning("dead-lettering an alert action of %s: %s", device_id, reason)
-            await publisher.dead_letter("alert_actions", device_id, event.value, reason, now)
+            reason = await publisher.dead_letter(
+                "alert_actions", device_id, event.value, reason, now
+            )
+            log.warning("dead-lettered an alert action of %s: %s", device_id, reason)
             return
         except Exception as e:  # anything else: this record alone is set aside
             log.exception("dead-lettering an alert action of %s: processing failed", device_id)
