@@ -15,9 +15,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from twin_stream import redaction
 from twin_stream.bridge.routing import dead_letter, route
+from twin_stream.cli import app
 from twin_stream.config import load_settings
 from twin_stream.dlq import Letter, replay_target
 from twin_stream.domain.privacy import (
@@ -29,6 +31,7 @@ from twin_stream.domain.privacy import (
     value_kind,
 )
 from twin_stream.errors import ConfigError
+from twin_stream.privacy_scan import scan_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,3 +214,28 @@ def test_the_key_is_a_setting_and_compose_will_not_start_a_service_without_it(
     for name in ("bridge", "worker", "sink"):
         value = compose[name]["environment"]["TWIN_PRIVACY__REDACTION_KEY"]
         assert value.startswith("${REDACTION_KEY:?"), (name, value)
+
+
+def test_the_scan_looks_into_json_text_keys_and_a_letters_payload() -> None:
+    def found(key: bytes | None, value: bytes | None) -> list[tuple[str, str]]:
+        return [(m.field, m.kind) for m in scan_record(key, value)]
+
+    assert found(b"pump-0001", b'{"seq": 1, "metrics": {"motor_current": 0.3}}') == []
+    assert found(b"jane@example.org", None) == [("(key)", "email")]
+    assert found(None, b"\x80\x04MSH|^~\\&|ADT\rPID|1||1^^^MRN\r.") == [("(value)", "hl7_segment")]
+    unredacted = orjson.dumps(
+        {"reason": "r", "payload_base64": base64.b64encode(b'{"dob": 1}').decode()}
+    )
+    assert found(None, unredacted) == [("payload.dob", "date_of_birth")]
+    letter = dead_letter("t", b'{"dob": "1984-03-02"}', "why [r]", NOW)
+    assert found(letter.key, letter.value) == []  # redacted already: no finding
+
+
+def test_privacy_scan_says_what_it_reads_and_what_its_exit_status_means() -> None:
+    result = CliRunner().invoke(app, ["privacy", "scan", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for words in ("Kafka topic", "changelogs", "InfluxDB measurement", "never the value"):
+        assert words in text, words
+    assert "Exit status 1 if anything was found, 0 if nothing" in text
+    assert "--since" in text and "--json" in text

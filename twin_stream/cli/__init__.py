@@ -22,6 +22,7 @@ from twin_stream.cli.failures import failures_app, rebaseline
 from twin_stream.cli.fuzz import fuzz
 from twin_stream.cli.grafana import grafana_app
 from twin_stream.cli.mqtt import mqtt_auth
+from twin_stream.cli.privacy import privacy_app
 from twin_stream.cli.services import bridge, sink, worker
 from twin_stream.cli.simulate import simulate
 from twin_stream.cli.stack import stack_app
@@ -48,6 +49,7 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(devices_app, name="devices")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(privacy_app, name="privacy")
 app.command("fuzz")(fuzz)
 app.command("chaos")(chaos)
 app.add_typer(failures_app, name="failures")
