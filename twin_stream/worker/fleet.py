@@ -137,9 +137,10 @@ def register_fleet(
                 state = learn_lesson(table.get(lesson.key), lesson)
             except (ValueError, PayloadRejected) as e:  # pydantic's ValidationError too
                 reason = e.reason if isinstance(e, PayloadRejected) else rejection_reason(e)
-                log.warning("dead-lettering a fleet lesson: %s", reason)
                 letter = dead_letter(source, event.value, reason, datetime.now(UTC))
                 await topics["dlq"].send(key=letter.key, value=letter.value)
+                # logged as the letter says it: what identifies a person redacted
+                log.warning("dead-lettered a fleet lesson: %s", letter.reason or reason)
                 continue
             if state is not None:
                 table[lesson.key] = state

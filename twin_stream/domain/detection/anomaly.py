@@ -105,6 +105,11 @@ class AnomalyDetector(RestoresByAttribute):
         self.in_control = True
         #: the last five readings, one bit each: beyond the alpha limit or not
         self.recent_out = 0
+        #: out of the limits for more than ``freeze_max`` readings: the state is being taken as
+        #: the new normal, learned whole (unprotected) until back inside for six readings
+        self.adopting = False
+        #: readings since the last six in a row inside the limits
+        self.unsettled = 0
 
     def _mode(self, metrics: dict[str, float | None]) -> str:
         share, fading = self.params.mode_off_share, self.params.fading
@@ -142,6 +147,7 @@ class AnomalyDetector(RestoresByAttribute):
         bucket = None if ts is None else time_of_day(ts, p.season_buckets)
         warm = self.count >= p.warmup
         learn = self.in_control
+        protect = not self.adopting
         min_count = _MODE_MIN_READINGS if mode else 1
         zs: dict[str, float] = {}
         novel: list[str] = []
@@ -158,7 +164,7 @@ class AnomalyDetector(RestoresByAttribute):
                     self.pca = None
             known = baseline.count >= min_count
             lo, hi = baseline.lo, baseline.hi  # the range learned before this value
-            z = baseline.update(value, bucket, learn)
+            z = baseline.update(value, bucket, learn, protect)
             # Beyond the learned range *and* far from the baseline: a new extreme of ordinary
             # noise (the range of a few hundred readings is only about +-3 sd) is not novel.
             if abs(z) >= p.novelty_z and warm and known and baseline.novel(value, lo, hi):
@@ -179,10 +185,22 @@ class AnomalyDetector(RestoresByAttribute):
                 z = zs.get(name, 0.0)
                 z = z if z < 30.0 else 30.0
                 vector.append(z if z > -30.0 else -30.0)
-            result = self.pca.update(vector, not warm)
+            result = self.pca.update(vector, not warm or self.adopting)
             raw = 1.0 - result.p_value
             out = warm and result.p_value < p.pca_alpha
-            self.in_control = not warm or not 0 < self.pca.frozen <= p.freeze_max
+            # Out of the limits (most of the time) for more than freeze_max readings: the state
+            # is the new normal, learned whole (the baselines unprotected, the covariance
+            # always) until six readings in a row are inside again. Without this, a step of
+            # many sd is learned only at protect_z sd a reading, and each reading that falls
+            # inside by chance restarts the covariance's freeze: an alert storm of ~1,000
+            # readings after a permanent step at protect_z = 3.
+            calm = not out and not self.recent_out
+            self.unsettled = 0 if calm else self.unsettled + 1
+            if self.unsettled > p.freeze_max:
+                self.adopting = True
+            elif calm:
+                self.adopting = False
+            self.in_control = self.adopting or not warm or not 0 < self.pca.frozen <= p.freeze_max
             if result.top:
                 top = [(n, zs[n]) for n, _ in result.top if n in zs]
             else:

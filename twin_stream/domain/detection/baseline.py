@@ -158,11 +158,14 @@ class SignalBaseline:
             # profile would have had (so day two can already use it).
             self.season_res[done] = max(self.visit_sq / self.visit_n - mean * mean, 0.0)
 
-    def update(self, x: float, bucket: int | None = None, learn: bool = True) -> float:
+    def update(
+        self, x: float, bucket: int | None = None, learn: bool = True, protect: bool = True
+    ) -> float:
         """Learn one value; return its z-score against the baseline *before* learning it.
 
         With ``learn=False`` only the range is learned (the device is out of control: its
-        readings are not taken as the normal).
+        readings are not taken as the normal). With ``protect=False`` a value beyond
+        ``protect_z`` sd is learned as it is (a new normal being adopted).
         """
         p = self.params
         count, mean = self.count, self.mean
@@ -189,7 +192,7 @@ class SignalBaseline:
         self.last_center = center
         z = (x - center) / scale
         taught = x
-        if abs(z) > p.protect_z and count >= 10:
+        if protect and abs(z) > p.protect_z and count >= 10:
             taught = center + math.copysign(p.protect_z * scale, z)
         if x < self.lo:
             self.lo = x

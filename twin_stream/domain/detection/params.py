@@ -32,8 +32,10 @@ class DetectorParams(RestoresByAttribute):
     #: Protection: a reading beyond this many standard deviations teaches the baseline only as
     #: much as one at the limit would, so an anomaly does not become the new normal (a
     #: winsorised EWMA; 3 sd keeps 99.7 % of normal readings untouched). Chosen by
-    #: cross-validation (BENCHMARKS.md, "Detection v3"): 3.0 against 4.0 raised NAB's
-    #: leave-one-category-out score and SKAB's file-split F1, the fleet's figures unchanged.
+    #: cross-validation (BENCHMARKS.md, "Detection v4"): 3.0 against 3.5 and 4.0 raised NAB's
+    #: leave-one-category-out score and SKAB's file-split F1, the fleet's figures about the
+    #: same. A state out of the limits for ``freeze_max`` readings is then learned unprotected
+    #: (``AnomalyDetector.adopting``).
     protect_z: float = 3.0
     #: Range novelty needs a value this many standard deviations from the baseline as well as
     #: beyond the whole learned range: healthy noise makes new extremes at 3 sd too.
