@@ -1,5 +1,5 @@
-"""Session-scoped fixtures that run the real services of twin_stream.devtools.stack, and the
-checks every test under tests/ is held to.
+"""Session-scoped fixtures that run the real services of twin_stream.devtools.stack, the helpers
+the integration and e2e tests share, and the checks every test under tests/ is held to.
 
 Each service starts once per test session, on a free loopback port in a temp dir, and stops at
 the end. A missing service is an error, never a skip: the whole point of these tests is that the
@@ -17,24 +17,48 @@ Leaks fail the test that made them (as in Faust's tests/conftest.py), instead of
   whichever later test the collector happens to run;
 * a test that uses a service fixture must carry ``pytest.mark.services`` (checked at
   collection).
+
+The shared helpers, imported from here (``from tests.conftest import ...``): an MQTT client
+that collects what it receives (:func:`connect`, :func:`close`), :func:`wait_until` a condition,
+InfluxQL reads of what the sink stored (:func:`influxql`, :func:`rows`, :func:`stored_seqs`),
+the bridge and the sink as threads (:func:`running_bridge`, :func:`running_sink`), twin-API
+tokens (:func:`make_tokens`), one request to a twin API (:func:`http`) and ``twin-stream
+worker`` processes with the questions tests ask of them (:class:`Workers`). The running
+pipelines built from them are fixtures of ``e2e/conftest.py`` and ``integration/conftest.py``.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from twin_stream.devtools.stack import Stack, StackState
+from twin_stream.auth import TokenFile, TokenStore
+from twin_stream.bridge import run_bridge
+from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint
+from twin_stream.devtools.stack import Stack, StackState, free_port
+from twin_stream.devtools.stack.harness import ManagedProcess, answers, stop_all
 from twin_stream.domain.devices import fleet_device
+from twin_stream.domain.topics import kafka_topics
 from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount
+from twin_stream.sink import InfluxTarget, Sink, make_sink
 
 TEST_DEVICES = [fleet_device(i)[0] for i in range(1, 21)]  # pump-0001, vent-0002, ...
 
@@ -102,6 +126,320 @@ def unique(request: pytest.FixtureRequest) -> str:
     """A name no other test uses: for Kafka topics, consumer groups, databases, client ids."""
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+# --- helpers the integration and e2e tests share (imported from here) ---------------------------
+
+
+@dataclass
+class Collected:
+    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
+    suback_codes: list[Any] = field(default_factory=list)
+    puback_codes: dict[int, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def topics(self) -> list[str]:
+        with self.lock:
+            return [m.topic for m in self.messages]
+
+
+def connect(
+    port: int, username: str, password: str, *, protocol: int = mqtt.MQTTv5
+) -> tuple[mqtt.Client, Collected]:
+    """A connected client (network loop in a thread) and what it receives."""
+    got = Collected()
+    connected = threading.Event()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:10]}", protocol=protocol
+    )
+    client.username_pw_set(username, password)
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
+        assert not reason_code.is_failure, f"login of {username} refused: {reason_code}"
+        connected.set()
+
+    def on_message(_c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        with got.lock:
+            got.messages.append(message)
+
+    def on_subscribe(_c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
+        got.suback_codes.extend(codes)
+
+    def on_publish(_c: Any, _u: Any, mid: int, reason_code: Any, _p: Any) -> None:
+        got.puback_codes[mid] = reason_code
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.on_subscribe = on_subscribe
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    if not connected.wait(10):
+        close(client)  # its network thread and socket go with it
+        raise TimeoutError(f"{username} did not get a CONNACK")
+    return client, got
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def close(client: mqtt.Client) -> None:
+    """Disconnect, then wait for the network thread to end (it closes the socket)."""
+    client.disconnect()
+    client.loop_stop()
+
+
+# --- InfluxDB: InfluxQL queries of what the sink stored --------------------------------------
+
+
+def influxql(base_url: str, q: str, db: str | None = None) -> dict[str, Any]:
+    params = {"q": q, "epoch": "ms", **({"db": db} if db else {})}
+    data = urllib.parse.urlencode(params).encode()
+    with urllib.request.urlopen(f"{base_url}/query", data=data, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result
+
+
+def rows(base_url: str, db: str, q: str) -> list[dict[str, Any]]:
+    """Every row an InfluxQL query returns (time in epoch ms), each with its series' tags."""
+    result = influxql(base_url, q, db)["results"][0]
+    assert "error" not in result, (q, result["error"])
+    return [
+        {**s.get("tags", {}), **dict(zip(s["columns"], values, strict=True))}
+        for s in result.get("series", [])
+        for values in s["values"]
+    ]
+
+
+def stored_seqs(
+    base_url: str, db: str = "twin", since: float | None = None
+) -> list[tuple[str, int]]:
+    """(device_id, seq) of every telemetry point stored in ``db`` (from ``since``, unix s)."""
+    where = f" WHERE time >= {int(since * 1000)}ms" if since is not None else ""
+    q = f'SELECT "seq" FROM "telemetry"{where} GROUP BY "device_id"'
+    return [(r["device_id"], r["seq"]) for r in rows(base_url, db, q)]
+
+
+# --- the platform's services, run by a test: the bridge and the sink as threads, the workers as
+# processes, and the twin API they serve -------------------------------------------------------
+
+
+@contextmanager
+def running_bridge(
+    broker: MqttBroker, bootstrap: str, prefix: str, **kwargs: Any
+) -> Iterator[list[BridgeStats]]:
+    """The bridge (MQTT -> Kafka, and desired state back) as a thread of this process, on the
+    ``prefix`` topics, from when it is connected until the block ends; its stats at the end."""
+    stop, ready = threading.Event(), threading.Event()
+    endpoint = MqttEndpoint(
+        "127.0.0.1",
+        broker.port,
+        broker.bridge.username,
+        broker.bridge.password,
+        client_id=f"{prefix}-bridge",
+    )
+    result: list[BridgeStats] = []
+    thread = threading.Thread(
+        target=lambda: result.append(
+            run_bridge(
+                endpoint,
+                bootstrap,
+                stop=stop,
+                share_group=prefix,
+                topics=kafka_topics(prefix),
+                on_ready=ready,
+                **kwargs,
+            )
+        ),
+        name="bridge",
+    )
+    thread.start()
+    try:
+        assert ready.wait(60), "bridge did not start"
+        yield result
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+@contextmanager
+def running_sink(
+    bootstrap: str, influx_url: str, prefix: str, *, batch_size: int = 500
+) -> Iterator[Sink]:
+    """The sink (Kafka -> InfluxDB database ``twin``) as a thread of this process, on the
+    ``prefix`` topics, while the block runs."""
+    sink = make_sink(
+        bootstrap,
+        InfluxTarget(influx_url, "unused", "twin", "twin"),
+        group_id=f"{prefix}-sink",
+        topics=kafka_topics(prefix),
+        batch_size=batch_size,
+        flush_interval_s=0.5,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
+    thread.start()
+    try:
+        yield sink
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive()
+
+
+def make_tokens(path: Path, roles: dict[str, str]) -> dict[str, str]:
+    """Add a twin-API token per name in ``roles`` (name -> role) to the tokens file ``path``;
+    the tokens, by role."""
+    made: dict[str, str] = {}
+
+    def add(store: TokenStore) -> TokenStore:
+        for name, role in roles.items():
+            store, made[role] = store.add(name, role, now=datetime.now(UTC))
+        return store
+
+    TokenFile(path).change(add)
+    return made
+
+
+def http(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: object | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 30.0,
+) -> tuple[int, Any, dict[str, str]]:
+    """One request to a twin API: (status, JSON body, headers); status 0 if nothing answered,
+    and a body that is no JSON comes back as text."""
+    sent = {"Content-Type": "application/json"} | (headers or {})
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw, status, answered = response.read(), response.status, dict(response.headers)
+    except urllib.error.HTTPError as e:
+        with e:
+            raw, status, answered = e.read(), e.code, dict(e.headers)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None, {}
+    try:
+        return status, json.loads(raw or b"null"), answered
+    except ValueError:
+        return status, raw.decode(errors="replace"), answered
+
+
+@dataclass
+class Workers:
+    """``twin-stream worker`` processes 0, 1... on one Kafka and topic prefix, each with its twin
+    API on a port of its own, its data (``worker-N``) and log (``worker-N.log``) under ``root``.
+
+    ``env`` is added to the workers' environment (the API's tokens, say), ``args`` to their
+    command line; ``token`` is the one the questions below ask the API with."""
+
+    root: Path
+    bootstrap: str
+    prefix: str
+    env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    token: str | None = None
+    processes: dict[int, ManagedProcess] = field(default_factory=dict)
+    ports: dict[int, int] = field(default_factory=dict)
+
+    def start(self, i: int) -> ManagedProcess:
+        """Start worker ``i`` (again: on its port, its data dir and its log); ready once
+        ``GET /ready`` answers 200 (partitions assigned, tables recovered, streams running)."""
+        self.ports.setdefault(i, free_port())
+        args = ["worker", "--web-port", str(self.ports[i])]
+        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
+        self.processes[i] = ManagedProcess.twin_stream(
+            f"worker-{i}",
+            [*args, *self.args],
+            self.root / f"worker-{i}.log",
+            env={"TWIN_KAFKA__BOOTSTRAP": self.bootstrap, **self.env},
+            ready=answers(self.url(i, "/ready")),
+        ).start()
+        return self.processes[i]
+
+    def kill(self, i: int) -> None:
+        """SIGKILL worker ``i``: no goodbye, no final commit."""
+        self.processes[i].kill()
+
+    def stop(self) -> None:
+        stop_all(self.processes.values())
+
+    def url(self, i: int, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[i]}{path}"
+
+    def get(self, i: int, path: str) -> tuple[int, Any]:
+        """``GET path`` on worker ``i`` with :attr:`token`: (status, JSON body)."""
+        status, body, _ = http("GET", self.url(i, path), self.token)
+        return status, body
+
+    def ready(self) -> bool:
+        """Every worker is in the group and scoring: partitions assigned, no rebalance under
+        way, no table recovering (``GET /ready``). One that died fails the wait at once, with
+        the end of its log."""
+        for process in self.processes.values():
+            process.check()
+        return all(http("GET", self.url(i, "/ready"))[0] == 200 for i in sorted(self.ports))
+
+    def local(self, i: int) -> set[str] | None:
+        """The devices worker ``i`` owns now (None if it does not answer)."""
+        status, twins = self.get(i, "/twins?scope=local")
+        return {t["device_id"] for t in twins} if status == 200 else None
+
+    def owners(self, device_id: str) -> list[int]:
+        """The workers that say they own the device now."""
+        return [i for i in sorted(self.ports) if device_id in (self.local(i) or set())]
+
+    def owner(self, device_id: str) -> int:
+        """The worker that owns the device, once exactly one says so (not for a moment none,
+        while a worker that missed its heartbeats on a loaded machine rejoins the group)."""
+        assert wait_until(lambda: len(self.owners(device_id)) == 1, timeout=120, interval=1.0), (
+            f"no single worker owns {device_id}:\n{self.logs()}"
+        )
+        (worker,) = self.owners(device_id)
+        return worker
+
+    def settled(self, devices: Iterable[str]) -> bool:
+        """Every worker ready, each of ``devices`` owned by exactly one of them (not
+        necessarily every worker some), and every worker answering for every one of them.
+
+        Owning every device between them is not enough: the first worker may own them all
+        before the second joined, and the rebalance that follows moves partitions while their
+        tables recover, so a twin asked for then answers 404 for a moment."""
+        if not self.ready():
+            return False
+        wanted = sorted(devices)
+        mine = [self.local(i) for i in sorted(self.ports)]
+        if any(own is None for own in mine):
+            return False
+        owned = sorted(d for own in mine for d in own or () if d in wanted)
+        if owned != wanted:
+            return False
+        return all(
+            self.get(i, f"/twins/{device_id}")[0] == 200
+            for i in sorted(self.ports)
+            for device_id in wanted
+        )
+
+    def logs(self, chars: int = 2500) -> str:
+        """The end of every worker's log."""
+        return "\n".join(
+            f"--- worker-{i}\n"
+            + (self.root / f"worker-{i}.log").read_text(errors="replace")[-chars:]
+            for i in sorted(self.ports)
+        )
 
 
 # --- leaked threads and sockets ----------------------------------------------------------------

@@ -11,7 +11,6 @@ that minutes of a ward's life fit in a test."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import urllib.error
@@ -20,7 +19,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,22 +27,12 @@ import pytest
 from simulators.device import FIRMWARE
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
-from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker
+from tests.conftest import close, connect, http, influxql, make_tokens, rows, wait_until
+from tests.e2e.conftest import RunningPipeline, StartPipeline
 from tests.grafana_rules import evaluate
-from tests.integration.test_influx_write import rows
-from tests.integration.test_influxql import influxql
-from tests.mqtt_helpers import close, connect, wait_until
-from twin_stream.auth import TokenFile, TokenStore
-from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import MqttEndpoint
-from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
-from twin_stream.domain.topics import kafka_topics, mqtt_topic
+from twin_stream.domain.topics import mqtt_topic
 from twin_stream.grafana import queries as q
 from twin_stream.grafana.alert_rules import rule_group
-from twin_stream.kafka import ensure_topics
-from twin_stream.sink import InfluxTarget, make_sink
 
 pytestmark = pytest.mark.services
 
@@ -53,149 +41,50 @@ MAX_SHELVE_MIN = 60.0
 
 
 @dataclass
-class Ward:
-    """One worker (with its twin API and tokens), the bridge and the sink, on real services."""
-
-    broker: MqttBroker
-    urls: list[str]  # each worker's twin API
-    tokens: dict[str, str]  # by role: viewer, operator
-    influx_url: str
-    logs: list[Path]
+class Ward(RunningPipeline):
+    """The running pipeline, with a short re-notification interval and a fast alert clock, and
+    a viewer's and an operator's token (in its workers' tokens file)."""
 
     def call(
         self, method: str, path: str, role: str = "viewer", body: Any = None, worker: int = 0
     ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {self.tokens[role]}",
-        }
-        request = urllib.request.Request(
-            f"{self.urls[worker]}{path}", data=data, method=method, headers=headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=20) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, None
+        url = self.workers.url(worker, path)
+        status, answer, _ = http(method, url, self.tokens[role], body, timeout=20)
+        return status, answer
 
     def alert(self, alert_id: str, worker: int = 0) -> dict[str, Any]:
         status, body = self.call("GET", f"/alerts/{alert_id}", worker=worker)
         assert status == 200, (status, body, self.tail())
         return dict(body)
 
-    def owners(self, device_id: str) -> list[int]:
-        """The workers that say they own the device now."""
-        found = []
-        for worker in range(len(self.urls)):
-            status, twins = self.call("GET", "/twins?scope=local", worker=worker)
-            if status == 200 and device_id in {t["device_id"] for t in twins}:
-                found.append(worker)
-        return found
-
     def owner(self, device_id: str) -> int:
         """The worker that owns the device, once exactly one does (a worker that missed its
         heartbeats on a loaded machine may be rejoining the group, its partitions moving)."""
-        assert wait_until(lambda: len(self.owners(device_id)) == 1, timeout=120, interval=1.0), (
-            f"no single worker owns {device_id}:\n{self.tail()}"
-        )
-        (worker,) = self.owners(device_id)
-        return worker
+        return self.workers.owner(device_id)
 
     def tail(self) -> str:
-        return "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)
-
-
-def _tokens(path: Path) -> dict[str, str]:
-    made: dict[str, str] = {}
-
-    def add(store: TokenStore) -> TokenStore:
-        for role in ("viewer", "operator"):
-            store, made[role] = store.add(f"ward-{role}", role, now=datetime.now(UTC))
-        return store
-
-    TokenFile(path).change(add)
-    return made
+        return self.workers.logs(2000)
 
 
 @pytest.fixture(scope="module")
-def ward(
-    mosquitto: MqttBroker, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Ward]:
-    root = tmp_path_factory.mktemp("ward")
-    tsdb = Stack(root / "tsdb", services=["influxdb"])
-    tsdb.up(timeout=60)
-    assert tsdb.state is not None
-    prefix = f"ward{int(time.time())}"
-    topics = kafka_topics(prefix)
-    tokens_file = root / "api-tokens.json"
-    tokens = _tokens(tokens_file)
-    ports = [free_port(), free_port()]
-    logs = [root / "worker-0.log", root / "worker-1.log"]
-    stop, ready = threading.Event(), threading.Event()
-    threads: list[threading.Thread] = []
-    workers: list[ManagedProcess] = []
-    try:
-        ensure_topics(kafka_bootstrap, 6, {}, topics)
-        endpoint = MqttEndpoint(
-            "127.0.0.1",
-            mosquitto.port,
-            mosquitto.bridge.username,
-            mosquitto.bridge.password,
-            client_id=f"{prefix}-bridge",
-        )
-        bridge = threading.Thread(
-            target=run_bridge,
-            args=(endpoint, kafka_bootstrap),
-            kwargs={"stop": stop, "share_group": prefix, "topics": topics, "on_ready": ready},
-            name="bridge",
-        )
-        threads.append(bridge)
-        bridge.start()
-        influx_url = tsdb.state.url("influxdb")
-        sink = make_sink(
-            kafka_bootstrap,
-            InfluxTarget(influx_url, "unused", "twin", "twin"),
-            group_id=f"{prefix}-sink",
-            topics=topics,
-            batch_size=2000,
-            flush_interval_s=0.5,
-        )
-        sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
-        threads.append(sink_thread)
-        sink_thread.start()
-        assert ready.wait(60)
-        env = {
-            "TWIN_KAFKA__BOOTSTRAP": kafka_bootstrap,
+def ward(start_pipeline: StartPipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ward]:
+    tokens_file = tmp_path_factory.mktemp("ward-tokens") / "api-tokens.json"
+    tokens = make_tokens(tokens_file, {"ward-viewer": "viewer", "ward-operator": "operator"})
+    with start_pipeline(
+        Ward,
+        "ward",
+        tokens=tokens,
+        worker_env={
             "TWIN_API__TOKENS_FILE": str(tokens_file),
             "TWIN_API__TOKENS": "",
             "TWIN_WORKER__ALERT_RENOTIFY_MIN": str(RENOTIFY_MIN),
             "TWIN_WORKER__ALERT_CHECK_S": "1",
             "TWIN_WORKER__ALERT_MAX_SHELVE_MIN": str(MAX_SHELVE_MIN),
-        }
-        for i, port in enumerate(ports):
-            args = ["worker", "--web-port", str(port), "--data-dir", str(root / f"worker-{i}")]
-            args += ["--topic-prefix", prefix]
-            worker = ManagedProcess.twin_stream(f"worker-{i}", args, logs[i], env=env)
-            workers.append(worker.start())
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        w = Ward(mosquitto, urls, tokens, influx_url, logs)
-
-        def ready_both() -> bool:  # both score: partitions assigned, tables recovered
-            for worker in workers:
-                worker.check()  # one that died fails the wait at once, with its log's end
-            return all(w.call("GET", "/ready", worker=i)[0] == 200 for i in range(2))
-
-        assert wait_until(ready_both, timeout=180, interval=1.0), w.tail()
+        },
+        reader=tokens["viewer"],
+        own_tsdb=True,  # its pages alone, for Grafana's rule to evaluate
+    ) as w:
         yield w
-    finally:
-        stop_all(workers)
-        stop.set()
-        for thread in threads:
-            thread.join(60)
-        tsdb.down()
 
 
 def worn_pump() -> FleetPlan:
@@ -214,19 +103,6 @@ def worn_pump() -> FleetPlan:
         )
     )
     return plan
-
-
-def _fleet(ward: Ward, plan: FleetPlan) -> MqttFleet:
-    passwords = {d.device_id: ward.broker.account(d.device_id).password for d in plan.devices}
-    # 10 readings/s, physics 240x: a reading every 24 simulated seconds, 5 simulated hours in 75 s.
-    return MqttFleet(
-        plan,
-        host="127.0.0.1",
-        port=ward.broker.port,
-        passwords=passwords,
-        rate_hz=10.0,
-        speed=240.0,
-    )
 
 
 def _critical(ward: Ward) -> dict[str, Any] | None:
@@ -259,7 +135,8 @@ def _pages(ward: Ward, alert_id: str) -> list[dict[str, str]]:
 
 def test_a_real_alert_is_renotified_shelved_returns_and_is_acknowledged(ward: Ward) -> None:
     since = datetime.now(UTC) - timedelta(seconds=1)
-    fleet = _fleet(ward, worn_pump())
+    # 10 readings/s, physics 240x: a reading every 24 simulated seconds, 5 simulated hours in 75 s.
+    fleet = ward.mqtt_fleet(worn_pump(), rate_hz=10.0, speed=240.0)
     runner = threading.Thread(target=fleet.run, args=(180.0,))
     runner.start()
     try:

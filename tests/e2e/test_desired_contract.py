@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,42 +24,15 @@ from kafka import KafkaConsumer
 
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker
-from tests.integration.test_influx_write import rows
-from tests.mqtt_helpers import close, connect, wait_until
+from tests.conftest import MqttBroker, close, connect, http, rows, wait_until
+from tests.e2e.conftest import RunningPipeline, StartPipeline
 from twin_stream.auth import TokenStore
-from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import MqttEndpoint
-from twin_stream.devtools.stack import free_port
-from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
-from twin_stream.domain.topics import kafka_topics, mqtt_topic
-from twin_stream.kafka import ensure_topics
-from twin_stream.sink import InfluxTarget, make_sink
+from twin_stream.domain.topics import mqtt_topic
 
 pytestmark = pytest.mark.services
 
 PUMP, VENT, MONITOR, DIALYSIS = "pump-0001", "vent-0002", "mon-0003", "dial-0004"
 DEVICES = (PUMP, VENT, MONITOR, DIALYSIS)
-
-
-def http(
-    method: str,
-    url: str,
-    token: str,
-    body: object | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any, dict[str, str]]:
-    """(status, JSON body, headers); status 0 if the worker did not answer."""
-    sent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=sent | (headers or {}))
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null"), dict(response.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null"), dict(e.headers)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, None, {}
 
 
 def plan(*device_ids: str) -> FleetPlan:
@@ -72,31 +42,16 @@ def plan(*device_ids: str) -> FleetPlan:
 
 
 @dataclass
-class Platform:
-    broker: MqttBroker
-    bootstrap: str
-    influx_url: str
-    prefix: str
-    root: Path
-    tokens: dict[str, str]
-    tokens_json: str  # the workers' tokens (hashes), as TWIN_API__TOKENS
-    workers: dict[int, ManagedProcess] = field(default_factory=dict)
-    ports: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return kafka_topics(self.prefix)
-
-    def url(self, worker: int, path: str) -> str:
-        return f"http://127.0.0.1:{self.ports[worker]}{path}"
+class Platform(RunningPipeline):
+    """The running pipeline, its workers' tokens in ``TWIN_API__TOKENS`` (viewer, operator)."""
 
     def get(self, device_id: str, worker: int = 0) -> tuple[int, Any, dict[str, str]]:
-        return http("GET", self.url(worker, f"/twins/{device_id}"), self.tokens["viewer"])
+        return http("GET", self.workers.url(worker, f"/twins/{device_id}"), self.tokens["viewer"])
 
     def put(
         self, device_id: str, body: object, worker: int = 0, query: str = "", **headers: str
     ) -> tuple[int, Any, dict[str, str]]:
-        url = self.url(worker, f"/twins/{device_id}/desired{query}")
+        url = self.workers.url(worker, f"/twins/{device_id}/desired{query}")
         return http("PUT", url, self.tokens["operator"], body, headers)
 
     def twin(self, device_id: str) -> dict[str, Any]:
@@ -104,64 +59,19 @@ class Platform:
         assert status == 200, twin
         return dict(twin)
 
-    def start_worker(self, i: int) -> None:
-        self.ports[i] = free_port()
-        env = {"TWIN_KAFKA__BOOTSTRAP": self.bootstrap, "TWIN_API__TOKENS": self.tokens_json}
-        args = ["worker", "--web-port", str(self.ports[i])]
-        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
-        self.workers[i] = ManagedProcess.twin_stream(
-            f"worker-{i}", args, self.root / f"worker-{i}.log", env=env
-        ).start()
-
-    def local(self, worker: int) -> set[str]:
-        url = self.url(worker, "/twins?scope=local")
-        status, twins, _ = http("GET", url, self.tokens["viewer"])
-        return {t["device_id"] for t in twins} if status == 200 else set()
-
-    def ready(self, worker: int) -> bool:
-        """``GET /ready``: the worker has partitions, is not rebalancing and recovers no table."""
-        return http("GET", self.url(worker, "/ready"), self.tokens["viewer"])[0] == 200
-
     def settled(self) -> bool:
-        """Both workers are in the group and scoring, each device is owned by exactly one of
-        them (not necessarily both some: four devices on six partitions may all fall to one
-        worker's share, and a request to the other is forwarded, what the tests want to see),
-        and either one answers for every device, with its type.
-
-        Owning every device between them is not enough: the first worker may own them all
-        before the second joined, and the rebalance that follows moves partitions while their
-        tables recover, so a twin asked for then is not there for a moment."""
-        for process in self.workers.values():
-            process.check()  # a worker that died fails the wait at once, with its log's end
-        workers = sorted(self.ports)
-        if not all(self.ready(i) for i in workers):
-            return False
-        mine = [self.local(i) for i in workers]
-        if sorted(d for own in mine for d in own) != sorted(DEVICES):
-            return False
-        return all(
+        """Both workers ready, each device owned by exactly one of them (not necessarily both
+        some: four devices on six partitions may all fall to one worker's share, and a request
+        to the other is forwarded, what the tests want to see), and either one answering for
+        every device, with its type."""
+        return self.workers.settled(DEVICES) and all(
             (self.get(d, i)[1] or {}).get("device_type") is not None
-            for i in workers
+            for i in sorted(self.workers.ports)
             for d in DEVICES
         )
 
     def fleet(self, *device_ids: str) -> MqttFleet:
-        devices = plan(*device_ids)
-        passwords = {
-            d.device_id: self.broker.account(d.device_id).password for d in devices.devices
-        }
-        return MqttFleet(
-            devices, host="127.0.0.1", port=self.broker.port, passwords=passwords, rate_hz=2.0
-        )
-
-    def stop_workers(self) -> None:
-        stop_all(self.workers.values())
-
-    def logs(self) -> str:
-        return "\n".join(
-            (self.root / f"worker-{i}.log").read_text(errors="replace")[-2500:]
-            for i in sorted(self.ports)
-        )
+        return self.mqtt_fleet(plan(*device_ids), rate_hz=2.0)
 
     def dead_letters(self, device_id: str, ending: str, timeout: float = 30.0) -> list[Any]:
         """The letters of ``device_id`` whose reason ends with ``ending``, once there is one."""
@@ -212,66 +122,30 @@ def clear_retained(broker: MqttBroker) -> None:
 
 
 @pytest.fixture(scope="module")
-def platform(
-    mosquitto: MqttBroker,
-    kafka_bootstrap: str,
-    influxdb_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("desired-contract")
-    prefix = f"dsc{int(time.time())}"
+def platform(start_pipeline: StartPipeline, mosquitto: MqttBroker) -> Iterator[Platform]:
     store, tokens = TokenStore(), {}
     for role in ("viewer", "operator"):
         store, tokens[role] = store.add(role, role, now=datetime.now(UTC))
-    p = Platform(mosquitto, kafka_bootstrap, influxdb_url, prefix, root, tokens, store.to_json())
-    stop, ready = threading.Event(), threading.Event()
-    threads: list[threading.Thread] = []
     clear_retained(mosquitto)  # other tests' desired state is not this run's
     try:
-        ensure_topics(kafka_bootstrap, 6, {}, p.topics)
-        endpoint = MqttEndpoint(
-            "127.0.0.1",
-            mosquitto.port,
-            mosquitto.bridge.username,
-            mosquitto.bridge.password,
-            client_id=f"{prefix}-bridge",
-        )
-        bridge = threading.Thread(
-            target=run_bridge,
-            args=(endpoint, kafka_bootstrap),
-            kwargs={"stop": stop, "share_group": prefix, "topics": p.topics, "on_ready": ready},
-            name="bridge",
-        )
-        threads.append(bridge)
-        bridge.start()
-        sink = make_sink(
-            kafka_bootstrap,
-            InfluxTarget(influxdb_url, "unused", "twin", "twin"),
-            group_id=f"{prefix}-sink",
-            topics=p.topics,
-            batch_size=500,
-            flush_interval_s=0.5,
-        )
-        sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
-        threads.append(sink_thread)
-        sink_thread.start()
-        assert ready.wait(60)
-        p.start_worker(0)
-        p.start_worker(1)
-        # The devices come online once, so that their twins know their types (and ranges).
-        fleet = p.fleet(*DEVICES)
-        runner = threading.Thread(target=fleet.run, args=(8.0,))
-        runner.start()
-        try:
-            assert wait_until(p.settled, timeout=180, interval=2.0), p.logs()
-        finally:
-            runner.join()
-        yield p
+        with start_pipeline(
+            Platform,
+            "dsc",
+            tokens=tokens,
+            worker_env={"TWIN_API__TOKENS": store.to_json()},
+            reader=tokens["viewer"],
+            sink_batch=500,
+        ) as p:
+            # The devices come online once, so that their twins know their types (and ranges).
+            fleet = p.fleet(*DEVICES)
+            runner = threading.Thread(target=fleet.run, args=(8.0,))
+            runner.start()
+            try:
+                assert wait_until(p.settled, timeout=180, interval=2.0), p.workers.logs()
+            finally:
+                runner.join()
+            yield p
     finally:
-        p.stop_workers()
-        stop.set()
-        for thread in threads:
-            thread.join(60)
         clear_retained(mosquitto)
 
 

@@ -4,14 +4,10 @@ workers -> Kafka -> sink -> InfluxDB (v2 write API), and desired state back."""
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,120 +17,39 @@ from kafka import KafkaConsumer
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import FleetStats, MqttFleet
-from tests.conftest import MqttBroker
-from tests.integration.test_influx_write import stored_seqs
-from tests.mqtt_helpers import close, connect, wait_until
-from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import MqttEndpoint
+from tests.conftest import close, connect, http, stored_seqs, wait_until
+from tests.e2e.conftest import RunningPipeline, StartPipeline
 from twin_stream.devtools.demo.run import demo_token
-from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.harness import ManagedProcess, answers, stop_all
-from twin_stream.domain.topics import kafka_topics, mqtt_topic
-from twin_stream.kafka import ensure_topics
-from twin_stream.sink import InfluxTarget, make_sink
+from twin_stream.domain.topics import mqtt_topic
 
 DEVICES = 20
 
 pytestmark = pytest.mark.services
 
 
-def http(
-    method: str, url: str, body: dict[str, Any] | None = None, *, token: str | None = None
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, None
-
-
 @dataclass
-class Pipeline:
-    broker: MqttBroker
-    bootstrap: str
-    prefix: str
-    tsdb: Stack
-    root: Path
-    workers: dict[int, ManagedProcess] = field(default_factory=dict)
-    ports: dict[int, int] = field(default_factory=dict)
-    #: The twin API's tokens file, and the admin token in it the tests call the API with.
-    tokens_file: Path | None = None
-    token: str | None = None
+class Pipeline(RunningPipeline):
+    """The running pipeline, with the admin token the tests call the twin API with."""
 
     def http(self, method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        return http(method, url, body, token=self.token)
-
-    @property
-    def topics(self) -> dict[str, str]:
-        return kafka_topics(self.prefix)
-
-    @property
-    def influx_url(self) -> str:
-        assert self.tsdb.state is not None
-        return self.tsdb.state.url("influxdb")
+        status, answer, _ = http(method, url, self.tokens["admin"], body, timeout=20)
+        return status, answer
 
     def api(self, worker: int) -> str:
-        return f"http://127.0.0.1:{self.ports[worker]}"
+        return self.workers.url(worker)
 
     def start_worker(self, i: int) -> None:
-        self.ports.setdefault(i, free_port())
-        args = ["worker", "--web-port", str(self.ports[i])]
-        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
-        args += ["--checkpoint-every", "50", "--checkpoint-interval", "5"]
-        env = {
-            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
-            "TWIN_API__TOKENS_FILE": str(self.tokens_file),
-            "TWIN_API__TOKENS": "",
-        }
-        # Ready: partitions assigned, tables recovered, streams running (no token needed).
-        self.workers[i] = ManagedProcess.twin_stream(
-            f"worker-{i}",
-            args,
-            self.root / f"worker-{i}.log",
-            env=env,
-            ready=answers(f"{self.api(i)}/ready"),
-        ).start()
-        self.workers[i].wait_ready(120)
+        """Start worker ``i`` again (its port, its data), and wait until it scores."""
+        self.workers.start(i).wait_ready(120)
         assert self.http("GET", f"{self.api(i)}/twins")[0] == 200
 
     def kill_worker(self, i: int) -> None:
-        self.workers[i].kill()
-
-    def stop_workers(self) -> None:
-        stop_all(self.workers.values())
-
-    def ready(self) -> bool:
-        """Both workers are in the group and scoring: partitions assigned, no rebalance under
-        way, no table recovering (``GET /ready``, no token needed)."""
-        for process in self.workers.values():
-            process.check()  # a worker that died fails the wait at once, with its log's end
-        return all(http("GET", f"{self.api(i)}/ready")[0] == 200 for i in sorted(self.ports))
+        self.workers.kill(i)
 
     def serving(self, device_ids: list[str]) -> bool:
         """Both workers ready, each of ``device_ids`` owned by exactly one of them, and either
         one answering for every one of them."""
-        if not self.ready():
-            return False
-        mine = []
-        for i in sorted(self.ports):
-            status, local = self.http("GET", f"{self.api(i)}/twins?scope=local")
-            if status != 200:
-                return False
-            mine.append({t["device_id"] for t in local})
-        if sorted(d for own in mine for d in own if d in device_ids) != sorted(device_ids):
-            return False
-        return all(
-            self.http("GET", f"{self.api(i)}/twins/{device_id}")[0] == 200
-            for i in sorted(self.ports)
-            for device_id in device_ids
-        )
+        return self.workers.settled(device_ids)
 
     def caught_up(self, fleet: MqttFleet) -> bool:
         """Every reading the fleet sent has reached its twin (on whichever worker owns it)."""
@@ -146,7 +61,7 @@ class Pipeline:
 
     def settled(self) -> bool:
         """Both workers answer, and for every device the same twin, whichever is asked."""
-        answers = [self.http("GET", f"{self.api(i)}/twins") for i in sorted(self.ports)]
+        answers = [self.http("GET", f"{self.api(i)}/twins") for i in sorted(self.workers.ports)]
         if any(status != 200 for status, _ in answers):
             return False
         views = [{t["device_id"]: (t["version"], t["quality"]) for t in b} for _, b in answers]
@@ -155,7 +70,7 @@ class Pipeline:
     def diagnostics(self) -> str:
         """Each worker's own twins' quality counters of pump-0001 and the tail of its log."""
         lines = []
-        for i in sorted(self.ports):
+        for i in sorted(self.workers.ports):
             status, local = self.http("GET", f"{self.api(i)}/twins?scope=local")
             mine = [t for t in local or [] if t["device_id"] == "pump-0001"]
             here = mine[0]["quality"] if mine else None
@@ -164,12 +79,6 @@ class Pipeline:
             lines.append(log[-2500:])
         return "\n".join(lines)
 
-    def fleet(self, plan: FleetPlan, **kwargs: Any) -> MqttFleet:
-        passwords = {d.device_id: self.broker.account(d.device_id).password for d in plan.devices}
-        return MqttFleet(
-            plan, host="127.0.0.1", port=self.broker.port, passwords=passwords, **kwargs
-        )
-
     def stored_seqs(self, since: float | None = None) -> list[tuple[str, int]]:
         """(device_id, seq) of every telemetry point stored (from ``since``, unix seconds)."""
         return stored_seqs(self.influx_url, "twin", since)
@@ -177,58 +86,20 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(
-    mosquitto: MqttBroker, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    start_pipeline: StartPipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
-    root = tmp_path_factory.mktemp("pipeline")
-    tsdb = Stack(root / "tsdb", services=["influxdb"])
-    tsdb.up(timeout=60)
-    prefix = f"e2e{int(time.time())}"
-    p = Pipeline(mosquitto, kafka_bootstrap, prefix, tsdb, root)
-    p.tokens_file = root / "api-tokens.json"
-    p.token = demo_token(p.tokens_file)  # an admin token, as the demo makes its own
-    stop, ready = threading.Event(), threading.Event()
-    threads: list[threading.Thread] = []  # the bridge and the sink, stopped by `stop`
-    try:
-        ensure_topics(kafka_bootstrap, 6, {}, p.topics)
-        endpoint = MqttEndpoint(
-            "127.0.0.1",
-            mosquitto.port,
-            mosquitto.bridge.username,
-            mosquitto.bridge.password,
-            client_id=f"{prefix}-bridge",
-        )
-        bridge = threading.Thread(
-            target=run_bridge,
-            args=(endpoint, kafka_bootstrap),
-            kwargs={"stop": stop, "share_group": prefix, "topics": p.topics, "on_ready": ready},
-            name="bridge",
-        )
-        threads.append(bridge)
-        bridge.start()
-        sink = make_sink(
-            kafka_bootstrap,
-            InfluxTarget(p.influx_url, "unused", "twin", "twin"),
-            group_id=f"{prefix}-sink",
-            topics=p.topics,
-            batch_size=2000,
-            flush_interval_s=0.5,
-        )
-        sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
-        threads.append(sink_thread)
-        sink_thread.start()
-        assert ready.wait(60)
-        p.start_worker(0)
-        p.start_worker(1)
-        # The second worker's joining moved partitions away from the first, which recovers
-        # their tables: wait until both score before any test sends readings.
-        assert wait_until(p.ready, timeout=120, interval=0.5), p.diagnostics()
+    tokens_file = tmp_path_factory.mktemp("pipeline-tokens") / "api-tokens.json"
+    admin = demo_token(tokens_file)  # an admin token, as the demo makes its own
+    with start_pipeline(
+        Pipeline,
+        "e2e",
+        tokens={"admin": admin},
+        worker_env={"TWIN_API__TOKENS_FILE": str(tokens_file), "TWIN_API__TOKENS": ""},
+        worker_args=["--checkpoint-every", "50", "--checkpoint-interval", "5"],
+        reader=admin,
+        own_tsdb=True,  # a test stops it for an outage
+    ) as p:
         yield p
-    finally:
-        p.stop_workers()
-        stop.set()
-        for thread in threads:
-            thread.join(60)
-        tsdb.down()
 
 
 def faulty_fleet() -> FleetPlan:
@@ -261,7 +132,7 @@ def test_a_failing_device_is_alerted_and_healthy_ones_are_not(pipeline: Pipeline
     # alerts of the fleet's own shutdown do not count: the claim is about detection.
     plan = faulty_fleet()
     ids = sorted(d.device_id for d in plan.devices)
-    fleet = pipeline.fleet(plan, rate_hz=5.0, speed=120.0)
+    fleet = pipeline.mqtt_fleet(plan, rate_hz=5.0, speed=120.0)
     runner = threading.Thread(target=fleet.run, args=(150.0,))
     runner.start()
 
@@ -362,7 +233,7 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
     assert status == 202, command
     # Each fleet runs until what the test waits for happened (at most 10 minutes), not for a
     # fixed time that a loaded machine may use up before the command reached the device.
-    fleet = pipeline.fleet(online, rate_hz=2.0)
+    fleet = pipeline.mqtt_fleet(online, rate_hz=2.0)
     runner = threading.Thread(target=fleet.run, args=(600.0,))
     runner.start()
     try:
@@ -387,7 +258,7 @@ def test_desired_state_round_trip_and_offline_device_gets_it_on_reconnect(
     finally:
         fleet.stop()
         runner.join()
-    back = pipeline.fleet(offline, rate_hz=2.0)  # the ventilator comes back
+    back = pipeline.mqtt_fleet(offline, rate_hz=2.0)  # the ventilator comes back
     runner = threading.Thread(target=back.run, args=(600.0,))
     runner.start()
 
@@ -447,7 +318,7 @@ def test_every_reading_reaches_the_tsdb_once_through_a_worker_kill_and_a_tsdb_ou
 ) -> None:
     since = time.time()  # simulated devices restart their seqs each run: count this run only
     plan = FleetPlan.generate(DEVICES, hours=1, fault_fraction=0.0, seed=52)
-    fleet = pipeline.fleet(plan, rate_hz=5.0, record_seqs=True)
+    fleet = pipeline.mqtt_fleet(plan, rate_hz=5.0, record_seqs=True)
     # The fleet runs until the faults are over (at most 10 minutes); each step waits for the
     # data it needs, counted in readings, not for a time a loaded machine may stretch.
     runner = threading.Thread(target=fleet.run, args=(600.0,))
@@ -456,16 +327,18 @@ def test_every_reading_reaches_the_tsdb_once_through_a_worker_kill_and_a_tsdb_ou
     def published_more(than: int) -> Callable[[], bool]:
         return lambda: fleet.stats.published >= than
 
+    tsdb = pipeline.tsdb
+    assert tsdb is not None  # the module's own: stopped here for an outage
     try:
         # readings of this run flow through to the TSDB, then the kill comes mid-stream
         assert wait_until(lambda: len(pipeline.stored_seqs(since)) >= 500, timeout=120)
         pipeline.kill_worker(0)  # SIGKILL mid-run: no goodbye, no final commit
         assert wait_until(published_more(fleet.stats.published + 300), timeout=60)
         pipeline.start_worker(0)
-        pipeline.tsdb.stop_service("influxdb")
+        tsdb.stop_service("influxdb")
         # an outage as long as 30 s of the fleet's readings (3,000), however slow they come
         assert wait_until(published_more(fleet.stats.published + 3000), timeout=300)
-        pipeline.tsdb.start_service("influxdb")
+        tsdb.start_service("influxdb")
         assert wait_until(published_more(fleet.stats.published + 500), timeout=60)
     finally:
         fleet.stop()

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import influxql
 from tests.grafana_rules import evaluate
-from tests.integration.test_influxql import influxql
 from twin_stream.domain.alert_lifecycle import AlertAction
 from twin_stream.domain.alerting import AlertPolicy
 from twin_stream.domain.events import Alert, Contribution, Prediction

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,11 @@ from typer.testing import CliRunner
 
 from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
-from tests.integration.test_influx_write import rows
-from tests.mqtt_helpers import wait_until
-from twin_stream.auth import TokenFile, TokenStore
+from tests.conftest import Workers, http, make_tokens, rows, running_sink, wait_until
 from twin_stream.cli import app as cli
-from twin_stream.devtools.stack import free_port
-from twin_stream.devtools.stack.harness import ManagedProcess, stop_all
 from twin_stream.domain.events import AuditRecord
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
-from twin_stream.sink import InfluxTarget, make_sink
 from twin_stream.worker.audit_views import read_audit
 
 pytestmark = pytest.mark.services
@@ -45,106 +40,30 @@ pytestmark = pytest.mark.services
 DEVICES = 8
 
 
-def http(
-    method: str, url: str, token: str | None = None, body: dict[str, Any] | None = None
-) -> tuple[int, Any, dict[str, str]]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw or b"null"), dict(response.headers)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            answer = json.loads(raw or b"null")
-        except ValueError:
-            answer = raw.decode(errors="replace")
-        return e.code, answer, dict(e.headers)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, None, {}
-
-
 @dataclass
 class Api:
-    root: Path
-    bootstrap: str
-    prefix: str
+    """Two workers on the session's Kafka sharing the devices, their tokens in a tokens file
+    (admin, operator, viewer), the sink writing to the session's InfluxDB."""
+
     tokens_file: Path
     tokens: dict[str, str]
     devices: list[str]
     influx_url: str
-    workers: dict[int, ManagedProcess] = field(default_factory=dict)
-    ports: dict[int, int] = field(default_factory=dict)
+    workers: Workers
+
+    @property
+    def bootstrap(self) -> str:
+        return self.workers.bootstrap
+
+    @property
+    def prefix(self) -> str:
+        return self.workers.prefix
 
     def url(self, worker: int, path: str) -> str:
-        return f"http://127.0.0.1:{self.ports[worker]}{path}"
-
-    def start_worker(self, i: int) -> None:
-        self.ports[i] = free_port()
-        env = {
-            "TWIN_KAFKA__BOOTSTRAP": self.bootstrap,
-            "TWIN_API__TOKENS_FILE": str(self.tokens_file),
-            "TWIN_API__TOKENS": "",
-        }
-        args = ["worker", "--web-port", str(self.ports[i])]
-        args += ["--data-dir", str(self.root / f"worker-{i}"), "--topic-prefix", self.prefix]
-        self.workers[i] = ManagedProcess.twin_stream(
-            f"worker-{i}", args, self.root / f"worker-{i}.log", env=env
-        ).start()
-
-    def local(self, worker: int) -> set[str]:
-        status, twins, _ = http("GET", self.url(worker, "/twins?scope=local"), self.tokens["admin"])
-        return {t["device_id"] for t in twins} if status == 200 else set()
-
-    def ready(self, worker: int) -> bool:
-        """``GET /ready``: the worker has partitions, is not rebalancing and recovers no table."""
-        return http("GET", self.url(worker, "/ready"))[0] == 200
-
-    def settled(self) -> bool:
-        """Both workers are in the group and scoring, they own every device between them (not
-        necessarily both some), and either one answers for every device.
-
-        Owning every device is not enough on its own: the first worker to start may own them
-        all before the second has joined, and the rebalance that follows moves partitions while
-        their tables recover, so a twin the test then asks for answers 404 for a moment."""
-        for process in self.workers.values():
-            process.check()  # a worker that died fails the wait at once, with its log's end
-        workers = sorted(self.ports)
-        if not all(self.ready(i) for i in workers):
-            return False
-        mine = [self.local(i) for i in workers]
-        if set().union(*mine) != set(self.devices) or sum(map(len, mine)) != len(self.devices):
-            return False
-        viewer = self.tokens["viewer"]
-        return all(
-            http("GET", self.url(i, f"/twins/{device_id}"), viewer)[0] == 200
-            for i in workers
-            for device_id in self.devices
-        )
+        return self.workers.url(worker, path)
 
     def owner(self, device_id: str) -> int:
-        """The worker that owns the device, once exactly one says so (not for a moment none,
-        while a worker that missed its heartbeats on a loaded machine rejoins the group)."""
-
-        def owners() -> list[int]:
-            return [i for i in sorted(self.ports) if device_id in self.local(i)]
-
-        assert wait_until(lambda: len(owners()) == 1, timeout=120, interval=1.0), self.logs()
-        (worker,) = owners()
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(
-            (self.root / f"worker-{i}.log").read_text(errors="replace")[-2500:]
-            for i in sorted(self.ports)
-        )
-
-    def stop(self) -> None:
-        stop_all(self.workers.values())
+        return self.workers.owner(device_id)
 
 
 @pytest.fixture(scope="module")
@@ -153,56 +72,32 @@ def api(
 ) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("api-auth")
     tokens_file = root / "api-tokens.json"
-    tokens: dict[str, str] = {}
-
-    def add(store: TokenStore) -> TokenStore:
-        for name, role in (("admin", "admin"), ("op", "operator"), ("viewer", "viewer")):
-            store, tokens[role] = store.add(name, role, now=datetime.now(UTC))
-        return store
-
-    TokenFile(tokens_file).change(add)
+    tokens = make_tokens(tokens_file, {"admin": "admin", "op": "operator", "viewer": "viewer"})
     prefix = f"auth{int(time.time())}"
     topics = kafka_topics(prefix)
     ensure_topics(kafka_bootstrap, 6, {}, topics)
     plan = FleetPlan.generate(DEVICES, hours=0.05, fault_fraction=0.0, seed=61)
-    a = Api(
-        root,
-        kafka_bootstrap,
-        prefix,
-        tokens_file,
-        tokens,
-        sorted(d.device_id for d in plan.devices),
-        influxdb_url,
-    )
-    stop = threading.Event()
-    sink = make_sink(
-        kafka_bootstrap,
-        InfluxTarget(influxdb_url, "unused", "twin", "twin"),
-        group_id=f"{prefix}-sink",
-        topics=topics,
-        batch_size=500,
-        flush_interval_s=0.5,
-    )
-    sink_thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
-    sink_thread.start()
-    try:
-        with KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all") as producer:
-            start = datetime.now(UTC) - timedelta(minutes=3)
-            for reading in readings(plan, interval_s=30, start=start):
-                producer.send(
-                    topics["telemetry"],
-                    key=reading.device_id.encode(),
-                    value=reading.model_dump_json(exclude_none=True).encode(),
-                )
-            producer.flush(30)
-        a.start_worker(0)
-        a.start_worker(1)
-        assert wait_until(a.settled, timeout=180, interval=2.0), a.logs()
-        yield a
-    finally:
-        a.stop()
-        stop.set()
-        sink_thread.join(60)
+    env = {"TWIN_API__TOKENS_FILE": str(tokens_file), "TWIN_API__TOKENS": ""}
+    workers = Workers(root, kafka_bootstrap, prefix, env=env, token=tokens["viewer"])
+    devices = sorted(d.device_id for d in plan.devices)
+    with running_sink(kafka_bootstrap, influxdb_url, prefix, batch_size=500):
+        try:
+            with KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all") as producer:
+                start = datetime.now(UTC) - timedelta(minutes=3)
+                for reading in readings(plan, interval_s=30, start=start):
+                    producer.send(
+                        topics["telemetry"],
+                        key=reading.device_id.encode(),
+                        value=reading.model_dump_json(exclude_none=True).encode(),
+                    )
+                producer.flush(30)
+            workers.start(0)
+            workers.start(1)
+            settled = partial(workers.settled, devices)
+            assert wait_until(settled, timeout=180, interval=2.0), workers.logs()
+            yield Api(tokens_file, tokens, devices, influxdb_url, workers)
+        finally:
+            workers.stop()
 
 
 def test_no_token_an_unknown_one_or_a_revoked_one_is_401(api: Api) -> None:

@@ -16,15 +16,14 @@ from typing import Any
 import confluent_kafka
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from simulators.device import SimulatedDevice
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker
-from tests.mqtt_helpers import close, connect, wait_until
-from twin_stream.bridge import run_bridge
-from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint, Uplink, _ReadAhead
+from tests.conftest import MqttBroker, close, connect, running_bridge, wait_until
+from tests.integration.conftest import read_topic
+from twin_stream.bridge.uplink import MqttEndpoint, Uplink, _ReadAhead
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredSettings
@@ -32,64 +31,6 @@ from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.errors import KafkaError
 
 pytestmark = pytest.mark.services
-
-
-@contextmanager
-def bridge(
-    broker: MqttBroker, bootstrap: str, prefix: str, **kwargs: int
-) -> Iterator[list[BridgeStats]]:
-    stop, ready = threading.Event(), threading.Event()
-    endpoint = MqttEndpoint(
-        "127.0.0.1",
-        broker.port,
-        broker.bridge.username,
-        broker.bridge.password,
-        client_id=f"{prefix}-bridge",
-    )
-    result: list[BridgeStats] = []
-    thread = threading.Thread(
-        target=lambda: result.append(
-            run_bridge(
-                endpoint,
-                bootstrap,
-                stop=stop,
-                share_group=prefix,
-                topics=kafka_topics(prefix),
-                on_ready=ready,
-                **kwargs,
-            )
-        )
-    )
-    thread.start()
-    try:
-        assert ready.wait(60), "bridge did not start"
-        yield result
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not thread.is_alive()
-
-
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[object]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    records: list[object] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        # a little longer, to see duplicates if there were any
-        for batch in consumer.poll(timeout_ms=1000).values():
-            records.extend(batch)
-    finally:
-        consumer.close()
-    return records
 
 
 def test_every_reading_reaches_kafka_once_in_order_and_bad_input_goes_to_dlq(
@@ -122,7 +63,7 @@ def test_every_reading_reaches_kafka_once_in_order_and_bad_input_goes_to_dlq(
             }
         ),
     ]
-    with bridge(mosquitto, kafka_bootstrap, prefix) as stats:
+    with running_bridge(mosquitto, kafka_bootstrap, prefix) as stats:
         stats_fleet = fleet.run(3.0)
         device, _ = connect(mosquitto.port, "pump-0001", passwords["pump-0001"])
         try:
@@ -164,7 +105,7 @@ def test_commands_reach_devices_as_retained_desired_state(
     topics = kafka_topics(prefix)
     plan = FleetPlan.generate(2, hours=1, fault_fraction=0.0, seed=32)
     passwords = {d.device_id: mosquitto.account(d.device_id).password for d in plan.devices}
-    with bridge(mosquitto, kafka_bootstrap, prefix):
+    with running_bridge(mosquitto, kafka_bootstrap, prefix):
         with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
             now = datetime.now(UTC)
             # The worker's desired documents (each the device's whole desired state): the
@@ -404,7 +345,7 @@ def test_a_record_on_twin_desired_that_is_no_document_is_dead_lettered_not_dropp
 ) -> None:
     prefix = f"t{unique}"
     topics = kafka_topics(prefix)
-    with bridge(mosquitto, kafka_bootstrap, prefix):
+    with running_bridge(mosquitto, kafka_bootstrap, prefix):
         with KafkaProducer(bootstrap_servers=kafka_bootstrap) as producer:
             producer.send(topics["desired"], key=b"pump-0001", value=b'{"command_id": "x"}')
             producer.flush(10)

@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from tests.mqtt_helpers import close, connect, wait_until
+from tests.conftest import close, connect, wait_until
 from twin_stream.cli import app as cli
 from twin_stream.devtools.stack import Stack, mqtt_login_accepted
 from twin_stream.domain.topics import mqtt_topic, mqtt_wildcard

@@ -12,8 +12,7 @@ import pytest
 
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker
-from tests.mqtt_helpers import close, connect, wait_until
+from tests.conftest import MqttBroker, close, connect, wait_until
 from twin_stream.domain.messages import DesiredMessage
 from twin_stream.domain.topics import device_id_from_mqtt_topic, mqtt_topic, mqtt_wildcard
 

@@ -6,16 +6,17 @@ before it learns the next failure; a lesson that does not validate is dead-lette
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
+from tests.conftest import Workers
+from tests.integration.conftest import topic_reader
 from twin_stream.config import KafkaSettings
-from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack import Stack
 from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.detection.rul import FleetModel
@@ -49,40 +50,23 @@ def lesson(k: int) -> FleetLesson:
     )
 
 
-def start_worker(prefix: str, bootstrap: str, data_dir: Path, log: Path) -> ManagedProcess:
-    args = ["worker", "--web-port", str(free_port())]
-    args += ["--data-dir", str(data_dir), "--topic-prefix", prefix]
-    env = {"TWIN_KAFKA__BOOTSTRAP": bootstrap}
-    return ManagedProcess.twin_stream("worker", args, log, env=env).start()
-
-
 def wait_for_records(
     bootstrap: str,
     topic: str,
     done: object,
     worker: ManagedProcess,
-    log: Path,
     timeout_s: float = 150.0,
 ) -> list[tuple[bytes | None, bytes]]:
     """Every record of ``topic`` (from its start) once ``done(records)`` holds; the worker's
     log in the failure when it does not (or the worker stopped)."""
     assert callable(done)
     records: list[tuple[bytes | None, bytes]] = []
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    try:
+    with topic_reader(bootstrap, topic) as consumer:
         deadline = time.monotonic() + timeout_s
         while not done(records) and time.monotonic() < deadline and worker.alive():
             for batch in consumer.poll(timeout_ms=1000).values():
                 records.extend((r.key, r.value) for r in batch)
-    finally:
-        consumer.close()
-    said = log.read_text(errors="replace")[-3000:]
+    said = worker.log.read_text(errors="replace")[-3000:]
     assert done(records), f"{topic}: {len(records)} records (exit {worker.exit_code}):\n{said}"
     return records
 
@@ -94,7 +78,7 @@ def failures(records: list[tuple[bytes | None, bytes]]) -> int:
 
 
 def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
-    bootstrap: str, unique: str, tmp_path: Path
+    bootstrap: str, unique: str, workers: Callable[..., Workers]
 ) -> None:
     prefix = f"t{unique}"
     topics = kafka_topics(prefix)
@@ -109,13 +93,11 @@ def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
         producer.send(topics["fleet"], key=b"mri_chiller", value=b'{"not": "a lesson"}')
         producer.flush(10)
 
-    log = tmp_path / "worker.log"
-    worker = start_worker(prefix, bootstrap, tmp_path / "first", log)
-    try:
-        records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 3, worker, log)
-        letters = wait_for_records(bootstrap, topics["dlq"], lambda r: len(r) >= 1, worker, log)
-    finally:
-        worker.stop(60)
+    running = workers(bootstrap, prefix)
+    worker = running.start(0)
+    records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 3, worker)
+    letters = wait_for_records(bootstrap, topics["dlq"], lambda r: len(r) >= 1, worker)
+    worker.stop(60)
     assert failures(records) == 3  # the redelivered failure was not learned twice
     (letter,) = [orjson.loads(value) for _, value in letters]
     assert letter["mqtt_topic"] == topics["fleet"] and "[missing]" in letter["reason"]
@@ -127,11 +109,9 @@ def test_the_owner_learns_each_failure_once_and_a_new_worker_restores_the_model(
             topics["fleet"], key=lessons[3].key, value=lessons[3].model_dump_json().encode()
         )
         producer.flush(10)
-    second = start_worker(prefix, bootstrap, tmp_path / "second", log)
-    try:
-        records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 4, second, log)
-    finally:
-        second.stop(60)
+    second = running.start(1)  # its own data dir: an empty local store
+    records = wait_for_records(bootstrap, changelog, lambda r: failures(r) >= 4, second)
+    second.stop(60)
     assert failures(records) == 4
-    said = log.read_text(errors="replace")
-    assert "Traceback" not in said
+    for process in (worker, second):
+        assert "Traceback" not in process.log.read_text(errors="replace")

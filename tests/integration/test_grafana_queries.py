@@ -20,8 +20,8 @@ import pytest
 from simulators.fast_forward import readings
 from simulators.faults import Fault
 from simulators.fleet import FleetPlan
+from tests.conftest import influxql
 from tests.grafana_rules import evaluate
-from tests.integration.test_influxql import influxql
 from twin_stream.bridge.routing import route
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredSettings

@@ -4,35 +4,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from tests.integration.test_influxql import influxql
+from tests.conftest import influxql, rows, stored_seqs
 
 pytestmark = pytest.mark.services
-
-
-def rows(base_url: str, db: str, q: str) -> list[dict[str, Any]]:
-    """Every row an InfluxQL query returns (time in epoch ms), each with its series' tags."""
-    result = influxql(base_url, q, db)["results"][0]
-    assert "error" not in result, (q, result["error"])
-    return [
-        {**s.get("tags", {}), **dict(zip(s["columns"], values, strict=True))}
-        for s in result.get("series", [])
-        for values in s["values"]
-    ]
-
-
-def stored_seqs(
-    base_url: str, db: str = "twin", since: float | None = None
-) -> list[tuple[str, int]]:
-    """(device_id, seq) of every telemetry point stored in ``db`` (from ``since``, unix s)."""
-    where = f" WHERE time >= {int(since * 1000)}ms" if since is not None else ""
-    q = f'SELECT "seq" FROM "telemetry"{where} GROUP BY "device_id"'
-    return [(r["device_id"], r["seq"]) for r in rows(base_url, db, q)]
 
 
 def test_points_read_back_with_tags_fields_and_timestamps(influxdb_url: str, unique: str) -> None:

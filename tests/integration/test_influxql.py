@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.parse
 import urllib.request
-from typing import Any
 
 import pytest
 
+from tests.conftest import influxql
+
 pytestmark = pytest.mark.services
-
-
-def influxql(base_url: str, q: str, db: str | None = None) -> dict[str, Any]:
-    params = {"q": q, "epoch": "ms", **({"db": db} if db else {})}
-    data = urllib.parse.urlencode(params).encode()
-    with urllib.request.urlopen(f"{base_url}/query", data=data, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-    return result
 
 
 def write_lines(base_url: str, db: str, lines: list[str]) -> None:

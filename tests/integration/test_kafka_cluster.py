@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from tests.mqtt_helpers import wait_until
+from tests.conftest import wait_until
 from twin_stream.devtools.stack import Stack
 from twin_stream.kafka import (
     close_librdkafka_producer,

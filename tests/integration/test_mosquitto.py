@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import MqttBroker
-from tests.mqtt_helpers import close, connect, wait_until
+from tests.conftest import MqttBroker, close, connect, wait_until
 from twin_stream.devtools.stack import mqtt_login_accepted
 from twin_stream.domain.topics import mqtt_topic, mqtt_wildcard
 

@@ -25,9 +25,8 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.conftest import TEST_DEVICES
-from tests.integration.test_bridge import read_topic
-from tests.mqtt_helpers import close, connect, wait_until
+from tests.conftest import TEST_DEVICES, close, connect, wait_until
+from tests.integration.conftest import read_topic
 from twin_stream.bridge import run_bridge
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.cli import app

@@ -3,7 +3,6 @@ outage."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,12 +13,10 @@ from kafka import KafkaProducer
 
 from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
-from tests.integration.test_influx_write import stored_seqs
-from tests.mqtt_helpers import wait_until
+from tests.conftest import running_sink, stored_seqs, wait_until
 from twin_stream.devtools.stack import Stack
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
-from twin_stream.sink import InfluxTarget, make_sink
 
 pytestmark = pytest.mark.services
 
@@ -56,38 +53,25 @@ def test_every_reading_lands_once_even_across_a_30s_tsdb_outage(
             )  # type: ignore[attr-defined]
         producer.flush(30)
 
-    sink = make_sink(
-        kafka_bootstrap,
-        InfluxTarget(influx_url, "unused", "twin", "twin"),
-        group_id=f"{prefix}-sink",
-        topics=topics,
-        batch_size=500,
-        flush_interval_s=0.5,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,))
-    thread.start()
-
     def stored() -> int:
         return len(stored_seqs(influx_url))
 
     try:
-        produce(first, redeliver=50)
-        assert wait_until(lambda: stored() == len(first), timeout=60)
-        own_influxdb.stop_service("influxdb")
-        outage_started = time.monotonic()
-        produce(second)
-        # The outage lasts 30 s, and until the sink has tried to write and failed (however
-        # late a loaded machine lets it try).
-        assert wait_until(lambda: sink.stats.write_failures >= 1, timeout=120, interval=1.0)
-        while time.monotonic() - outage_started < 30:
-            time.sleep(1)
-        failures_during_outage = sink.stats.write_failures
-        own_influxdb.start_service("influxdb")
-        assert wait_until(lambda: stored() == len(batch), timeout=90)
+        with running_sink(kafka_bootstrap, influx_url, prefix, batch_size=500) as sink:
+            produce(first, redeliver=50)
+            assert wait_until(lambda: stored() == len(first), timeout=60)
+            own_influxdb.stop_service("influxdb")
+            outage_started = time.monotonic()
+            produce(second)
+            # The outage lasts 30 s, and until the sink has tried to write and failed (however
+            # late a loaded machine lets it try).
+            assert wait_until(lambda: sink.stats.write_failures >= 1, timeout=120, interval=1.0)
+            while time.monotonic() - outage_started < 30:
+                time.sleep(1)
+            failures_during_outage = sink.stats.write_failures
+            own_influxdb.start_service("influxdb")
+            assert wait_until(lambda: stored() == len(batch), timeout=90)
     finally:
-        stop.set()
-        thread.join(60)
         producer.close()
     assert failures_during_outage >= 1  # it really tried and failed while the TSDB was down
     per_device: dict[str, list[int]] = {}

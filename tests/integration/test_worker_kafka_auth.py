@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +19,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
 
 from simulators.device import SimulatedDevice
+from tests.conftest import Workers
 from twin_stream.bridge.routing import route
 from twin_stream.config import KafkaSettings
 from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.harness import ManagedProcess, twin_stream_argv
+from twin_stream.devtools.stack.harness import twin_stream_argv
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics, mqtt_topic
 from twin_stream.kafka import ensure_topics
@@ -82,7 +83,7 @@ def worker_args(prefix: str, data_dir: Path) -> list[str]:
 
 
 def test_the_worker_consumes_and_produces_through_a_sasl_listener(
-    sasl_kafka: SaslKafka, unique: str, tmp_path: Path
+    sasl_kafka: SaslKafka, unique: str, workers: Callable[..., Workers]
 ) -> None:
     prefix = f"t{unique}"
     topics = kafka_topics(prefix)
@@ -100,10 +101,7 @@ def test_the_worker_consumes_and_produces_through_a_sasl_listener(
             producer.send(record.kafka_topic, key=record.key, value=record.value)
         producer.flush(10)
 
-    log = tmp_path / "worker.log"
-    worker = ManagedProcess.twin_stream(
-        "worker", worker_args(prefix, tmp_path / "worker"), log, env=sasl_kafka.env()
-    ).start()
+    worker = workers(sasl_kafka.sasl_bootstrap, prefix, sasl_kafka.env()).start(0)
     consumer = KafkaConsumer(
         topics["twins"],
         bootstrap_servers=sasl_kafka.sasl_bootstrap,
@@ -121,7 +119,7 @@ def test_the_worker_consumes_and_produces_through_a_sasl_listener(
     finally:
         consumer.close()
         code = worker.stop(60)
-    said = log.read_text(errors="replace")
+    said = worker.log.read_text(errors="replace")
     assert twins, f"no twin from the worker (exit {code}):\n{said[-3000:]}"
     assert twins[0]["device_id"] == device_id
     assert "Unable to bootstrap" not in said and "Traceback" not in said

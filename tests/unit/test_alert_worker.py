@@ -21,7 +21,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.unit.worker_agents import Sent, put
+from tests.unit.conftest import Sent, put
 from twin_stream.auth import TokenFile, TokenStore
 from twin_stream.domain.alert_lifecycle import AlertAction
 from twin_stream.domain.events import Alert, Prediction

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from tests.unit.readings import raw_readings
+from tests.unit.conftest import raw_readings
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.unit.readings import raw_readings
+from tests.unit.conftest import raw_readings
 from twin_stream.worker.processing import DeviceState
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)

@@ -37,7 +37,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from kafka import errors as kafka_errors
 from kafka.structs import TopicPartition
 
-from tests.unit.worker_agents import Sent, put
+from tests.unit.conftest import Sent, put
 from twin_stream import errors
 from twin_stream.bridge.routing import route
 from twin_stream.bridge.uplink import MqttEndpoint, Uplink

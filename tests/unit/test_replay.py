@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.unit.readings import raw_readings
+from tests.unit.conftest import raw_readings
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs
 from twin_stream.worker.replay import ReplayPoint, install_replay, plan_seeks

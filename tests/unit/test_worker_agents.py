@@ -17,7 +17,7 @@ from unittest import mock
 
 import orjson
 
-from tests.unit.worker_agents import Sent, put
+from tests.unit.conftest import Sent, put
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.sink.points import to_points
 from twin_stream.worker.app import WorkerConfig, create_app

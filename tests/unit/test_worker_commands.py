@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from tests.unit.conftest import Sent, put
 from tests.unit.test_desired_contract import ack, command, reading
-from tests.unit.worker_agents import Sent, put
 from twin_stream.domain.events import Command
 
 KEY = b"pump-0001"

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.unit.worker_agents import Sent, put
+from tests.unit.conftest import Sent, put
 from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import FleetLesson, LifecycleEvent
 from twin_stream.errors import PayloadRejected
