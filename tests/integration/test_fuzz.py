@@ -30,7 +30,6 @@ from twin_stream.devtools.fuzz import (
     watched,
 )
 from twin_stream.devtools.stack.mosquitto import Mosquitto
-from twin_stream.devtools.stack.processes import stop_process_group
 from twin_stream.domain.messages import MAX_PAYLOAD_BYTES
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount, generate_accounts
@@ -151,8 +150,7 @@ def _own_broker(
         yield broker
     finally:
         assert broker.process is not None
-        stop_process_group(broker.process.pid, timeout=10)
-        broker.process.wait(5)
+        broker.process.stop(grace_s=10)
 
 
 def test_a_broker_with_a_packet_limit_refuses_what_is_over_it_and_the_bridge_the_rest(

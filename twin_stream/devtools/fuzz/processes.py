@@ -1,10 +1,9 @@
 """The services a run watches: a ``twin-stream`` service (the bridge, a worker) run as a
-process, whether it crashed (died, exited with an error, or wrote a traceback in its log), and
-waiting while they live."""
+process through the stack's harness, whether it crashed (died, exited with an error, or wrote a
+traceback in its log), and waiting while they live."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,25 +11,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twin_stream.devtools.stack.probes import http_get
-from twin_stream.devtools.stack.processes import log_tail, subcommand
-from twin_stream.errors import ServiceError
+from twin_stream.devtools.stack.harness import ManagedProcess, Probe
 
-__all__ = ["Watched", "wait", "wait_ready", "watched"]
+__all__ = ["Watched", "wait", "watched"]
 
 
 @dataclass
 class Watched:
     """A ``twin-stream`` service run as a process, and whether it crashed."""
 
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
+    process: ManagedProcess
     alive_at_end: bool | None = None  # running when the run ended (before it was stopped)
     exit_code: int | None = None  # once stopped (SIGTERM)
 
+    @property
+    def name(self) -> str:
+        return self.process.name
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
+
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.process.alive()
 
     def tracebacks(self) -> int:
         try:
@@ -42,7 +45,8 @@ class Watched:
         """What went wrong with it: empty if nothing did."""
         found = []
         if self.alive_at_end is False:
-            found.append(f"{self.name} died during the run (exit code {self.proc.returncode})")
+            code = self.process.exit_code
+            found.append(f"{self.name} died during the run (exit code {code})")
         elif self.exit_code not in (None, 0):
             found.append(f"{self.name} exited with {self.exit_code} when stopped")
         if self.tracebacks():
@@ -59,16 +63,19 @@ class Watched:
 
 
 @contextmanager
-def watched(name: str, args: list[str], env: dict[str, str], log: Path) -> Iterator[Watched]:
-    """``twin-stream ARGS`` as a process while the block runs; stopped (SIGTERM) after it, with
-    whether it was alive until then and how it exited recorded."""
-    with subcommand(args, env, log) as proc:
-        service = Watched(name, proc, log)
+def watched(
+    name: str, args: list[str], env: dict[str, str], log: Path, *, ready: Probe | None = None
+) -> Iterator[Watched]:
+    """``twin-stream ARGS`` as a process while the block runs (ready when ``ready`` says so,
+    see :meth:`~twin_stream.devtools.stack.harness.ManagedProcess.wait_ready`); stopped
+    (SIGTERM) after it, with whether it was alive until then and how it exited recorded."""
+    with ManagedProcess.twin_stream(name, args, log, env=env, ready=ready) as process:
+        service = Watched(process)
         try:
             yield service
         finally:
             service.alive_at_end = service.alive()
-    service.exit_code = proc.returncode
+    service.exit_code = process.exit_code
 
 
 def wait(done: Callable[[], bool], timeout: float, services: Sequence[Watched] = ()) -> bool:
@@ -79,18 +86,3 @@ def wait(done: Callable[[], bool], timeout: float, services: Sequence[Watched] =
             return done()
         time.sleep(0.05)
     return True
-
-
-def wait_ready(port: int, service: Watched, timeout: float = 180.0) -> None:
-    """Until the worker's ``GET /ready`` answers 200: partitions assigned, streams running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not service.alive():
-            raise ServiceError(service.name, f"exited while starting: {log_tail(service.log)}")
-        try:
-            if http_get(f"http://127.0.0.1:{port}/ready")[0] == 200:
-                return
-        except OSError:  # not listening yet
-            pass
-        time.sleep(0.5)
-    raise ServiceError(service.name, f"not ready within {timeout:g} s: {log_tail(service.log)}")

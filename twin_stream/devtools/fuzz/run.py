@@ -17,11 +17,12 @@ from simulators.device import SimulatedDevice
 from twin_stream.devtools.fuzz.client import Broker, DeviceClient
 from twin_stream.devtools.fuzz.draw import probes as make_probes
 from twin_stream.devtools.fuzz.probe import Device, Probe, fleet
-from twin_stream.devtools.fuzz.processes import Watched, wait, wait_ready, watched
+from twin_stream.devtools.fuzz.processes import Watched, wait, watched
 from twin_stream.devtools.fuzz.report import FuzzReport, figures
 from twin_stream.devtools.fuzz.send import send, wait_for_the_bridge
 from twin_stream.devtools.fuzz.verdicts import count as count_verdicts
 from twin_stream.devtools.stack import Stack, free_port
+from twin_stream.devtools.stack.harness import answers
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
 
@@ -113,11 +114,14 @@ def fuzz_stack(
                 if worker:
                     port = free_port()
                     args = ["worker", "--web-port", str(port), "--data-dir", str(root / "w")]
+                    # Ready: partitions assigned, streams running.
+                    ready = answers(f"http://127.0.0.1:{port}/ready")
+                    worker_log = logs / "worker.log"
                     services.append(
-                        running.enter_context(watched("worker", args, env, logs / "worker.log"))
+                        running.enter_context(watched("worker", args, env, worker_log, ready=ready))
                     )
                     say("waiting for the worker to be ready (GET /ready)")
-                    wait_ready(port, services[-1])
+                    services[-1].process.wait_ready(180.0, interval=0.5)
                 say(f"sending {count:,} probes and {count:,} valid readings at {rate:g} msgs/s")
                 report = run_fuzz(
                     broker,

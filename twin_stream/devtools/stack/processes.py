@@ -1,9 +1,10 @@
-"""Process control for the local stack and the ``twin-stream`` children of the demo and benches.
+"""Process control below the harness (:mod:`twin_stream.devtools.stack.harness`), by pid.
 
 Processes started for a test session are tied to their parent (``PR_SET_PDEATHSIG``, see
-:func:`die_with_parent`), so a killed test run cannot leave a broker behind. Each server and each
-:func:`subcommand` child gets its own process group, which :func:`stop_process_group` stops
-(SIGTERM, then SIGKILL after a grace period), so nothing is left behind.
+:func:`die_with_parent`), so a killed test run cannot leave a broker behind. Each process gets its
+own process group, which :func:`stop_process_group` stops by the pid a state file recorded
+(SIGTERM, then SIGKILL after a grace period: ``stack down`` from another command), so nothing is
+left behind.
 """
 
 from __future__ import annotations
@@ -12,16 +13,12 @@ import contextlib
 import ctypes
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from twin_stream.errors import ServiceError
 
-__all__ = ["die_with_parent", "log_tail", "pid_alive", "stop_process_group", "subcommand"]
+__all__ = ["die_with_parent", "log_tail", "pid_alive", "stop_process_group"]
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -63,35 +60,3 @@ def stop_process_group(pid: int, timeout: float) -> None:
                 return
             time.sleep(0.1)
     raise ServiceError(f"pid {pid}", "still running after SIGKILL")
-
-
-@contextmanager
-def subcommand(
-    args: list[str], env: dict[str, str], log: Path, *, grace_s: float = 30.0
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m twin_stream ARGS`` with ``env`` added, output to ``log``.
-
-    The child gets its own process group and log file; leaving the ``with`` block stops it
-    (SIGTERM, then SIGKILL after ``grace_s``).
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "twin_stream", *args],
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # a killed parent leaves no orphan behind
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
