@@ -34,11 +34,15 @@ from twin_stream.devtools.fuzz.client import (
 from twin_stream.devtools.fuzz.probe import Probe
 from twin_stream.devtools.fuzz.processes import Watched
 from twin_stream.devtools.fuzz.report import FuzzReport
+from twin_stream.domain.privacy import Redactor
 
 __all__ = ["Sent", "count"]
 
 #: The rule a reason ends with (as the sink reads it).
 _RULE: Final = re.compile(r"\[([a-z_]+)\]$")
+_TOKEN: Final = re.compile(rb"redacted:[0-9a-f]{32}")
+#: Redacts a probe as the bridge will (the tokens differ, the bytes around them do not).
+_REDACTOR: Final = Redactor(b"fuzz-verdicts-only-matching")
 _KEPT: Final = re.compile(r"\(the letter keeps its first (\d+) of (\d+) bytes\)")
 
 
@@ -133,9 +137,20 @@ def count(
 
 def _letter_key(topic: str, payload: bytes, size: int) -> tuple[str, bytes, int]:
     """What a letter and the probe it answers share: the topic, the bytes the letter keeps
-    (all, or the first 64 KiB) and the payload's size (given in a cut letter's reason: two
-    payloads may begin with the same 64 KiB)."""
-    return topic, hashlib.sha256(payload[:MAX_LETTER_PAYLOAD_BYTES]).digest(), size
+    (all, or the first 64 KiB; each redaction token masked, since the bridge's key is not the
+    fuzzer's) and the payload's size (given in a cut letter's reason: two payloads may begin
+    with the same 64 KiB)."""
+    kept = _TOKEN.sub(b"redacted:", payload[:MAX_LETTER_PAYLOAD_BYTES])
+    return topic, hashlib.sha256(kept).digest(), size
+
+
+def _expected_letter(payload: bytes) -> tuple[bytes, int]:
+    """The bytes a letter of ``payload`` keeps once redacted (any key: a token's length is the
+    same under every key), and the size its reason gives when it is cut."""
+    redacted = _REDACTOR.payload(payload)
+    if redacted.payload == payload or redacted.note.startswith("no JSON"):
+        return redacted.payload, len(payload)
+    return redacted.payload, len(redacted.payload)
 
 
 def _count_letters(sent: list[Sent], dlq: list[Any], report: FuzzReport) -> None:
@@ -153,7 +168,8 @@ def _count_letters(sent: list[Sent], dlq: list[Any], report: FuzzReport) -> None
         if probe is None:
             continue
         row = report.categories[probe.category]
-        mine = letters.get(_letter_key(probe.topic, probe.payload, len(probe.payload)))
+        kept, size = _expected_letter(probe.payload)
+        mine = letters.get(_letter_key(probe.topic, kept, size))
         letter = mine.pop() if mine else None
         code = item.code()
         if probe.refused:
