@@ -43,7 +43,9 @@ _RULE: Final = re.compile(r"\[([a-z_]+)\]$")
 _TOKEN: Final = re.compile(rb"redacted:[0-9a-f]{32}")
 #: Redacts a probe as the bridge will (the tokens differ, the bytes around them do not).
 _REDACTOR: Final = Redactor(b"fuzz-verdicts-only-matching")
-_KEPT: Final = re.compile(r"\(the letter keeps its first (\d+) of (\d+) bytes\)")
+#: A cut letter's reason: "(the letter keeps ...)" past 64 KiB, "(no JSON: the letter keeps
+#: ...)" for a payload that is no JSON past 1 KiB (twin_stream.domain.privacy).
+_KEPT: Final = re.compile(r"the letter keeps its first (\d+) of (\d+) bytes\)")
 
 
 @dataclass
@@ -210,7 +212,8 @@ def _letter_problem(probe: Probe, letter: dict[str, Any]) -> str | None:
         return f"rule {rule.group(1)} not in {sorted(probe.rules)}: {reason}"
     if letter["device_id"] != probe.device_id or letter["key"] != probe.device_id.encode():
         return f"keyed by {letter['key']!r}, device {letter['device_id']!r}: {reason}"
-    cut = len(probe.payload) > MAX_LETTER_PAYLOAD_BYTES
+    kept, size = _expected_letter(probe.payload)
+    cut = size > MAX_LETTER_PAYLOAD_BYTES or len(kept) < size  # 64 KiB, or no JSON past 1 KiB
     if cut != bool(_KEPT.search(reason)):
         return f"a letter of {len(probe.payload)} bytes whose reason says otherwise: {reason}"
     return None
