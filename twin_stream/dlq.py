@@ -38,14 +38,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kafka import TopicPartition
 from pydantic import ValidationError
 
 from twin_stream.bridge.routing import Routed, route
 from twin_stream.domain.events import DeadLetter
 from twin_stream.domain.topics import KAFKA_TOPICS, MQTT_PREFIX
 from twin_stream.errors import ConfigError, map_exceptions
-from twin_stream.kafka import KAFKA_ERRORS, make_producer, make_reader
+from twin_stream.kafka import KAFKA_ERRORS, make_producer, make_reader, read_to_end
 
 __all__ = [
     "Letter",
@@ -150,33 +149,14 @@ def read_letters(
             partitions = reader.partitions_for_topic(topic)
             if partitions is None:
                 raise ConfigError(f"kafka {bootstrap}: no topic {topic}")
-            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-            reader.assign(assigned)
-            ends = reader.end_offsets(assigned)
-            if wanted.since is not None:
-                at = int(wanted.since.timestamp() * 1000)
-                starts = reader.offsets_for_times(dict.fromkeys(assigned, at))
-                for tp in assigned:
-                    found = starts.get(tp)
-                    reader.seek(tp, found.offset if found is not None else ends[tp])
-            else:
-                reader.seek_to_beginning(*assigned)
-            left = {tp for tp in assigned if reader.position(tp) < ends[tp]}
-            while left:
-                for tp, records in reader.poll(timeout_ms=1000).items():
-                    for record in records:
-                        if record.offset >= ends[tp]:
-                            continue
-                        try:
-                            letter = Letter.decode(
-                                tp.partition, record.offset, record.key, record.value
-                            )
-                        except (ValidationError, ValueError) as e:
-                            yield (tp.partition, record.offset, _one_line(e))
-                            continue
-                        if wanted(letter):
-                            yield letter
-                left = {tp for tp in left if reader.position(tp) < ends[tp]}
+            for partition, record in read_to_end(reader, topic, sorted(partitions), wanted.since):
+                try:
+                    letter = Letter.decode(partition, record.offset, record.key, record.value)
+                except (ValidationError, ValueError) as e:
+                    yield (partition, record.offset, _one_line(e))
+                    continue
+                if wanted(letter):
+                    yield letter
     finally:
         reader.close()
 

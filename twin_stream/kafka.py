@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Final
 
 import confluent_kafka
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -51,6 +52,7 @@ __all__ = [
     "ensure_topics",
     "is_transient",
     "kafka_topics",
+    "read_to_end",
     "librdkafka_edge",
     "librdkafka_error",
     "make_consumer",
@@ -191,6 +193,32 @@ def make_reader(bootstrap: str, options: dict[str, object]) -> KafkaConsumer:
         return KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **c
         )
+
+
+def read_to_end(
+    reader: KafkaConsumer, topic: str, partitions: list[int], since: datetime | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(partition, record) of every record on ``partitions`` of ``topic``, oldest first per
+    partition, from ``since`` (record time; None: the start) up to the end each partition had
+    when reading began: a :func:`make_reader`'s whole read (``twin-stream dlq``, ``privacy
+    scan``)."""
+    assigned = [TopicPartition(topic, p) for p in partitions]
+    reader.assign(assigned)
+    ends = reader.end_offsets(assigned)
+    if since is not None:
+        starts = reader.offsets_for_times(dict.fromkeys(assigned, int(since.timestamp() * 1000)))
+        for tp in assigned:
+            found = starts.get(tp)
+            reader.seek(tp, found.offset if found is not None else ends[tp])
+    else:
+        reader.seek_to_beginning(*assigned)
+    left = {tp for tp in assigned if reader.position(tp) < ends[tp]}
+    while left:
+        for tp, batch in reader.poll(timeout_ms=1000).items():
+            for record in batch:
+                if record.offset < ends[tp]:
+                    yield tp.partition, record
+        left = {tp for tp in left if reader.position(tp) < ends[tp]}
 
 
 # --- confluent-kafka (librdkafka): the bridge's uplink producer ---------------------------------

@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kafka import TopicPartition
-
 from twin_stream.domain.privacy import Match, find_identifiers, value_kind
 from twin_stream.errors import StoreError, map_exceptions
-from twin_stream.kafka import KAFKA_ERRORS, make_reader
+from twin_stream.kafka import KAFKA_ERRORS, make_reader, read_to_end
 
 __all__ = ["Finding", "ScanReport", "scan_influx", "scan_kafka", "scan_record"]
 
@@ -108,35 +106,14 @@ def scan_kafka(
                 if partitions is None:
                     missing.append(topic)
                     continue
-                for key, value in _records(reader, topic, sorted(partitions), since):
+                for _, record in read_to_end(reader, topic, sorted(partitions), since):
+                    key, value = record.key, record.value
                     records += 1
                     for match in scan_record(key, value):
                         found[(topic, match.field, match.kind)] += 1
     finally:
         reader.close()
     return ScanReport(_count("kafka", found), records=records, missing_topics=tuple(missing))
-
-
-def _records(
-    reader: Any, topic: str, partitions: list[int], since: datetime | None
-) -> Iterator[tuple[bytes | None, bytes | None]]:
-    assigned = [TopicPartition(topic, p) for p in partitions]
-    reader.assign(assigned)
-    ends = reader.end_offsets(assigned)
-    if since is not None:
-        starts = reader.offsets_for_times(dict.fromkeys(assigned, int(since.timestamp() * 1000)))
-        for tp in assigned:
-            found = starts.get(tp)
-            reader.seek(tp, found.offset if found is not None else ends[tp])
-    else:
-        reader.seek_to_beginning(*assigned)
-    left = {tp for tp in assigned if reader.position(tp) < ends[tp]}
-    while left:
-        for tp, batch in reader.poll(timeout_ms=1000).items():
-            for record in batch:
-                if record.offset < ends[tp]:
-                    yield record.key, record.value
-        left = {tp for tp in left if reader.position(tp) < ends[tp]}
 
 
 def _influxql(
