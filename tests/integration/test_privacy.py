@@ -5,7 +5,6 @@ on Kafka and InfluxDB, and finds nothing on a clean platform."""
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -21,10 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from tests.conftest import MqttBroker
-from twin_stream.bridge import run_bridge
+from tests.conftest import MqttBroker, running_bridge
 from twin_stream.bridge.routing import dead_letter
-from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint
 from twin_stream.cli import app
 from twin_stream.dlq import Letter, read_letters, replay
 from twin_stream.domain.privacy import TOKEN_PREFIX
@@ -79,38 +76,11 @@ def test_a_reading_with_a_patient_name_ends_on_the_dlq_redacted_and_is_not_repla
         }
     )
     password = mosquitto.account("pump-0001").password
-    endpoint = MqttEndpoint(
-        "127.0.0.1",
-        mosquitto.port,
-        mosquitto.bridge.username,
-        mosquitto.bridge.password,
-        client_id=f"{prefix}-bridge",
-    )
-    stop, ready = threading.Event(), threading.Event()
-    stats: list[BridgeStats] = []
-    thread = threading.Thread(
-        target=lambda: stats.append(
-            run_bridge(
-                endpoint,
-                kafka_bootstrap,
-                stop=stop,
-                share_group=prefix,
-                topics=topics,
-                on_ready=ready,
-            )
-        )
-    )
-    thread.start()
-    try:
-        assert ready.wait(60), "bridge did not start"
+    with running_bridge(mosquitto, kafka_bootstrap, prefix) as stats:
         _publish(
             mosquitto.port, "pump-0001", password, mqtt_topic("pump-0001", "telemetry"), reading
         )
         record = _first_record(kafka_bootstrap, topics["dlq"])
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not thread.is_alive()
     assert stats and stats[0].dead_lettered == 1
     raw = record.value  # type: ignore[attr-defined]
     assert b"Jane" not in raw and b"Roe" not in raw
