@@ -1,4 +1,4 @@
-"""Device onboarding on the files (twin_stream.mqtt_auth.DeviceAccounts) and the ``devices``
+"""Device onboarding on the files (twin_stream.mqtt_auth_files.DeviceAccounts) and the ``devices``
 command: one device's account added, rotated or revoked, every other line left as it was. The
 broker's side (logins, ACLs, reload) is tested on the real Mosquitto in
 tests/integration/test_devices_mosquitto.py."""
@@ -19,13 +19,12 @@ from twin_stream.cli import app as cli
 from twin_stream.errors import CredentialsError
 from twin_stream.mqtt_auth import (
     BRIDGE_USER,
-    DeviceAccounts,
     acl_blocks,
     acl_lines,
     generate_accounts,
     password_entries,
-    write_auth_files,
 )
+from twin_stream.mqtt_auth_files import DeviceAccounts, write_auth_files
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

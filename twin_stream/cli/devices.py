@@ -32,7 +32,8 @@ from twin_stream.devtools.stack.state import is_ours
 from twin_stream.domain.devices import DeviceType
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, PLATFORM_TO_DEVICE, mqtt_topic
 from twin_stream.errors import ConfigError, TwinStreamError
-from twin_stream.mqtt_auth import DeviceAccounts, MqttAccount
+from twin_stream.mqtt_auth import MqttAccount
+from twin_stream.mqtt_auth_files import DeviceAccounts
 
 devices_app = typer.Typer(help="Real devices' MQTT accounts (Mosquitto password file and ACL).")
 

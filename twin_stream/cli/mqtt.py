@@ -31,7 +31,8 @@ def mqtt_auth(
 ) -> None:
     """Write a Mosquitto password file and ACL (and the plain credentials the bridge and the
     simulated devices log in with) for the bridge and a fleet of devices."""
-    from twin_stream.mqtt_auth import generate_accounts, write_auth_files
+    from twin_stream.mqtt_auth import generate_accounts
+    from twin_stream.mqtt_auth_files import write_auth_files
 
     if (directory / ("broker" if split else ".") / "passwd").exists() and not replace:
         typer.echo(f"{directory}: credentials exist, kept (--replace to renew them)")

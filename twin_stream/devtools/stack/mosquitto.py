@@ -22,7 +22,8 @@ from twin_stream.devtools.stack.certs import TlsFiles, client_files, server_file
 from twin_stream.devtools.stack.probes import free_port, mqtt_login_accepted
 from twin_stream.devtools.stack.service import Service
 from twin_stream.devtools.stack.state import CREDENTIALS_FILE
-from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount, write_auth_files
+from twin_stream.mqtt_auth import BRIDGE_USER, MqttAccount
+from twin_stream.mqtt_auth_files import write_auth_files
 from twin_stream.tls import close_failed_handshakes
 
 __all__ = ["Mosquitto"]
