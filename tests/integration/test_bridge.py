@@ -23,7 +23,8 @@ from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from tests.conftest import MqttBroker, close, connect, running_bridge, wait_until
 from tests.integration.conftest import read_topic
-from twin_stream.bridge.uplink import MqttEndpoint, Uplink, _ReadAhead
+from twin_stream.bridge.mqtt_client import ReadAhead
+from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredSettings
@@ -285,7 +286,7 @@ def test_while_kafka_is_down_nothing_is_acked_and_all_is_acked_in_order_once_it_
     readings = _readings("pump-0001", 40)
     mine = mqtt_topic("pump-0001", "telemetry")
     with uplink_on(mosquitto, kafka, f"{unique}-up", unique) as (uplink, received, acked, topics):
-        assert isinstance(uplink.client.socket(), _ReadAhead)  # paho's socket is read ahead
+        assert isinstance(uplink.client.socket(), ReadAhead)  # paho's socket is read ahead
         _publish(mosquitto, "pump-0001", [*readings[:20], b"{not json", *readings[20:]])
         # (counted by topic: other tests' retained statuses arrive when they will)
         assert wait_until(lambda: topics.count(mine) == 41), uplink.stats

@@ -40,7 +40,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -51,33 +51,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from twin_stream.bridge.mqtt_client import MQTT_CONNECT_ERRORS, BridgeClient
 from twin_stream.bridge.routing import Routed, dead_letter, route
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, KAFKA_TOPICS, mqtt_wildcard
 from twin_stream.errors import (
-    ConfigError,
     KafkaError,
     MqttError,
-    TwinStreamError,
     map_exceptions,
 )
 from twin_stream.kafka import librdkafka_edge
 from twin_stream.redaction import redactor
 
 __all__ = [
-    "MQTT_CONNECT_ERRORS",
     "BridgeStats",
     "MqttEndpoint",
     "Uplink",
 ]
-
-#: What paho's connect raises: a broker whose certificate does not verify (ssl.SSLError; its
-#: SSLCertVerificationError is also a ValueError, hence first), a host or port it cannot use
-#: (ValueError), and no broker there (refused, unreachable, DNS, timeout: OSErrors).
-MQTT_CONNECT_ERRORS: Final[Mapping[type[BaseException], type[TwinStreamError]]] = {
-    ssl.SSLError: MqttError,
-    ValueError: ConfigError,
-    OSError: MqttError,
-}
 
 log = logging.getLogger(__name__)
 
@@ -140,69 +129,6 @@ def _backoff(attempts: int) -> float:
     return min(5.0, 0.1 * (1 << min(attempts, 6)))
 
 
-class _ReadAhead:
-    """paho's socket, read ahead: one ``recv()`` of up to 64 KiB serves many packets, where paho
-    alone makes three or four per packet (the command byte, each byte of the length, the rest),
-    each releasing and taking back the GIL that the uplink's thread wants too.
-
-    ``pending()`` counts the bytes held here, so paho's loop reads them without waiting in
-    ``select()`` (the hook paho has for TLS sockets, whose ``pending()`` this adds to). A
-    ``recv()`` raises what the socket raises (``BlockingIOError``, ``ssl.SSLWantReadError``),
-    which paho handles as it does without this wrapper."""
-
-    __slots__ = ("_buffer", "_pos", "_sock", "_sock_pending")
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._sock_pending: Callable[[], int] | None = getattr(sock, "pending", None)  # TLS
-        self._buffer = b""
-        self._pos = 0
-
-    def recv(self, size: int) -> bytes:
-        buffer: bytes = self._buffer
-        pos = self._pos
-        if pos >= len(buffer):
-            buffer, pos = self._sock.recv(65536), 0
-            if not buffer:  # the connection was closed
-                return buffer
-        chunk: bytes = buffer[pos : pos + size]
-        self._buffer, self._pos = buffer, pos + len(chunk)
-        return chunk
-
-    def pending(self) -> int:
-        held = len(self._buffer) - self._pos
-        return held + self._sock_pending() if self._sock_pending is not None else held
-
-    def send(self, data: bytes | bytearray) -> int:
-        sent: int = self._sock.send(data)
-        return sent
-
-    def fileno(self) -> int:
-        fd: int = self._sock.fileno()
-        return fd
-
-    def setblocking(self, flag: bool) -> None:
-        self._sock.setblocking(flag)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _Client(mqtt.Client):
-    """paho's client, its socket read ahead (:class:`_ReadAhead`). Should a paho release no
-    longer make its socket in ``_create_socket``, this is paho's own client, only slower
-    (tests/integration/test_bridge.py checks that the wrapper is in place)."""
-
-    def _create_socket(self) -> Any:
-        return _ReadAhead(super()._create_socket())
-
-    def release(self) -> None:
-        """Close what paho keeps open after ``loop_stop()``: the socket pair that wakes its
-        network loop, which paho closes only once the client is garbage-collected (for a client
-        in a reference cycle, as the uplink's is, whenever the collector runs)."""
-        self._reset_sockets()
-
-
 class Uplink:
     """MQTT (shared subscription, manual acks) -> Kafka (confluent-kafka, idempotent)."""
 
@@ -236,9 +162,9 @@ class Uplink:
         self._refusal: str | None = None  # ... with this refusal
         self.client = self._client()
 
-    def _client(self) -> _Client:
+    def _client(self) -> BridgeClient:
         e = self.endpoint
-        client = _Client(
+        client = BridgeClient(
             CallbackAPIVersion.VERSION2,
             client_id=e.client_id,
             protocol=mqtt.MQTTv5,
