@@ -6,12 +6,9 @@ import pickle
 import random
 from datetime import UTC, datetime, timedelta
 
-from twin_stream.domain.detection.health import (
-    HealthMonitor,
-    HealthParams,
-    HealthReading,
-    chi2_ppf,
-)
+from twin_stream.domain.detection.health import HealthMonitor, HealthReading
+from twin_stream.domain.detection.multivariate import chi2_ppf
+from twin_stream.domain.detection.params import HealthParams
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

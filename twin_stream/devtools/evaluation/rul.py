@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, _device_id, _number, parse_time
-from twin_stream.domain.detection.health import HealthMonitor, HealthParams, HealthReading
+from twin_stream.domain.detection.health import HealthMonitor, HealthReading
+from twin_stream.domain.detection.params import HealthParams
 from twin_stream.domain.detection.rul import FleetModel, RulEstimate
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.errors import UNREADABLE_DATASET, ConfigError, DatasetError, map_exceptions

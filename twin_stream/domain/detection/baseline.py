@@ -26,10 +26,11 @@ baseline honest:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from twin_stream.domain.detection.params import DetectorParams
 
-__all__ = ["SignalBaseline"]
+__all__ = ["SignalBaseline", "deseasonalized"]
 
 
 class SignalBaseline:
@@ -239,3 +240,15 @@ class SignalBaseline:
         self.var = (1.0 - a) * (self.var + a * d * d)
         self.count = count + 1
         return z
+
+
+def deseasonalized(
+    name: str, value: float | None, profiles: Mapping[str, SignalBaseline], bucket: int
+) -> float | None:
+    """``value`` without its time-of-day offset in ``bucket``, where the profile explains the
+    signal."""
+    if value is not None:
+        profile = profiles.get(name)
+        if profile is not None and profile.seasonal(bucket):
+            return value - profile.season[bucket]
+    return value

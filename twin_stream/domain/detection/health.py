@@ -64,75 +64,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import mul
-from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
 
-from twin_stream.domain.detection.baseline import SignalBaseline
+from twin_stream.domain.detection.baseline import SignalBaseline, deseasonalized
+from twin_stream.domain.detection.multivariate import chi2_ppf, oas_shrinkage
+
+# Checkpoints pickled before the parameters moved to params.py name them by this module:
+# importable here, that state loads as it is.
+from twin_stream.domain.detection.params import HealthParams as HealthParams
 from twin_stream.domain.detection.state import RestoresByAttribute, restore_attributes
 from twin_stream.domain.detection.trend import least_squares
 
-__all__ = ["HealthMonitor", "HealthParams", "HealthReading", "chi2_ppf"]
-
-
-def chi2_ppf(q: float, dof: float) -> float:
-    """The ``q`` quantile of chi²(dof), by Wilson and Hilferty's cube-root normal approximation
-    (1931; within ~1 % of the exact quantile for dof >= 2 in the upper tail).
-
-    >>> round(chi2_ppf(0.99, 2), 1), round(chi2_ppf(0.999, 24), 1)
-    (9.2, 51.3)
-    """
-    c = 2.0 / (9.0 * dof)
-    z = NormalDist().inv_cdf(q)
-    return dof * max(1.0 - c + z * math.sqrt(c), 0.0) ** 3
-
-
-@dataclass(frozen=True)
-class HealthParams(RestoresByAttribute):
-    """The one documented parameter set of the healthy reference and the health index.
-
-    The values marked "CV" were chosen by the two-way cross-validation of ``eval rul`` on
-    C-MAPSS FD003 (odd engines against even, and back; BENCHMARKS.md), the only place they
-    were tuned, and are the same for every device type.
-    """
-
-    #: Learning period: whichever ends first of this many readings (SKAB's protocol: the first
-    #: 400 rows are the normal) ...
-    reference_readings: int = 400
-    #: ... or this much of the device's own clock: its first day (a daily cycle seen once) ...
-    reference_hours: float = 24.0
-    #: ... but never fewer readings than this: a mean and sd from fewer are too rough
-    #: (20 readings give an sd within ~30 % at 95 %).
-    min_reference: int = 20
-    #: Scale floor relative to a signal's level, as the adaptive baselines have
-    #: (DetectorParams.min_relative_scale), and an absolute one for a level near zero.
-    min_relative_scale: float = 1e-3
-    min_scale: float = 1e-9
-    #: Memory of the recent window (EW mean), in readings (CV: 10, 20, 40 tried).
-    window: int = 10
-    #: The index (and its limits, trend and history) is computed once per bucket of readings:
-    #: the numpy work once per 10 readings keeps the per-reading cost to a multiply-add per
-    #: signal.
-    bucket_readings: int = 10
-    #: Warning limit: the chi²(p) tail at this level on the T² scale of the window mean (the
-    #: 1-in-1000 of a multivariate control chart's "3 sigma"; CV: 1e-2, 1e-3, 1e-4 tried).
-    alpha: float = 1e-3
-    #: ... times this factor: a page needs a drift of practical size, this many times as far
-    #: as the statistical limit (CV: 1, 1.5, 2, 2.5, 3, 3.5 tried; 3 is the smallest with at
-    #: most 5 % of either half's engines paged more than 150 h before failure).
-    warning_factor: float = 3.0
-    #: Critical limit: this many times as far as the warning limit (the drift twice as large).
-    critical_factor: float = 2.0
-    #: A departure is sustained when this many buckets in a row are beyond the limit
-    #: (CV: 2, 3, 5 tried).
-    sustain_buckets: int = 3
-    #: The index trend (per hour) is the least-squares slope over this many buckets.
-    trend_buckets: int = 12
-    #: At most this many (hours, index) points of history are kept (~4 KB pickled).
-    history_points: int = 200
-    #: The signals named as drivers.
-    drivers: int = 3
+__all__ = ["HealthMonitor", "HealthReading"]
 
 
 @dataclass(slots=True)
@@ -327,7 +272,7 @@ class HealthMonitor(RestoresByAttribute):
             sub = cov[np.ix_(v, v)] / np.outer(diag[v], diag[v])
             corr[np.ix_(v, v)] = np.clip(sub, -1.0, 1.0)
             np.fill_diagonal(corr, 1.0)
-        self.shrinkage = _oas(corr, n)
+        self.shrinkage = oas_shrinkage(corr, n)
         shrunk = (1.0 - self.shrinkage) * corr + self.shrinkage * np.eye(len(keep))
         self.names = names
         self._mu = mu
@@ -368,7 +313,7 @@ class HealthMonitor(RestoresByAttribute):
             if profiles is not None:
                 values: dict[str, float | None] = {}
                 for name, value in metrics.items():
-                    values[name] = _deseasonalized(name, value, profiles, bucket)
+                    values[name] = deseasonalized(name, value, profiles, bucket)
                 metrics = values
             return self._learn(ts, metrics)
         n = self._n + 1
@@ -444,29 +389,3 @@ class HealthMonitor(RestoresByAttribute):
     def history(self) -> list[tuple[float, float]]:
         """(hours since the reference froze, index), one per bucket, oldest first (bounded)."""
         return list(self._hist)
-
-
-def _deseasonalized(
-    name: str, value: float | None, profiles: Mapping[str, SignalBaseline], bucket: int
-) -> float | None:
-    """``value`` without its time-of-day offset in ``bucket``, where the profile explains the
-    signal."""
-    if value is not None:
-        profile = profiles.get(name)
-        if profile is not None and profile.seasonal(bucket):
-            return value - profile.season[bucket]
-    return value
-
-
-def _oas(corr: np.ndarray, n: int) -> float:
-    """The Oracle Approximating Shrinkage weight towards the identity (Chen et al. 2010,
-    eq. 23) of a p x p sample correlation matrix from n readings."""
-    p = corr.shape[0]
-    if p < 2:
-        return 0.0
-    tr = float(np.trace(corr))
-    tr2 = float((corr * corr).sum())
-    den = (n + 1.0 - 2.0 / p) * (tr2 - tr * tr / p)
-    if den <= 0.0:
-        return 1.0
-    return float(min(((1.0 - 2.0 / p) * tr2 + tr * tr) / den, 1.0))

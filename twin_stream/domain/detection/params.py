@@ -1,4 +1,5 @@
-"""The one documented parameter set of the detectors.
+"""The one documented parameter set of the detectors (:class:`DetectorParams`) and of the
+healthy reference and its health index (:class:`HealthParams`).
 
 Every device, every NAB file and every SKAB file runs with these same values: nothing is tuned
 per file or per device. Changing a value changes ``DETECTOR_VERSION``. Each value says where it
@@ -13,7 +14,7 @@ from typing import Final
 
 from twin_stream.domain.detection.state import RestoresByAttribute
 
-__all__ = ["DETECTOR_VERSION", "DetectorParams"]
+__all__ = ["DETECTOR_VERSION", "DetectorParams", "HealthParams"]
 
 DETECTOR_VERSION: Final = "ts-detector/4"
 
@@ -83,3 +84,50 @@ class DetectorParams(RestoresByAttribute):
     #: its own; at most ``max_modes`` modes per device, the rest share the main mode.
     mode_off_share: float = 0.05
     max_modes: int = 4
+
+
+@dataclass(frozen=True)
+class HealthParams(RestoresByAttribute):
+    """The one documented parameter set of the healthy reference and the health index.
+
+    The values marked "CV" were chosen by the two-way cross-validation of ``eval rul`` on
+    C-MAPSS FD003 (odd engines against even, and back; BENCHMARKS.md), the only place they
+    were tuned, and are the same for every device type.
+    """
+
+    #: Learning period: whichever ends first of this many readings (SKAB's protocol: the first
+    #: 400 rows are the normal) ...
+    reference_readings: int = 400
+    #: ... or this much of the device's own clock: its first day (a daily cycle seen once) ...
+    reference_hours: float = 24.0
+    #: ... but never fewer readings than this: a mean and sd from fewer are too rough
+    #: (20 readings give an sd within ~30 % at 95 %).
+    min_reference: int = 20
+    #: Scale floor relative to a signal's level, as the adaptive baselines have
+    #: (DetectorParams.min_relative_scale), and an absolute one for a level near zero.
+    min_relative_scale: float = 1e-3
+    min_scale: float = 1e-9
+    #: Memory of the recent window (EW mean), in readings (CV: 10, 20, 40 tried).
+    window: int = 10
+    #: The index (and its limits, trend and history) is computed once per bucket of readings:
+    #: the numpy work once per 10 readings keeps the per-reading cost to a multiply-add per
+    #: signal.
+    bucket_readings: int = 10
+    #: Warning limit: the chi²(p) tail at this level on the T² scale of the window mean (the
+    #: 1-in-1000 of a multivariate control chart's "3 sigma"; CV: 1e-2, 1e-3, 1e-4 tried).
+    alpha: float = 1e-3
+    #: ... times this factor: a page needs a drift of practical size, this many times as far
+    #: as the statistical limit (CV: 1, 1.5, 2, 2.5, 3, 3.5 tried; 3 is the smallest with at
+    #: most 5 % of either half's engines paged more than 150 h before failure).
+    warning_factor: float = 3.0
+    #: Critical limit: this many times as far as the warning limit (the drift twice as large).
+    critical_factor: float = 2.0
+    #: A departure is sustained when this many buckets in a row are beyond the limit
+    #: (CV: 2, 3, 5 tried).
+    sustain_buckets: int = 3
+    #: The index trend (per hour) is the least-squares slope over this many buckets.
+    trend_buckets: int = 12
+    #: At most this many (hours, index) points of history are kept (~4 KB pickled).
+    history_points: int = 200
+    #: The signals named as drivers.
+    drivers: int = 3
