@@ -27,7 +27,7 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from twin_stream.auth import Principal
-from twin_stream.bridge.routing import dead_letter, route
+from twin_stream.bridge.routing import dead_letter, rejection_reason, route
 from twin_stream.domain import alert_lifecycle
 from twin_stream.domain.batches import encode_scores
 from twin_stream.domain.events import (
@@ -45,9 +45,9 @@ from twin_stream.domain.messages import decode_telemetry, parse_telemetry
 from twin_stream.domain.twin import Twin
 from twin_stream.errors import PayloadRejected
 from twin_stream.sink.points import to_points
-from twin_stream.worker.agents import Publisher, failure_reason, rejection_reason
 from twin_stream.worker.audit_views import audit
 from twin_stream.worker.processing import DeviceState, twin_view
+from twin_stream.worker.publishing import Publisher, failure_reason
 from twin_stream.worker.web_auth import PRINCIPAL
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

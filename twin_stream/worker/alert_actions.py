@@ -28,12 +28,13 @@ from typing import Any
 
 import faust
 
+from twin_stream.bridge.routing import rejection_reason
 from twin_stream.domain.alert_lifecycle import AlertAction, Refused
 from twin_stream.domain.events import Alert
 from twin_stream.errors import PayloadRejected
-from twin_stream.worker.agents import DeviceBatch, Publisher, failure_reason, rejection_reason
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.processing import DeviceState, Outputs
+from twin_stream.worker.publishing import DeviceBatch, Publisher, failure_reason
 
 __all__ = ["AlertAgents", "apply_action", "register_alert_agents"]
 

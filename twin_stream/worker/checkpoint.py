@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, MutableMapping
 
@@ -35,6 +36,8 @@ from twin_stream.worker.processing import DeviceState, Outputs
 from twin_stream.worker.replay import ReplayPoint
 
 __all__ = ["DeviceCache"]
+
+log = logging.getLogger(__name__)
 
 #: A table of bytes keys (the device id) and bytes values; ``get`` answers None when absent.
 Table = MutableMapping[bytes, bytes | None]
@@ -68,6 +71,9 @@ class DeviceCache:
         self._states: dict[str, DeviceState] = {}
         self._last_checkpoint: dict[str, float] = {}
         self._saved_version: dict[str, int] = {}  # the twin version last written, per device
+        #: Checkpoints that failed (:meth:`try_save`), and when one was last logged (clock s).
+        self.save_failures = 0
+        self._failure_logged_at: float | None = None
 
     def peek(self, device_id: str) -> DeviceState:
         """The state for a read-only view: never cached, so a worker that does not own the
@@ -166,6 +172,28 @@ class DeviceCache:
                 self._write_point(key, state, ReplayPoint.of(state.twin, partition, offset + 1))
         elif reading and state.anchor is not None:
             self._write_point(key, state, state.anchor)
+
+    def try_save(self, device_id: str, state: DeviceState, out: Outputs, *, reading: bool) -> bool:
+        """:meth:`save`, but a table write that fails (Faust's metadata of a changelog not
+        there just after Kafka came back, say) is logged and tried again at the device's next
+        event, rather than crashing the agent and so the scoring of every device it serves.
+        False if it failed (counted in :attr:`save_failures`)."""
+        try:
+            self.save(device_id, state, out, reading=reading)
+        except Exception:
+            self.save_failures += 1
+            now = self.clock()
+            last = self._failure_logged_at
+            if last is None or now - last >= 30.0:  # one traceback per 30 s, with the count
+                self._failure_logged_at = now
+                log.exception(
+                    "checkpoint of %s failed (%d failures so far); its state is kept and "
+                    "saved at its next event",
+                    device_id,
+                    self.save_failures,
+                )
+            return False
+        return True
 
     def _write_point(self, key: bytes, state: DeviceState, point: ReplayPoint) -> None:
         if self.replay is None:
