@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from simulators.device import SimulatedDevice
+from twin_stream.domain.commands import MAX_COMMANDS
 from twin_stream.domain.devices import (
     SETTINGS_BY_TYPE,
     DeviceType,
@@ -20,7 +21,7 @@ from twin_stream.domain.devices import (
 )
 from twin_stream.domain.events import Command
 from twin_stream.domain.messages import DesiredMessage, DesiredSettings
-from twin_stream.domain.twin import MAX_COMMANDS, Twin
+from twin_stream.domain.twin import Twin
 from twin_stream.errors import CommandRefused, PayloadRejected
 from twin_stream.worker.commands import CommandDesk, if_match_versions
 from twin_stream.worker.processing import DeviceState

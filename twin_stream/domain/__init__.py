@@ -4,6 +4,7 @@
 * ``topics``: MQTT and Kafka topic names;
 * ``devices``: device types and their signals' specifications;
 * ``twin``: a device's twin (reported, desired, connectivity, health);
+* ``commands``: a twin's commands, desired state as a contract (statuses, acks, withdrawals);
 * ``events``: what the platform emits (scores, predictions, alerts, commands);
 * ``detection``: the detector (see its package);
 * ``alerting``: the alert policy;

@@ -25,9 +25,10 @@ from typing import Annotated, Any, Final, Literal, Protocol
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from twin_stream.domain.commands import CommandRecord
 from twin_stream.domain.messages import DesiredSettings
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
-from twin_stream.domain.twin import CommandRecord, Connectivity, DataQuality, Health
+from twin_stream.domain.twin import Connectivity, DataQuality, Health
 
 __all__ = [
     "COMMAND_TTL",

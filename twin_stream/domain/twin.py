@@ -20,7 +20,8 @@ Desired state is a contract with the device. Each change is a *command*, remembe
 twin version of the desired document that carries it (the whole desired state, so a device
 that was away gets every change at once) and its status: ``pending``, ``delivered`` (the
 device has it), ``applied``, ``rejected`` (with the device's reason) or ``expired``. A change
-that is rejected or expires leaves desired state again (:meth:`Twin.withdraw`):
+that is rejected or expires leaves desired state again (:meth:`Twin.withdraw`;
+:mod:`~twin_stream.domain.commands` holds the rules):
 
 >>> from datetime import timedelta
 >>> twin.device_type = "infusion_pump"
@@ -39,14 +40,13 @@ that is rejected or expires leaves desired state again (:meth:`Twin.withdraw`):
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
-from twin_stream.domain.devices import check_settings
+from twin_stream.domain import commands as ledger
+from twin_stream.domain.commands import AckOutcome, CommandRecord, same_value
 from twin_stream.domain.messages import (
     AckStatus,
     DesiredSettings,
@@ -54,16 +54,10 @@ from twin_stream.domain.messages import (
     StatusMessage,
     Telemetry,
 )
-from twin_stream.errors import CommandRefused
 
 __all__ = [
-    "FINISHED",
-    "MAX_COMMANDS",
     "REORDER_WINDOW",
     "STALE_AFTER",
-    "AckOutcome",
-    "CommandRecord",
-    "CommandStatus",
     "Connectivity",
     "DataQuality",
     "Health",
@@ -84,11 +78,6 @@ _TTL: Final = timedelta(hours=24)
 ReadingOutcome = Literal["accepted", "reordered", "duplicate", "stale"]
 Connectivity = Literal["unknown", "online", "offline"]
 Health = Literal["unknown", "ok", "degraded", "failing"]
-CommandStatus = Literal["pending", "delivered", "applied", "rejected", "expired"]
-#: The statuses a command ends in: no later answer of the device changes them.
-FINISHED: Final[frozenset[str]] = frozenset({"applied", "rejected", "expired"})
-#: How many commands a twin remembers: the newest (finished ones are forgotten first).
-MAX_COMMANDS: Final = 16
 
 
 def heartbeat_timeout(sample_interval_s: float) -> timedelta:
@@ -113,45 +102,6 @@ class DataQuality(BaseModel):
     restarts: int = 0  # times the device restarted its seq counter
 
 
-class CommandRecord(BaseModel):
-    """One command sent to the device, as its twin remembers it: a change of desired state
-    (``changes``, and each changed setting's desired value before it in ``previous``, null for
-    none), or a ``withdraw`` that takes rejected or expired changes back out (``withdraws``).
-    ``version`` is the twin version of the desired document that carries it; ``at`` is when
-    its status last changed; ``reason`` says why it was rejected (the device's words) or
-    expired."""
-
-    kind: str
-    status: CommandStatus = "pending"
-    version: int
-    changes: dict[str, Any] = Field(default_factory=dict)
-    previous: dict[str, Any] = Field(default_factory=dict)
-    withdraws: list[str] = Field(default_factory=list)
-    issued_at: datetime
-    expires_at: datetime
-    at: datetime
-    reason: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-
-@dataclass
-class AckOutcome:
-    """What a device's answer changed: the commands whose status moved, and those of them that
-    ended rejected or expired (their changes are to be withdrawn)."""
-
-    changed: list[str] = field(default_factory=list)
-    finished: list[str] = field(default_factory=list)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-    return bool(a == b)
-
-
 class Twin(BaseModel):
     """The live twin of one device."""
 
@@ -171,7 +121,7 @@ class Twin(BaseModel):
     last_seq: int | None = None
     seen_mask: int = 0  # bit i set: seq (last_seq - i) was accepted
     quality: DataQuality = Field(default_factory=DataQuality)
-    #: The recent commands by id, oldest first (at most MAX_COMMANDS).
+    #: The recent commands by id, oldest first (at most commands.MAX_COMMANDS).
     commands: dict[str, CommandRecord] = Field(default_factory=dict)
 
     # -- readings ---------------------------------------------------------------------------
@@ -312,36 +262,10 @@ class Twin(BaseModel):
 
     def check_change(self, changes: dict[str, Any], *, if_match: int | None) -> None:
         """Refuse a change of desired state the platform must not send (CommandRefused, with
-        the twin API's status): made against another version than the current one (412), for
-        a device whose type is not known yet (409), or with a setting the type does not have
-        or out of its range (422, one detail per setting)."""
-        if if_match is not None and if_match != self.version:
-            raise CommandRefused(
-                f"(If-Match): the twin of {self.device_id} is at version {self.version}, "
-                f"not {if_match} [precondition_failed]",
-                status=412,
-                field="(If-Match)",
-                version=self.version,
-            )
-        if self.device_type is None:
-            raise CommandRefused(
-                f"device_type: the type of {self.device_id} is not known yet (it has sent no "
-                "reading), so neither are its settings' ranges [unknown_device_type]",
-                status=409,
-                field="device_type",
-                version=self.version,
-            )
-        violations = check_settings(self.device_type, changes)
-        if violations:
-            more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-            first = violations[0]
-            raise CommandRefused(
-                f"{first.field}: {first.message}{more} [{first.rule}]",
-                status=422,
-                field=first.field,
-                details=[v.detail() for v in violations],
-                version=self.version,
-            )
+        the twin API's status; :func:`~twin_stream.domain.commands.check_change`)."""
+        ledger.check_change(
+            self.device_id, self.device_type, self.version, changes, if_match=if_match
+        )
 
     def request_change(
         self,
@@ -368,7 +292,7 @@ class Twin(BaseModel):
             expires_at=expires_at,
             at=now,
         )
-        self._remember(command_id, record)
+        ledger.remember(self.commands, command_id, record)
         return record
 
     def latest_command(self) -> tuple[str, CommandRecord] | None:
@@ -380,12 +304,8 @@ class Twin(BaseModel):
 
     def document_expiry(self, *, now: datetime, default: datetime) -> datetime:
         """When the current desired document expires: the earliest expiry of the commands it
-        carries that are not finished yet (a device never applies a change after its time),
-        or ``default`` if none is pending."""
-        pending = [
-            r.expires_at for r in self.commands.values() if not r.finished and r.expires_at > now
-        ]
-        return min(pending, default=default)
+        carries that are not finished yet, or ``default`` if none is pending."""
+        return ledger.document_expiry(self.commands, now=now, default=default)
 
     def apply_ack(
         self,
@@ -397,52 +317,17 @@ class Twin(BaseModel):
         sent_at: datetime | None = None,
     ) -> AckOutcome | None:
         """Fold the device's answer to the document of ``command_id`` into the commands'
-        statuses; None if the twin knows no such command.
-
-        A document holds every change up to its version, so the answer is about every
-        unfinished command up to that version: ``delivered`` and ``applied`` move them all,
-        ``rejected`` ends them all rejected (the document was refused as a whole), ``expired``
-        ends those whose time has passed by the platform's clock or the device's (``sent_at``,
-        the ack's own time). A finished command stays as it ended."""
-        record = self.commands.get(command_id)
-        if record is None:
-            return None
-        deadline = max(now, sent_at or now)
-        outcome = AckOutcome()
-        for cid, r in self.commands.items():
-            if r.finished or r.version > record.version:
-                continue
-            if status == "delivered":
-                if r.status != "pending":
-                    continue
-                r.status = "delivered"
-            elif status == "applied":
-                r.status = "applied"
-            elif status == "rejected":
-                r.status = "rejected"
-                r.reason = reason or "rejected by the device"
-            elif r.expires_at <= deadline:
-                r.status = "expired"
-                r.reason = reason or f"not applied before {r.expires_at.isoformat()}"
-            else:
-                continue
-            r.at = now
-            outcome.changed.append(cid)
-            if r.status in ("rejected", "expired"):
-                outcome.finished.append(cid)
-        if status == "applied":
+        statuses (:func:`~twin_stream.domain.commands.fold_ack`); None if the twin knows no
+        such command."""
+        commands = self.commands
+        outcome = ledger.fold_ack(commands, command_id, status, reason, now=now, sent_at=sent_at)
+        if outcome is not None and status == "applied":
             self.last_command_id = command_id
         return outcome
 
     def expire_commands(self, *, now: datetime) -> list[str]:
         """End every unfinished command whose time has passed ``expired``; their ids."""
-        expired = []
-        for cid, r in self.commands.items():
-            if not r.finished and r.expires_at <= now:
-                r.status, r.at = "expired", now
-                r.reason = f"not applied before {r.expires_at.isoformat()}"
-                expired.append(cid)
-        return expired
+        return ledger.expire(self.commands, now=now)
 
     def withdraw(
         self, command_ids: list[str], *, command_id: str, now: datetime, ttl: timedelta = _TTL
@@ -453,26 +338,7 @@ class Twin(BaseModel):
         the device gets instead. None if there is nothing to send: desired state did not
         change and no other command waits for a fresh document."""
         gone = [c for c in dict.fromkeys(command_ids) if c in self.commands]
-        live = [
-            r
-            for cid, r in self.commands.items()
-            if cid not in gone and r.status not in ("rejected", "expired")
-        ]
-        changed = False
-        for cid in sorted(gone, key=lambda c: self.commands[c].version, reverse=True):
-            record = self.commands[cid]
-            for key, value in record.changes.items():
-                if any(key in r.changes and r.version > record.version for r in live):
-                    continue  # a later change of this setting stands
-                if not _same(self.desired.get(key), value):
-                    continue
-                before = record.previous.get(key)
-                if before is None:
-                    self.desired.pop(key, None)
-                else:
-                    self.desired[key] = before
-                changed = True
-        waiting = any(not r.finished for r in live)
+        changed, waiting = ledger.withdraw_changes(self.commands, self.desired, gone)
         if not changed and not waiting:
             return None
         self._refresh_delta()
@@ -485,19 +351,14 @@ class Twin(BaseModel):
             expires_at=now + ttl,
             at=now,
         )
-        self._remember(command_id, record)
+        ledger.remember(self.commands, command_id, record)
         return record
-
-    def _remember(self, command_id: str, record: CommandRecord) -> None:
-        self.commands[command_id] = record
-        while len(self.commands) > MAX_COMMANDS:
-            oldest = next((c for c, r in self.commands.items() if r.finished), None)
-            del self.commands[oldest if oldest is not None else next(iter(self.commands))]
 
     def _refresh_delta(self) -> None:
         # Desired keys the device has not (yet) reported as applied. An empty delta means the
         # device is in the state the platform asked for.
-        self.delta = {k: v for k, v in self.desired.items() if not _same(self.reported.get(k), v)}
+        reported = self.reported
+        self.delta = {k: v for k, v in self.desired.items() if not same_value(reported.get(k), v)}
 
     def count_invalid(self) -> None:
         """Count a payload from this device that the bridge rejected."""
