@@ -213,8 +213,11 @@ class Kafka(Service):
         return [*jvm, "kafka.Kafka", str(props)]
 
     def is_ready(self) -> bool:
-        # Ready when a metadata request lists this broker. Knock first: kafka-python leaks a
-        # socket for every refused connection, and the JVM takes seconds to open its port.
+        # Ready when this node's metadata lists itself and every running peer: a client that
+        # bootstraps from this node then knows each broker it may be sent to (creating topics
+        # through a controller this node did not know yet was UnknownBrokerIdError in CI).
+        # Knock first: kafka-python leaks a socket for every refused connection, and the JVM
+        # takes seconds to open its port.
         if not port_is_open(self.port):
             return False
         if self.sasl_port is not None and not port_is_open(self.sasl_port):
@@ -228,9 +231,17 @@ class Kafka(Service):
         )
         try:
             cluster = admin.describe_cluster()
-            return any(int(b["broker_id"]) == self.node_id for b in cluster.get("brokers", []))
+            listed = {int(b["broker_id"]) for b in cluster.get("brokers", [])}
+            return self._expected_brokers() <= listed
         finally:
             admin.close()
+
+    def _expected_brokers(self) -> set[int]:
+        """This node and every peer whose process runs (one stopped for an outage is not
+        waited for)."""
+        return {self.node_id} | {
+            p.node_id for p in self.peers if p.process is not None and p.process.alive()
+        }
 
     def extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {
