@@ -284,14 +284,40 @@ def running_sink(
         flush_interval_s=0.5,
     )
     stop = threading.Event()
-    thread = threading.Thread(target=sink.run, args=(stop,), name="sink")
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as e:  # kept, and raised when the block ends: never lost
+            failures.append(e)
+            raise
+
+    thread = threading.Thread(target=run, name="sink")
     thread.start()
+    sink_threads[sink] = thread
     try:
         yield sink
     finally:
         stop.set()
         thread.join(60)
+        sink_threads.pop(sink, None)
     assert not thread.is_alive()
+    if failures:
+        raise AssertionError(f"the sink's thread failed: {failures[0]!r}") from failures[0]
+
+
+#: The thread of each sink :func:`running_sink` runs, for :func:`describe_sink`.
+sink_threads: dict[Sink, threading.Thread] = {}
+
+
+def describe_sink(sink: Sink) -> str:
+    """What a test that waited in vain for the sink's points reports: whether its thread
+    runs, its counters, and the partitions its consumer holds."""
+    thread = sink_threads.get(sink)
+    alive = thread is not None and thread.is_alive()
+    assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in sink.consumer.assignment() or ())
+    return f"sink thread alive={alive}, {sink.stats}, {len(assigned)} partitions: {assigned}"
 
 
 def make_tokens(path: Path, roles: dict[str, str]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from tests.conftest import MqttBroker, Workers, running_bridge, running_sink, wa
 from twin_stream.devtools.stack import Stack
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
+from twin_stream.sink import Sink
 
 
 @dataclass
@@ -39,6 +40,8 @@ class RunningPipeline:
     tokens: dict[str, str]
     #: The module's own InfluxDB, if it has one (a test stops it for an outage).
     tsdb: Stack | None = None
+    #: The sink (a thread of the test process): what to report when its points do not come.
+    sink: Sink | None = None
 
     @property
     def topics(self) -> dict[str, str]:
@@ -99,7 +102,7 @@ class StartPipeline:
             prefix = f"{name}{int(time.time())}"
             ensure_topics(self.bootstrap, 6, {}, kafka_topics(prefix))
             running.enter_context(running_bridge(self.broker, self.bootstrap, prefix))
-            running.enter_context(
+            sink = running.enter_context(
                 running_sink(self.bootstrap, influx_url, prefix, batch_size=sink_batch)
             )
             env, args = worker_env, list(worker_args)
@@ -110,7 +113,9 @@ class StartPipeline:
             # The second worker's joining moved partitions away from the first, which recovers
             # their tables: wait until both score before any test sends readings.
             assert wait_until(workers.ready, timeout=180, interval=0.5), workers.logs()
-            yield kind(self.broker, self.bootstrap, prefix, influx_url, root, workers, tokens, tsdb)
+            yield kind(
+                self.broker, self.bootstrap, prefix, influx_url, root, workers, tokens, tsdb, sink
+            )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +25,11 @@ from kafka import KafkaConsumer
 
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker, close, connect, http, rows, wait_until
+from tests.conftest import MqttBroker, close, connect, describe_sink, http, rows, wait_until
 from tests.e2e.conftest import RunningPipeline, StartPipeline
 from twin_stream.auth import TokenStore
 from twin_stream.domain.topics import mqtt_topic
+from twin_stream.kafka import make_reader, read_to_end
 
 pytestmark = pytest.mark.services
 
@@ -97,6 +99,36 @@ class Platform(RunningPipeline):
         """The sink's ``command_status`` points of one command, oldest first."""
         query = f'SELECT * FROM "command_status" WHERE "command" = \'{command_id}\''
         return rows(self.influx_url, "twin", query)
+
+    def wait_stored(self, device_id: str, command_id: str, status: str) -> list[dict[str, Any]]:
+        """The command's stored statuses once one is ``status``; if none comes, a failure that
+        says where it stopped: the sink's state and the command in the device's last twin view
+        on Kafka (not published, or published and not written)."""
+        if wait_until(
+            lambda: status in {p["status"] for p in self.stored_statuses(command_id)},
+            timeout=60,
+            interval=1.0,
+        ):
+            return self.stored_statuses(command_id)
+        sink = describe_sink(self.sink) if self.sink is not None else "no sink"
+        raise AssertionError(
+            f"no stored {status!r} status of {command_id} "
+            f"(stored: {self.stored_statuses(command_id)}); {sink}; "
+            f"in the last view on Kafka: {self.published_command(device_id, command_id)}"
+        )
+
+    def published_command(self, device_id: str, command_id: str) -> object:
+        """The command's record in the device's last twin view on the twins topic."""
+        last: dict[str, Any] | None = None
+        with closing(make_reader(self.bootstrap, {})) as reader:
+            topic = self.topics["twins"]
+            partitions = sorted(reader.partitions_for_topic(topic) or ())
+            for _, record in read_to_end(reader, topic, partitions):
+                if record.key == device_id.encode():
+                    last = orjson.loads(record.value)
+        if last is None:
+            return "no view of the device"
+        return last.get("commands", {}).get(command_id, f"not in view version {last['version']}")
 
     def retained_desired(self, device_id: str) -> dict[str, Any]:
         """The retained desired-state message of a device, as the device gets it."""
@@ -263,11 +295,7 @@ def test_two_changes_made_while_a_device_is_offline_both_reach_it(platform: Plat
     commands = platform.twin(VENT)["commands"]
     assert commands[first["command_id"]]["status"] == "applied"
     assert commands[second["command_id"]]["status"] == "applied"
-    assert wait_until(
-        lambda: "applied" in {p["status"] for p in platform.stored_statuses(first["command_id"])},
-        timeout=30,
-        interval=1.0,
-    )
+    platform.wait_stored(VENT, first["command_id"], "applied")
 
 
 def test_a_command_the_device_rejects_is_shown_with_its_reason(platform: Platform) -> None:
@@ -306,13 +334,8 @@ def test_a_command_the_device_rejects_is_shown_with_its_reason(platform: Platfor
     finally:
         fleet.stop()
         runner.join()
-    stored = platform.stored_statuses(command_id)
-    assert wait_until(
-        lambda: any(p["status"] == "rejected" for p in platform.stored_statuses(command_id)),
-        timeout=30,
-        interval=1.0,
-    ), stored
-    point = next(p for p in platform.stored_statuses(command_id) if p["status"] == "rejected")
+    stored = platform.wait_stored(PUMP, command_id, "rejected")
+    point = next(p for p in stored if p["status"] == "rejected")
     assert point["reason"] == record["reason"] and point["device_id"] == PUMP
     (letter, *_) = platform.dead_letters(PUMP, "[unknown_command]")
     assert letter["mqtt_topic"] == mqtt_topic(PUMP, "ack")
@@ -346,8 +369,4 @@ def test_an_expired_command_is_cleared_from_the_retained_message(platform: Platf
     retained = platform.retained_desired(PUMP)
     assert "sample_interval_s" not in retained["desired"]
     assert retained["twin_version"] == record["version"] > command["twin_version"]
-    assert wait_until(
-        lambda: "expired" in {p["status"] for p in platform.stored_statuses(command_id)},
-        timeout=30,
-        interval=1.0,
-    )
+    platform.wait_stored(PUMP, command_id, "expired")
