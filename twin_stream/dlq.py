@@ -2,7 +2,7 @@
 chosen letters to their original topic once the cause is fixed (``twin-stream dlq``).
 
 Every component that cannot process a message or record writes it to ``twin.dlq`` with where it
-came from, why, when, and its bytes (:class:`~twin_stream.domain.events.DeadLetter`). Replaying
+came from, why, when, and its bytes (:class:`~twin_stream.domain.records.DeadLetter`). Replaying
 a letter sends its bytes on again, through the same gate they failed at:
 
 * a message a device published over MQTT (its ``mqtt_topic`` is a device topic) is routed again
@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from twin_stream.bridge.routing import Routed, route
-from twin_stream.domain.events import DeadLetter
+from twin_stream.domain.records import DeadLetter
 from twin_stream.domain.topics import KAFKA_TOPICS, MQTT_PREFIX
 from twin_stream.errors import ConfigError, map_exceptions
 from twin_stream.kafka import KAFKA_ERRORS, make_producer, make_reader, read_to_end

@@ -30,7 +30,7 @@ from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from tests.conftest import Workers, http, make_tokens, rows, running_sink, wait_until
 from twin_stream.cli import app as cli
-from twin_stream.domain.events import AuditRecord
+from twin_stream.domain.records import AuditRecord
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
 from twin_stream.worker.audit_views import read_audit

@@ -20,7 +20,7 @@ from twin_stream.devtools.stack import Stack
 from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.detection.rul import FleetModel
-from twin_stream.domain.events import FleetLesson
+from twin_stream.domain.records import FleetLesson
 from twin_stream.domain.topics import kafka_topics, worker_changelogs
 from twin_stream.kafka import ensure_topics
 

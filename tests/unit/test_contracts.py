@@ -33,15 +33,13 @@ from twin_stream.domain.batches import encode_scores
 from twin_stream.domain.events import (
     Alert,
     AnomalyScore,
-    AuditRecord,
     Contribution,
-    DeadLetter,
     Prediction,
     PredictionRecord,
     ScoreRecord,
-    TwinView,
 )
 from twin_stream.domain.messages import decode_telemetry, parse_telemetry
+from twin_stream.domain.records import AuditRecord, DeadLetter, TwinView
 from twin_stream.domain.twin import Twin
 from twin_stream.errors import PayloadRejected
 from twin_stream.sink.points import to_points

@@ -44,8 +44,8 @@ from twin_stream.bridge.uplink import MqttEndpoint, Uplink
 from twin_stream.config import KafkaSettings
 from twin_stream.domain.detection import detector
 from twin_stream.domain.detection.detector import DeviceDetector
-from twin_stream.domain.events import DeadLetter
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.domain.records import DeadLetter
 from twin_stream.domain.topics import device_id_from_mqtt_topic, mqtt_topic
 from twin_stream.errors import (
     ConfigError,

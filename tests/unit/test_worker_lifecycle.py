@@ -15,7 +15,7 @@ import pytest
 
 from tests.unit.conftest import Sent, put
 from twin_stream.domain.detection.rul import FleetModel
-from twin_stream.domain.events import FleetLesson, LifecycleEvent
+from twin_stream.domain.records import FleetLesson, LifecycleEvent
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.fleet import FleetModels, learn_lesson
 from twin_stream.worker.processing import DeviceState

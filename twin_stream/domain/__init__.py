@@ -6,6 +6,8 @@
 * ``twin``: a device's twin (reported, desired, connectivity, health);
 * ``commands``: a twin's commands, desired state as a contract (statuses, acks, withdrawals);
 * ``events``: what the platform emits (scores, predictions, alerts, commands);
+* ``records``: what it records (twins' views, lifecycle events, fleet lessons, dead letters,
+  the audit trail);
 * ``detection``: the detector (see its package);
 * ``alerting``: the alert policy;
 * ``monitor``: :class:`DeviceMonitor`, detector and policy for one device: the one path the

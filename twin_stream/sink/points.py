@@ -23,7 +23,7 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 from pydantic import TypeAdapter, ValidationError
 
-from twin_stream.domain import events, messages
+from twin_stream.domain import events, messages, records
 from twin_stream.errors import PayloadRejected
 from twin_stream.sink.measurements import (
     DEVICE_ID,
@@ -182,7 +182,7 @@ def _alert_page(alert: events.Alert) -> Point:
     return point
 
 
-def _twin(view: events.TwinView) -> list[Point]:
+def _twin(view: records.TwinView) -> list[Point]:
     point = _base(Twin.NAME, view.device_id, view.device_type, view.changed_at)
     point.tag(Twin.CONNECTIVITY, view.connectivity)
     point.field(Twin.VERSION, view.version)
@@ -202,7 +202,7 @@ def _twin(view: events.TwinView) -> list[Point]:
     return [point, *_command_statuses(view)]
 
 
-def _command_statuses(view: events.TwinView) -> list[Point]:
+def _command_statuses(view: records.TwinView) -> list[Point]:
     """One ``command_status`` point per command the twin remembers, at the time it reached
     its status: a command's statuses are its series (tag ``command``), and a twin published
     again writes the same points again (idempotent)."""
@@ -243,7 +243,7 @@ def dead_letter_point(reason: str, device_id: str | None, source: str, at_us: in
     return point
 
 
-def _dead_letter(letter: events.DeadLetter) -> list[Point]:
+def _dead_letter(letter: records.DeadLetter) -> list[Point]:
     """One point per dead letter, at its receive time."""
     at_us = int(letter.received_at.timestamp() * 1_000_000)
     return [dead_letter_point(letter.reason, letter.device_id, letter.mqtt_topic, at_us)]
@@ -252,11 +252,11 @@ def _dead_letter(letter: events.DeadLetter) -> list[Point]:
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _audit(record: events.AuditRecord) -> list[Point]:
+def _audit(record: records.AuditRecord) -> list[Point]:
     """One point per change, at its time in microseconds (two changes of one device in one
     millisecond stay apart; the same record written twice lands on itself).
 
-    >>> record = events.AuditRecord.model_validate({
+    >>> record = records.AuditRecord.model_validate({
     ...     "audit_id": "a1b2c3d4", "at": "2026-01-01T00:00:00.000001Z", "actor": "alice",
     ...     "role": "operator", "action": "set_desired", "device_id": "pump-0001",
     ...     "old": {}, "new": {"rate": 80.0}, "command_id": "c1d2e3f4"})
@@ -300,9 +300,9 @@ _WRITERS: dict[str, _Write] = {
     Anomaly.NAME: _writer(_decode_scores, _anomaly),
     Prediction.NAME: _writer(events.Prediction.model_validate_json, _prediction),
     Alert.NAME: _writer(events.Alert.model_validate_json, _alert),
-    Twin.NAME: _writer(events.TwinView.model_validate_json, _twin),
-    DeadLetter.NAME: _writer(events.DeadLetter.model_validate_json, _dead_letter),
-    Audit.NAME: _writer(events.AuditRecord.model_validate_json, _audit),
+    Twin.NAME: _writer(records.TwinView.model_validate_json, _twin),
+    DeadLetter.NAME: _writer(records.DeadLetter.model_validate_json, _dead_letter),
+    Audit.NAME: _writer(records.AuditRecord.model_validate_json, _audit),
 }
 #: The points of one record of each kind of Kafka topic (its measurement: ``MEASUREMENT_OF_KIND``),
 #: from the record's bytes: each kind is decoded with its model (``twin_stream.domain.events``;

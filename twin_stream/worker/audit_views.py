@@ -2,7 +2,7 @@
 ``twin.audit``, and ``GET /audit?device=&since=`` reads the trail back.
 
 * :func:`audit` (for every view that changes something: desired state, alert acknowledgements
-  and shelving) writes one :class:`~twin_stream.domain.events.AuditRecord`: who (the caller's
+  and shelving) writes one :class:`~twin_stream.domain.records.AuditRecord`: who (the caller's
   :class:`~twin_stream.auth.Principal`, set by :mod:`twin_stream.worker.web_auth`), when, the
   device, the state before and after, and the command id. The sink stores each record as a point
   of the ``audit`` measurement, for dashboards.
@@ -37,7 +37,7 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from twin_stream.domain.events import AuditRecord
+from twin_stream.domain.records import AuditRecord
 from twin_stream.domain.topics import DEVICE_ID_PATTERN
 from twin_stream.worker.web_auth import principal_of
 

@@ -4,7 +4,7 @@
 A failure an engineer records (``twin-stream failures add``, ``POST /twins/{id}/failures``)
 travels on ``twin.lifecycle`` to the device's owner, which sends the device's health-index
 history up to the failure to ``twin.fleet`` as a
-:class:`~twin_stream.domain.events.FleetLesson`, keyed by the device type. So each type's
+:class:`~twin_stream.domain.records.FleetLesson`, keyed by the device type. So each type's
 lessons are on one partition, and the worker that owns it learns the type's model (the
 ``fleet_lessons`` agent of :func:`register_fleet`) into the ``fleet`` table: the model is
 checkpointed in that table's changelog as the device models are in theirs, restored by the
@@ -17,7 +17,7 @@ table's changelog (compacted: one record a type) at start and every ``refresh_s`
 :class:`FleetModels`. A model that does not restore is logged and the previous one kept.
 
 >>> from datetime import datetime, timezone
->>> from twin_stream.domain.events import FleetLesson
+>>> from twin_stream.domain.records import FleetLesson
 >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
 >>> lesson = FleetLesson(device_id="chiller-0001", device_type="mri_chiller", failed_at=at,
 ...                      failed_after_h=3.0, history=[(0.0, 0.1), (1.0, 0.5), (2.0, 2.0)],
@@ -45,7 +45,7 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from twin_stream.bridge.routing import dead_letter, rejection_reason
 from twin_stream.domain.detection.rul import FleetModel
-from twin_stream.domain.events import FleetLesson
+from twin_stream.domain.records import FleetLesson
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.audit_views import read_records
 

@@ -31,8 +31,6 @@ from twin_stream.domain.events import (
     COMMAND_TTL,
     Alert,
     Command,
-    FleetLesson,
-    LifecycleEvent,
     PredictionRecord,
     ScoreRecord,
 )
@@ -44,6 +42,7 @@ from twin_stream.domain.messages import (
     decode_telemetry,
 )
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.domain.records import FleetLesson, LifecycleEvent
 from twin_stream.domain.twin import Twin
 from twin_stream.errors import CommandRefused, PayloadRejected, StateError
 from twin_stream.worker.replay import ReplayPoint
@@ -70,7 +69,7 @@ class Outputs:
 
 def twin_view(twin: Twin, open_alerts: list[Alert], changed_at: datetime) -> dict[str, object]:
     """The JSON a twin is published and served as; its schema is
-    :class:`~twin_stream.domain.events.TwinView` (what the sink decodes it with)."""
+    :class:`~twin_stream.domain.records.TwinView` (what the sink decodes it with)."""
     view = twin.model_dump(mode="json", exclude={"seen_mask"})
     view["open_alerts"] = [a.model_dump(mode="json") for a in open_alerts]
     view["changed_at"] = changed_at.isoformat()

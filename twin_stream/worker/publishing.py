@@ -20,7 +20,8 @@ import orjson
 
 from twin_stream.bridge.routing import dead_letter
 from twin_stream.domain.batches import encode_scores
-from twin_stream.domain.events import Alert, Command, FleetLesson, PredictionRecord, ScoreRecord
+from twin_stream.domain.events import Alert, Command, PredictionRecord, ScoreRecord
+from twin_stream.domain.records import FleetLesson
 from twin_stream.domain.topics import DEVICE_TO_PLATFORM, mqtt_topic
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.processing import DeviceState, Outputs, twin_view

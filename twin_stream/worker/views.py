@@ -38,7 +38,7 @@ import orjson
 from pydantic import ValidationError
 from yarl import URL
 
-from twin_stream.domain.events import LifecycleEvent
+from twin_stream.domain.records import LifecycleEvent
 from twin_stream.worker.audit_views import audit
 from twin_stream.worker.commands import CommandDesk, etag
 from twin_stream.worker.processing import DeviceState, twin_view
