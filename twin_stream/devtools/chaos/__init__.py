@@ -8,6 +8,9 @@ One job per module:
 * ``collector``: the scores, alerts and telemetry records read live off Kafka;
 * ``tsdb``: the telemetry points read back from InfluxDB;
 * ``counting``: lost, duplicated, orphaned and the recovery clock, from lists (pure);
+* ``options``: a run's options, the fleet it simulates and the command that repeats it;
+* ``live``: the live part of a run: the baseline, each fault and the drain;
+* ``figures``: each window's counts, from what the run recorded and read back;
 * ``run``: one run, start to end (:func:`run_chaos`).
 
 The figures of the full run are in RELIABILITY.md.
@@ -16,7 +19,8 @@ The figures of the full run are in RELIABILITY.md.
 from __future__ import annotations
 
 from twin_stream.devtools.chaos.faults import DEFAULT_FAULTS, FAULTS, FaultTiming, fault_names
-from twin_stream.devtools.chaos.run import ChaosOptions, chaos_command, run_chaos
+from twin_stream.devtools.chaos.options import ChaosOptions, chaos_command
+from twin_stream.devtools.chaos.run import run_chaos
 
 __all__ = [
     "DEFAULT_FAULTS",
