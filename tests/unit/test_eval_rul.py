@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from twin_stream.cli.eval_rul import register
 from twin_stream.devtools.evaluation.cmapss import convert_cmapss
-from twin_stream.devtools.evaluation.rul import evaluate_rul, nasa_score, read_truth
+from twin_stream.devtools.evaluation.rul import evaluate_rul, nasa_score
+from twin_stream.devtools.evaluation.rul_files import read_truth
 from twin_stream.errors import DatasetError
 
 T0 = datetime(2000, 1, 1, tzinfo=UTC)

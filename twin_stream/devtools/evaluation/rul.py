@@ -27,37 +27,37 @@ first page to the failure).
 
 The per-device step is :func:`step` (one call per reading): the one place to swap in
 :class:`~twin_stream.domain.monitor.DeviceMonitor`.
+
+The files are read in :mod:`.rul_files`, the ``--plot`` drawn in :mod:`.rul_plot`.
 """
 
 from __future__ import annotations
 
-import csv
-import html
 import math
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, _device_id, _number, parse_time
+from twin_stream.devtools.evaluation.replay import DEFAULT_TYPE, _device_id
+from twin_stream.devtools.evaluation.rul_files import Row, read_histories, read_truth
+from twin_stream.devtools.evaluation.rul_plot import write_plot
 from twin_stream.domain.detection.health import HealthMonitor, HealthReading
 from twin_stream.domain.detection.params import HealthParams
 from twin_stream.domain.detection.rul import FleetModel, RulEstimate
 from twin_stream.domain.monitor import DeviceMonitor
-from twin_stream.errors import UNREADABLE_DATASET, ConfigError, DatasetError, map_exceptions
+from twin_stream.errors import UNREADABLE_DATASET, DatasetError, map_exceptions
 
 __all__ = [
     "DEFAULT_CAP_H",
     "Unit",
     "evaluate_rul",
     "nasa_score",
-    "read_histories",
-    "read_truth",
     "step",
-    "write_plot",
 ]
+
 
 #: The usual C-MAPSS protocol caps the remaining useful life at 125 cycles (here hours).
 DEFAULT_CAP_H: Final = 125.0
@@ -65,8 +65,6 @@ DEFAULT_CAP_H: Final = 125.0
 DEFAULT_EARLY_H: Final = 150.0
 #: Units whose record ends within this many hours of failure are also counted apart.
 NEAR_FAILURE_H: Final = 50.0
-
-Row = tuple[int, datetime, dict[str, float | None]]
 
 
 @dataclass
@@ -100,95 +98,6 @@ def step(
         unit.first_page_ts = ts
     assert out.health is not None
     return out.health
-
-
-def read_histories(path: Path, time_col: str, device_col: str) -> dict[str, list[Row]]:
-    """Every device's rows (file row number, time, signals), in file order; a DatasetError
-    naming the file, the device and the row for a bad time or a non-numeric cell."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        if time_col not in header:
-            raise DatasetError(f"{path}: no time column {time_col!r} (columns: {header})")
-        if device_col not in header:
-            raise DatasetError(f"{path}: no device column {device_col!r} (columns: {header})")
-        signals = [c for c in header if c not in (time_col, device_col)]
-        if not signals:
-            raise DatasetError(f"{path}: no signal column (columns: {header})")
-        devices: dict[str, list[Row]] = {}
-        for row_no, row in enumerate(reader, start=2):  # row 1 is the header
-            name = (row.get(device_col) or "").strip()
-            if not name:
-                raise DatasetError(f"{path}: row {row_no}: no device in column {device_col!r}")
-            try:
-                ts = parse_time(row.get(time_col) or "")
-            except ValueError:
-                raise DatasetError(
-                    f"{path}: device {name}, row {row_no}: time {row.get(time_col)!r} is not "
-                    "ISO 8601 or epoch seconds"
-                ) from None
-            metrics: dict[str, float | None] = {}
-            for column in signals:
-                cell = row.get(column)
-                if cell is None:
-                    raise DatasetError(
-                        f"{path}: device {name}, row {row_no}: too few cells (no {column!r})"
-                    )
-                try:
-                    metrics[column] = _number(cell)
-                except ValueError:
-                    raise DatasetError(
-                        f"{path}: device {name}, row {row_no}: {column} = {cell!r} is not a number"
-                    ) from None
-            devices.setdefault(name, []).append((row_no, ts, metrics))
-    if not devices:
-        raise DatasetError(f"{path}: no rows")
-    return devices
-
-
-def read_truth(path: Path, devices: list[str]) -> dict[str, float]:
-    """Remaining life (hours) after each device's last row: one number per line in device
-    order, or a CSV with columns ``device_id,rul_h``. Every device needs one, and every line
-    must name a device of the file."""
-    with open(path, newline="") as f:
-        lines = [line.strip() for line in f if line.strip()]
-    if not lines:
-        raise DatasetError(f"{path}: empty")
-    first = [c.strip() for c in lines[0].split(",")]
-    truth: dict[str, float] = {}
-    if len(first) >= 2 and "rul_h" in first:
-        name_at, value_at = (
-            (first.index("device_id") if "device_id" in first else 0),
-            first.index("rul_h"),
-        )
-        for line_no, line in enumerate(lines[1:], start=2):
-            cells = [c.strip() for c in line.split(",")]
-            try:
-                name, value = cells[name_at], float(cells[value_at])
-            except (IndexError, ValueError):
-                raise DatasetError(
-                    f"{path}: line {line_no}: {line!r} is not device_id,rul_h"
-                ) from None
-            if name not in devices:
-                raise DatasetError(f"{path}: line {line_no}: device {name!r} is not in the data")
-            truth[name] = value
-    else:
-        if len(lines) != len(devices):
-            raise DatasetError(f"{path}: {len(lines)} values for {len(devices)} devices")
-        for line_no, (name, line) in enumerate(zip(devices, lines, strict=True), start=1):
-            try:
-                truth[name] = float(line.split()[-1])
-            except ValueError:
-                raise DatasetError(f"{path}: line {line_no}: {line!r} is not a number") from None
-    for name, value in truth.items():
-        if not math.isfinite(value) or value < 0:
-            raise DatasetError(f"{path}: device {name}: remaining life {value} is not >= 0")
-    missing = [d for d in devices if d not in truth]
-    if missing:
-        raise DatasetError(
-            f"{path}: no remaining life for device {missing[0]} ({len(missing)} missing)"
-        )
-    return truth
 
 
 def _replay(
@@ -378,148 +287,3 @@ def evaluate_rul(
         write_plot(plot, predictions, truths, cap, units)
         result["plot"] = str(plot)
     return result
-
-
-# -- the plot ---------------------------------------------------------------------------------
-
-
-def write_plot(
-    path: Path,
-    predictions: dict[str, RulEstimate | None],
-    truth: dict[str, float] | None,
-    cap: float,
-    units: dict[str, Unit] | None = None,
-) -> None:
-    """Predicted (with its interval) against true RUL per device: a PNG through matplotlib
-    when it is installed, otherwise (``.html`` or ``.svg``) a self-contained SVG."""
-    names = list(predictions)
-    if truth is not None:
-        names.sort(key=lambda n: truth[n])
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        _plot_png(path, names, predictions, truth, cap)
-        return
-    if suffix not in (".html", ".htm", ".svg"):
-        raise ConfigError(f"--plot {path}: the file must end in .png, .html or .svg")
-    svg = _svg(names, predictions, truth, cap)
-    if suffix == ".svg":
-        path.write_text(svg)
-        return
-    path.write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>RUL: predicted against true"
-        "</title></head><body style='font-family:sans-serif'><h3>Remaining useful life at each "
-        f"device's last row (hours{', capped at ' + format(cap, 'g') if cap > 0 else ''})</h3>"
-        f"{svg}<p>dots: predicted (bar: interval); crosses: true. Devices in order of true RUL."
-        "</p></body></html>\n"
-    )
-
-
-def _points(
-    names: list[str],
-    predictions: dict[str, RulEstimate | None],
-    truth: dict[str, float] | None,
-    cap: float,
-) -> Iterator[tuple[int, str, RulEstimate | None, float | None]]:
-    def c(x: float) -> float:
-        return min(x, cap) if cap > 0 else x
-
-    for k, name in enumerate(names):
-        e = predictions[name]
-        capped = None if e is None else RulEstimate(c(e.rul_h), c(e.low_h), c(e.high_h))
-        yield k, name, capped, None if truth is None else c(truth[name])
-
-
-def _svg(
-    names: list[str],
-    predictions: dict[str, RulEstimate | None],
-    truth: dict[str, float] | None,
-    cap: float,
-) -> str:
-    width, height, left, bottom, top = max(600, 12 * len(names) + 80), 420, 60, 60, 20
-    points = list(_points(names, predictions, truth, cap))
-    top_value = max(
-        [1.0]
-        + [e.high_h for _, _, e, _ in points if e is not None]
-        + [t for _, _, _, t in points if t is not None]
-    )
-    plot_w, plot_h = width - left - 20, height - top - bottom
-
-    def x(k: int) -> float:
-        return left + (k + 0.5) * plot_w / max(len(names), 1)
-
-    def y(v: float) -> float:
-        return top + plot_h * (1 - v / top_value)
-
-    parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}'>",
-        f"<line x1='{left}' y1='{y(0):.1f}' x2='{width - 20}' y2='{y(0):.1f}' stroke='black'/>",
-        f"<line x1='{left}' y1='{top}' x2='{left}' y2='{y(0):.1f}' stroke='black'/>",
-    ]
-    for tick in range(6):
-        v = top_value * tick / 5
-        parts.append(
-            f"<text x='{left - 6}' y='{y(v) + 4:.1f}' font-size='11' text-anchor='end'>"
-            f"{v:.0f}</text>"
-        )
-    for k, name, e, t in points:
-        label = html.escape(name)
-        if e is not None:
-            parts.append(
-                f"<line x1='{x(k):.1f}' y1='{y(e.low_h):.1f}' x2='{x(k):.1f}' "
-                f"y2='{y(e.high_h):.1f}' stroke='#7aa6d6'/>"
-                f"<circle cx='{x(k):.1f}' cy='{y(e.rul_h):.1f}' r='3' fill='#1f5fa8'>"
-                f"<title>{label}: predicted {e.rul_h:.1f} h ({e.low_h:.1f}-{e.high_h:.1f})"
-                "</title></circle>"
-            )
-        if t is not None:
-            parts.append(
-                f"<text x='{x(k):.1f}' y='{y(t) + 4:.1f}' font-size='11' fill='#c0392b' "
-                f"text-anchor='middle'>×<title>{label}: true {t:.1f} h</title></text>"
-            )
-    parts.append(
-        f"<text x='{left + plot_w / 2:.0f}' y='{height - 15}' font-size='12' "
-        "text-anchor='middle'>devices (by true RUL)</text>"
-        f"<text x='15' y='{top + plot_h / 2:.0f}' font-size='12' text-anchor='middle' "
-        f"transform='rotate(-90 15 {top + plot_h / 2:.0f})'>RUL (h)</text></svg>"
-    )
-    return "".join(parts)
-
-
-def _plot_png(
-    path: Path,
-    names: list[str],
-    predictions: dict[str, RulEstimate | None],
-    truth: dict[str, float] | None,
-    cap: float,
-) -> None:
-    try:
-        import matplotlib  # type: ignore[import-not-found]
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigError(
-            f"--plot {path}: a PNG needs matplotlib, which is not installed; "
-            "write .html or .svg instead"
-        ) from None
-    points = list(_points(names, predictions, truth, cap))
-    fig, ax = plt.subplots(figsize=(max(6.0, len(names) * 0.12), 4.0))
-    ks = [k for k, _, e, _ in points if e is not None]
-    est = [e for _, _, e, _ in points if e is not None]
-    ax.errorbar(
-        ks,
-        [e.rul_h for e in est],
-        yerr=[[e.rul_h - e.low_h for e in est], [e.high_h - e.rul_h for e in est]],
-        fmt="o",
-        ms=3,
-        label="predicted",
-    )
-    if truth is not None:
-        ax.plot([k for k, *_ in points], [t for *_, t in points], "rx", label="true")
-    ax.set_xlabel("devices (by true RUL)")
-    ax.set_ylabel("RUL (h)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
