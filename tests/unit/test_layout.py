@@ -183,3 +183,15 @@ def test_the_readme_opens_with_its_two_commands() -> None:
     commands = [line.split("#")[0].strip() for line in first.group(1).splitlines()]
     assert [c for c in commands if c][:2] == ["make demo", "make test"]
     assert len(readme.splitlines()) < 150  # a front door: the rest is in docs/
+
+
+#: A module longer than this holds several jobs: split it (issue 21).
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_400_lines() -> None:
+    modules = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "simulators").rglob("*.py")]
+    lines = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines()) for p in modules}
+    assert len(lines) > 100, "the rule must look at the real modules"
+    over = {path: n for path, n in sorted(lines.items()) if n > MAX_MODULE_LINES}
+    assert over == {}, f"modules over {MAX_MODULE_LINES} lines (split them): {over}"
