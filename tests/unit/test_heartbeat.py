@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import ItemsView
 from datetime import timedelta
-from typing import cast
 
 import pytest
 
@@ -15,7 +13,6 @@ from tests.unit.conftest import NOW, raw_readings
 from twin_stream.domain.messages import StatusMessage
 from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.heartbeat import check_heartbeats
-from twin_stream.worker.processing import DeviceState
 from twin_stream.worker.publishing import Publisher
 
 
@@ -33,35 +30,26 @@ class StatusTopic:
         self.sent.append((key, value))
 
 
-class Devices:
-    """What the timer reads of the cache: its devices' states."""
-
-    def __init__(self, states: dict[str, DeviceState]) -> None:
-        self.states = states
-
-    def items(self) -> ItemsView[str, DeviceState]:
-        return self.states.items()
-
-
-def silent_pump() -> DeviceState:
-    state = DeviceState.new("pump-0001")
+def silent_pump() -> DeviceCache:
+    """A cache (on plain dicts for tables) holding one pump, online, silent since NOW."""
+    devices = DeviceCache({}, {}, every=200, interval_s=30.0)
+    state = devices.load("pump-0001")
     for raw in raw_readings(5):  # one a second, the last at NOW
         state.on_telemetry(raw, now=NOW)
     state.twin.connectivity = "online"
-    return state
+    return devices
 
 
-def turn(devices: Devices, status: StatusTopic, seconds: float) -> None:
-    cache = cast(DeviceCache, devices)
+def turn(devices: DeviceCache, status: StatusTopic, seconds: float) -> None:
     asyncio.run(
         check_heartbeats(
-            cache, status, Publisher({}), now=NOW + timedelta(seconds=seconds), retry_s=5.0
+            devices, status, Publisher({}), now=NOW + timedelta(seconds=seconds), retry_s=5.0
         )
     )
 
 
 def test_a_silent_device_gets_its_notice_once() -> None:
-    devices, status = Devices({"pump-0001": silent_pump()}), StatusTopic(failures=0)
+    devices, status = silent_pump(), StatusTopic(failures=0)
     turn(devices, status, 20)  # within the 30 s timeout of a 1 s device
     assert status.sent == []
     turn(devices, status, 45)
@@ -75,7 +63,7 @@ def test_a_silent_device_gets_its_notice_once() -> None:
 def test_a_notice_kafka_did_not_take_is_sent_at_the_next_turn(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    devices, status = Devices({"pump-0001": silent_pump()}), StatusTopic(failures=1)
+    devices, status = silent_pump(), StatusTopic(failures=1)
     with caplog.at_level(logging.WARNING, logger="twin_stream.worker.heartbeat"):
         turn(devices, status, 45)
     assert status.sent == []
