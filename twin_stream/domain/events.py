@@ -1,9 +1,9 @@
-"""Events the platform produces about devices: commands, anomaly scores, predictions, alerts,
-the scores' and predictions' records (twins' views, lifecycle events, fleet lessons, dead
-letters and the audit trail are :mod:`twin_stream.domain.records`).
+"""Events the platform produces about devices: commands, anomaly scores, predictions and
+alerts (what it records, twins' views, lifecycle events, fleet lessons, dead letters and the
+audit trail, is :mod:`twin_stream.domain.records`).
 
 These travel on internal Kafka topics (``twin.commands``, ``twin.scores``, ``twin.predictions``,
-``twin.alerts``, ``twin.twins``, ``twin.dlq``). Each score and alert carries the seq range of the
+``twin.alerts``). Each score and alert carries the seq range of the
 readings behind it and the detector's version, so that an alert can be traced back to its data
 and its model. The models here are the schemas of those topics: the sink decodes every record
 with one of them (:mod:`twin_stream.sink.points`), and the tests check that what each producer
