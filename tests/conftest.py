@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import re
 import threading
@@ -39,6 +40,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -293,15 +295,19 @@ def running_sink(
             failures.append(e)
             raise
 
+    group_log = GroupLog(f"{prefix}-sink")
     thread = threading.Thread(target=run, name="sink")
-    thread.start()
-    sink_threads[sink] = thread
-    try:
-        yield sink
-    finally:
-        stop.set()
-        thread.join(60)
-        sink_threads.pop(sink, None)
+    with group_log.kept():
+        thread.start()
+        sink_threads[sink] = thread
+        sink_logs[sink] = group_log
+        try:
+            yield sink
+        finally:
+            stop.set()
+            thread.join(60)
+            sink_threads.pop(sink, None)
+            sink_logs.pop(sink, None)
     assert not thread.is_alive()
     if failures:
         raise AssertionError(f"the sink's thread failed: {failures[0]!r}") from failures[0]
@@ -311,13 +317,60 @@ def running_sink(
 sink_threads: dict[Sink, threading.Thread] = {}
 
 
+class GroupLog(logging.Handler):
+    """The last lines kafka-python's group coordinator logged about one consumer group (its
+    joins, assignments and errors), for a test that waited in vain for that group's consumer
+    to say where it stopped. While :meth:`kept`, the coordinator logs at INFO."""
+
+    LOGGER = "kafka.coordinator"
+
+    def __init__(self, group_id: str, lines: int = 40) -> None:
+        super().__init__(logging.INFO)
+        self.group_id = group_id
+        self.lines: deque[str] = deque(maxlen=lines)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.group_id in message:
+            stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S.%f")[:-3]
+            self.lines.append(f"{stamp} {record.levelname} {message}")
+
+    @contextmanager
+    def kept(self) -> Iterator[GroupLog]:
+        logger = logging.getLogger(self.LOGGER)
+        level = logger.level
+        logger.addHandler(self)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+
+
+#: The coordinator's log of each sink's group, for :func:`describe_sink`.
+sink_logs: dict[Sink, GroupLog] = {}
+
+
+def sink_holds_its_partitions(sink: Sink, partitions: int) -> bool:
+    """Whether the sink's consumer holds all ``partitions`` of each topic it reads (the sink
+    is the only member of its group): what a check of stored points needs first."""
+    return len(sink.consumer.assignment() or ()) == partitions * len(sink.kind_of_topic)
+
+
 def describe_sink(sink: Sink) -> str:
     """What a test that waited in vain for the sink's points reports: whether its thread
     runs, its counters, and the partitions its consumer holds."""
     thread = sink_threads.get(sink)
     alive = thread is not None and thread.is_alive()
     assigned = sorted(f"{tp.topic}[{tp.partition}]" for tp in sink.consumer.assignment() or ())
-    return f"sink thread alive={alive}, {sink.stats}, {len(assigned)} partitions: {assigned}"
+    group = sink_logs.get(sink)
+    said = "\n  ".join(group.lines) if group is not None and group.lines else "nothing"
+    return (
+        f"sink thread alive={alive}, {sink.stats}, {len(assigned)} partitions: {assigned}; "
+        f"its group's coordinator logged:\n  {said}"
+    )
 
 
 def make_tokens(path: Path, roles: dict[str, str]) -> dict[str, str]:

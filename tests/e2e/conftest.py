@@ -19,7 +19,15 @@ import pytest
 
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
-from tests.conftest import MqttBroker, Workers, running_bridge, running_sink, wait_until
+from tests.conftest import (
+    MqttBroker,
+    Workers,
+    describe_sink,
+    running_bridge,
+    running_sink,
+    sink_holds_its_partitions,
+    wait_until,
+)
 from twin_stream.devtools.stack import Stack
 from twin_stream.domain.topics import kafka_topics
 from twin_stream.kafka import ensure_topics
@@ -113,6 +121,10 @@ class StartPipeline:
             # The second worker's joining moved partitions away from the first, which recovers
             # their tables: wait until both score before any test sends readings.
             assert wait_until(workers.ready, timeout=180, interval=0.5), workers.logs()
+            # The checks of stored points need the sink in its group with every partition.
+            assert wait_until(lambda: sink_holds_its_partitions(sink, 6), timeout=120), (
+                describe_sink(sink)
+            )
             yield kind(
                 self.broker, self.bootstrap, prefix, influx_url, root, workers, tokens, tsdb, sink
             )

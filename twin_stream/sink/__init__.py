@@ -22,6 +22,10 @@ __all__ = [
 ]
 
 
+#: How long the group waits for a sink to call ``poll`` (see :func:`make_sink`).
+MAX_POLL_INTERVAL_MS = 60_000
+
+
 def make_sink(
     bootstrap: str,
     target: InfluxTarget,
@@ -41,6 +45,11 @@ def make_sink(
     membership: dict[str, object] = {
         "session_timeout_ms": int(session_timeout_s * 1000),
         "heartbeat_interval_ms": min(3000, int(session_timeout_s * 1000) // 5),
+        # The broker holds a rebalance open for up to this long waiting for every member to
+        # join again (kafka-python's default: 5 minutes). The sink polls every 200 ms, and
+        # every retry of a refused write polls too, so a minute bounds a stuck rebalance
+        # without ever timing out a live sink.
+        "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
     }
     if instance_id is not None:
         membership["group_instance_id"] = instance_id
