@@ -15,9 +15,18 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from twin_stream.domain.retention import DEFAULT_DAYS, Retention, RetentionTooShort, check
 from twin_stream.errors import ConfigError
 
 __all__ = [
@@ -218,6 +227,48 @@ class PrivacySettings(BaseModel):
     redaction_key: Annotated[SecretStr | None, Field(min_length=16)] = None
 
 
+class RetentionSettings(BaseModel):
+    """Days each store keeps what it holds (``-1``: for ever), by Kafka topic kind, and the
+    time-series store's raw points and hourly summaries: see
+    :mod:`twin_stream.domain.retention` for the floors and docs/security.md for the reasons.
+    A value below its floor (the audit trail: for ever, or six years at least) is refused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    telemetry_days: int = DEFAULT_DAYS["telemetry"]
+    status_days: int = DEFAULT_DAYS["status"]
+    reported_days: int = DEFAULT_DAYS["reported"]
+    ack_days: int = DEFAULT_DAYS["ack"]
+    scores_days: int = DEFAULT_DAYS["scores"]
+    predictions_days: int = DEFAULT_DAYS["predictions"]
+    twins_days: int = DEFAULT_DAYS["twins"]
+    commands_days: int = DEFAULT_DAYS["commands"]
+    desired_days: int = DEFAULT_DAYS["desired"]
+    alerts_days: int = DEFAULT_DAYS["alerts"]
+    alert_actions_days: int = DEFAULT_DAYS["alert_actions"]
+    lifecycle_days: int = DEFAULT_DAYS["lifecycle"]
+    dlq_days: int = DEFAULT_DAYS["dlq"]
+    audit_days: int = DEFAULT_DAYS["audit"]
+    raw_days: int = 30
+    summaries_days: int = 730
+
+    @field_validator("*")
+    @classmethod
+    def _within_floor(cls, days: int, info: ValidationInfo) -> int:
+        assert info.field_name is not None
+        try:
+            return check(info.field_name.removesuffix("_days"), days)
+        except RetentionTooShort as e:  # pydantic names the variable with this reason
+            raise ValueError(str(e)) from e
+
+    def retention(self) -> Retention:
+        return Retention(
+            topics={kind: getattr(self, f"{kind}_days") for kind in DEFAULT_DAYS},
+            raw_days=self.raw_days,
+            summaries_days=self.summaries_days,
+        )
+
+
 class SinkSettings(BaseModel):
     """Sink tuning: points per write and the longest wait before a partial batch goes out."""
 
@@ -248,6 +299,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     devices: DevicesSettings = DevicesSettings()
     privacy: PrivacySettings = PrivacySettings()
+    retention: RetentionSettings = RetentionSettings()
 
     def grafana_variables(self) -> dict[str, str]:
         """The ``$TWIN_...`` placeholders of the Grafana provisioning files, filled from these

@@ -34,9 +34,10 @@ from typing import Any, Final
 import confluent_kafka
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
-from twin_stream.domain.topics import KAFKA_TOPICS, TOPIC_CONFIGS, kafka_topics
+from twin_stream.domain.retention import Retention
+from twin_stream.domain.topics import KAFKA_TOPICS, kafka_topics
 from twin_stream.errors import (
     ConfigError,
     KafkaError,
@@ -110,16 +111,20 @@ def ensure_topics(
     *,
     replication_factor: int = 1,
     min_insync_replicas: int = 1,
+    retention: Retention | None = None,
 ) -> None:
     """Create every topic that does not exist yet (keyed topics need a fixed partition count),
     with ``replication_factor`` copies of which ``min_insync_replicas`` must have each write
-    (with ``acks=all``): 1 and 1 on the local stack, 3 and 2 in production."""
+    (with ``acks=all``): 1 and 1 on the local stack, 3 and 2 in production; each kept as long as
+    ``retention`` says (default: :class:`~twin_stream.domain.retention.Retention`'s defaults),
+    which is also set on the topics that exist already, so a changed setting takes effect."""
     if not 1 <= min_insync_replicas <= replication_factor:
         raise ConfigError(
             f"TWIN_KAFKA__MIN_INSYNC_REPLICAS ({min_insync_replicas}) must be between 1 and "
             f"TWIN_KAFKA__REPLICATION_FACTOR ({replication_factor})"
         )
     durable = {"min.insync.replicas": str(min_insync_replicas)}
+    kept = (retention or Retention()).topic_configs()
     with _constructing(KafkaAdminClient, "creating topics", bootstrap, options) as configs:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, **configs)
         try:
@@ -129,7 +134,7 @@ def ensure_topics(
                     t,
                     num_partitions=partitions,
                     replication_factor=replication_factor,
-                    topic_configs={**durable, **TOPIC_CONFIGS.get(kind, {})},
+                    topic_configs={**durable, **kept.get(kind, {})},
                 )
                 for kind, t in topics.items()
                 if t not in existing
@@ -139,8 +144,24 @@ def ensure_topics(
                     admin.create_topics(missing)
                 except kafka_errors.TopicAlreadyExistsError:  # another bridge created them first
                     pass
+            align = [
+                ConfigResource(ConfigResourceType.TOPIC, t, dict(kept[kind]))
+                for kind, t in topics.items()
+                if t in existing and kind in kept
+            ]
+            if align:
+                _check_altered(admin.alter_configs(align, incremental=True))
         finally:
             admin.close()
+
+
+def _check_altered(result: dict[str, dict[str, str]]) -> None:
+    """Raise :class:`ConfigError` for a topic whose configs Kafka refused to set
+    (kafka-python's ``alter_configs`` answers ``'OK'`` or the error, by type and name)."""
+    refused = {name: said for by_name in result.values() for name, said in by_name.items()}
+    refused = {name: said for name, said in refused.items() if said != "OK"}
+    if refused:
+        raise ConfigError(f"Kafka refused the retention of {refused}")
 
 
 def is_transient(error: kafka_errors.KafkaError) -> bool:

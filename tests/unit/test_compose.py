@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from twin_stream.cli import app
+from twin_stream.domain.retention import DEFAULT_DAYS
 
 ROOT = Path(__file__).parents[2]
 SCHEMA = ROOT / ".cache" / "compose-spec" / "compose_spec.json"
@@ -132,7 +133,7 @@ def test_no_secret_has_a_default_and_a_missing_one_stops_compose() -> None:
         "ALERT_WEBHOOK_URL",
     }
     for name, rest in found:
-        if name in NOT_SECRETS:
+        if name in NOT_SECRETS or name.startswith("TWIN_RETENTION__"):  # days, with defaults
             continue
         # ${X:?message}: compose stops with the message when X is unset or empty.
         assert rest.startswith(":?") and "docs/deploy.md" in rest, f"${{{name}{rest}}}"
@@ -281,3 +282,16 @@ def test_mosquitto_holds_what_the_bridge_cannot_forward_yet() -> None:
 def test_the_worker_is_healthy_only_when_ready() -> None:
     test = " ".join(compose()["services"]["worker"]["healthcheck"]["test"])
     assert "/ready" in test
+
+
+def test_the_services_that_create_topics_keep_them_as_the_retention_settings_say() -> None:
+    services = compose()["services"]
+    for name in ("bridge", "worker"):
+        environment = services[name]["environment"]
+        for kind, days in DEFAULT_DAYS.items():
+            variable = f"TWIN_RETENTION__{kind.upper()}_DAYS"
+            # the setting passed through, with the code's default when unset
+            assert environment[variable] == f"${{{variable}:-{days}}}", (name, variable)
+    influxdb = services["influxdb"]["environment"]
+    assert influxdb["DOCKER_INFLUXDB_INIT_RETENTION"] == "${TWIN_RETENTION__RAW_DAYS:-30}d"
+    assert influxdb["SUMMARIES_RETENTION_DAYS"] == "${TWIN_RETENTION__SUMMARIES_DAYS:-730}"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from twin_stream.bridge.downlink import Downlink
 from twin_stream.bridge.routing import Routed, dead_letter, route
 from twin_stream.bridge.uplink import BridgeStats, MqttEndpoint, Uplink
+from twin_stream.domain.retention import Retention
 from twin_stream.errors import map_exceptions
 from twin_stream.kafka import (
     KAFKA_ERRORS,
@@ -48,6 +49,7 @@ def run_bridge(
     partitions: int = 6,
     replication_factor: int = 1,
     min_insync_replicas: int = 1,
+    retention: Retention | None = None,
     kafka_options: dict[str, object] | None = None,
     topics: dict[str, str] = KAFKA_TOPICS,
     on_ready: threading.Event | None = None,
@@ -58,7 +60,7 @@ def run_bridge(
     ``kafka_options`` are kafka-python's (:func:`~twin_stream.kafka_security.kafka_python_options`:
     topic creation and the downlink's consumer), ``producer_options`` librdkafka's for the
     uplink's producer (:func:`~twin_stream.kafka_security.librdkafka_options`; by default,
-    ``kafka_options`` translated).
+    ``kafka_options`` translated). ``retention``: how long each topic keeps its records.
 
     Raises a :class:`~twin_stream.errors.TwinStreamError` if it cannot start (Kafka or MQTT
     unreachable, the login refused), if the downlink fails (which also stops the uplink) or if
@@ -73,6 +75,7 @@ def run_bridge(
         topics,
         replication_factor=replication_factor,
         min_insync_replicas=min_insync_replicas,
+        retention=retention,
     )
     failures: list[BaseException] = []
     with ExitStack() as running:

@@ -23,6 +23,7 @@ from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.kafka_security import kafka_python_options, librdkafka_options
 from twin_stream.mqtt_auth import BRIDGE_USER
 from twin_stream.redaction import install as install_redaction_key
+from twin_stream.state_signing import install as install_state_key
 
 TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
 
@@ -61,6 +62,7 @@ def bridge(
             partitions=settings.kafka.partitions,
             replication_factor=settings.kafka.replication_factor,
             min_insync_replicas=settings.kafka.min_insync_replicas,
+            retention=settings.retention.retention(),
             kafka_options=kafka_python_options(settings.kafka),
             producer_options=librdkafka_options(settings.kafka),
             topics=kafka_topics(topic_prefix),
@@ -105,6 +107,7 @@ def worker(
 
     settings: Settings = ctx.obj
     install_redaction_key(settings.privacy.redaction_key)
+    install_state_key(settings.state.signing_key)
     ws = settings.worker
     port = web_port if web_port is not None else ws.web_port
     host = web_host if web_host is not None else ws.web_host
@@ -124,6 +127,7 @@ def worker(
             {**topics, **worker_changelogs(topic_prefix)},
             replication_factor=settings.kafka.replication_factor,
             min_insync_replicas=settings.kafka.min_insync_replicas,
+            retention=settings.retention.retention(),
         )
         _say_api_tokens(settings)
     except TwinStreamError as e:
@@ -137,6 +141,7 @@ def worker(
         partitions=settings.kafka.partitions,
         replication_factor=settings.kafka.replication_factor,
         min_insync_replicas=settings.kafka.min_insync_replicas,
+        retention=settings.retention.retention(),
         instance_id=ws.instance_id,
         session_timeout_s=ws.session_timeout_s,
         heartbeat_interval_s=ws.heartbeat_interval_s,

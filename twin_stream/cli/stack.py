@@ -13,7 +13,9 @@ from twin_stream.cli._common import DirOption, JsonOption, console, fail
 from twin_stream.config import Settings
 from twin_stream.devtools import stack as local_stack
 from twin_stream.domain.devices import fleet_device
+from twin_stream.domain.topics import kafka_topics, worker_changelogs
 from twin_stream.errors import TwinStreamError
+from twin_stream.kafka import ensure_topics
 
 stack_app = typer.Typer(help="Run the local stack (Mosquitto, Kafka, InfluxDB).")
 
@@ -54,10 +56,21 @@ def stack_up(
         influxd=settings.stack.influxd,
         mqtt_require_certificate=client_certs,
         kafka_brokers=kafka_brokers,
+        retention=settings.retention.retention(),
     )
     with console.status("starting services..."):
         try:
             state = stack.up(timeout=timeout, tie_to_parent=False)
+            if "kafka" in state.services:  # the platform's topics, each kept as set
+                ensure_topics(
+                    state.url("kafka"),
+                    settings.kafka.partitions,
+                    {},
+                    {**kafka_topics(), **worker_changelogs()},
+                    replication_factor=settings.kafka.replication_factor,
+                    min_insync_replicas=settings.kafka.min_insync_replicas,
+                    retention=settings.retention.retention(),
+                )
         except TwinStreamError as e:
             raise fail(e) from e
     urls = {n: s.url for n, s in state.services.items()}

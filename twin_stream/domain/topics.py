@@ -32,7 +32,6 @@ __all__ = [
     "KAFKA_TOPICS",
     "MQTT_PREFIX",
     "PLATFORM_TO_DEVICE",
-    "TOPIC_CONFIGS",
     "DEVICE_TABLES",
     "WORKER_TABLES",
     "worker_changelogs",
@@ -85,22 +84,6 @@ def kafka_topics(prefix: str = "twin") -> dict[str, str]:
             "fleet",
         )
     }
-
-
-#: Kafka topic configs by kind, beyond the broker's defaults: the audit trail is kept forever
-#: (the twin API's ``GET /audit`` reads it from the topic).
-TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
-    "audit": {"retention.ms": "-1"},
-    # What the fleet learned from its failures (one record a failure, keyed by device type, so
-    # one worker learns each type's model): kept for ever, the record of every failure
-    # (twin_stream.worker.fleet).
-    "fleet": {"retention.ms": "-1"},
-    # the workers' tables' changelogs (made before the workers start: see worker_changelogs)
-    "twins_changelog": {"cleanup.policy": "compact"},
-    "models_changelog": {"cleanup.policy": "compact"},
-    "replay_changelog": {"cleanup.policy": "compact"},
-    "fleet_changelog": {"cleanup.policy": "compact"},
-}
 
 
 #: The workers' tables: the twins, their models, and where to replay their telemetry from.

@@ -26,7 +26,8 @@ from typing import Any
 import faust
 from faust.types.auth import CredentialsT
 
-from twin_stream.domain.topics import DEVICE_TABLES, TOPIC_CONFIGS
+from twin_stream.domain.retention import Retention
+from twin_stream.domain.topics import DEVICE_TABLES
 from twin_stream.errors import KafkaError, KafkaUnavailable
 from twin_stream.kafka import kafka_topics
 from twin_stream.worker.agents import register_agents
@@ -154,6 +155,8 @@ class WorkerConfig:
     #: replicas a write needs: 1 and 1 on the local stack, 3 and 2 in production (docs/deploy.md).
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    #: How long each topic the worker creates keeps its records (docs/security.md).
+    retention: Retention = field(default_factory=Retention)
 
 
 def create_app(config: WorkerConfig) -> faust.App:
@@ -199,6 +202,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         web_metrics_enabled=False,
     )
     durable = {"min.insync.replicas": str(config.min_insync_replicas)}
+    kept = config.retention.topic_configs()
     topics = {
         kind: app.topic(
             name,
@@ -206,7 +210,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             value_type=bytes,
             partitions=config.partitions,
             replicas=config.replication_factor,
-            config={**durable, **TOPIC_CONFIGS.get(kind, {})},
+            config={**durable, **kept.get(kind, {})},
         )
         for kind, name in names.items()
     }

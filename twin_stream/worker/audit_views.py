@@ -11,7 +11,7 @@
   most 10000) keeps the newest. 422 for a bad parameter.
 
 Design: the worker keeps no audit state. ``GET /audit`` reads the topic itself (kept forever:
-``retention.ms=-1``, :data:`twin_stream.domain.topics.TOPIC_CONFIGS`) with a short-lived
+``retention.ms=-1``, :mod:`twin_stream.domain.retention`) with a short-lived
 consumer outside any group, from the start (or from ``since``, found by the records' Kafka
 timestamps) to the end offsets it saw when asked, and keeps the asked device's records. The
 alternative, querying the sink's ``audit`` measurement in InfluxDB, would make the API depend on

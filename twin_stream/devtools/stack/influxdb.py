@@ -3,12 +3,14 @@
 The one time-series server of the local stack. The sink writes to it through the InfluxDB v2
 write API (``/api/v2/write?bucket=DB/RP``, any token: auth is off), and dashboard and alert
 queries are checked on its InfluxQL engine (``/query``). Its database ``twin`` (the sink's
-default bucket) is created on start.
+default bucket) is created on start, with its retention policies and the continuous query that
+keeps hourly summaries (:meth:`twin_stream.domain.retention.Retention.influx_statements`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,12 +18,15 @@ from typing import Any
 
 from twin_stream.devtools.stack.probes import free_port, http_get
 from twin_stream.devtools.stack.service import Service
-from twin_stream.errors import ServiceBinaryMissing
+from twin_stream.domain.retention import Retention
+from twin_stream.errors import ServiceBinaryMissing, ServiceError
 
 __all__ = ["INFLUXDB_VERSION", "INFLUX_DATABASE", "InfluxDB", "find_influxd"]
 
 INFLUXDB_VERSION = "v1.13.2"  # what `make influxd` builds (the Makefile's INFLUXDB_VERSION)
 INFLUX_DATABASE = "twin"  # created on start: the sink's default bucket
+#: What a statement run again answers: a policy made before, a query not there yet.
+_AGAIN = re.compile(r"already exists|not found")
 
 
 def find_influxd(start: Path | None = None, override: Path | None = None) -> Path:
@@ -47,18 +52,25 @@ class InfluxDB(Service):
     One server for everything: the sink writes through the v2 write API
     (``/api/v2/write?bucket=DB/RP``), InfluxQL answers on ``/query``. Auth is off, so any token
     is accepted. ``database`` is created once the server answers, so that the sink's default
-    bucket (``twin``) exists.
+    bucket (``twin``) exists, and kept as ``retention`` says.
     """
 
     name = "influxdb"
     binary = "influxd"
     debian_package = ""
 
-    def __init__(self, data_dir: Path, database: str, influxd: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database: str,
+        influxd: Path | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         super().__init__(data_dir)
         self.rpc_port = free_port()
         self.database = database
         self.influxd = influxd  # None: the one `make influxd` built
+        self.retention = retention or Retention()
 
     def executable(self) -> str:
         found = find_influxd(override=self.influxd)
@@ -104,7 +116,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   store-enabled = false
 
 [continuous_queries]
-  enabled = false
+  enabled = true
 
 [subscriber]
   enabled = false
@@ -123,11 +135,22 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         status, _ = http_get(f"{self.url}/ping")
         if status != 204:
             return False
-        # CREATE DATABASE is idempotent: the same probe serves a restart on the same data.
-        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'}).encode()
+        # Each statement may run again: the same probe serves a restart on the same data.
+        if self._query(f'CREATE DATABASE "{self.database}"') is not None:
+            return False
+        for statement in self.retention.influx_statements(self.database):
+            error = self._query(statement)
+            if error is not None and not _AGAIN.search(error):
+                raise ServiceError(self.name, f"{statement}: {error}")
+        return True
+
+    def _query(self, statement: str) -> str | None:
+        """Run one InfluxQL statement; its error, if it has one."""
+        query = urllib.parse.urlencode({"q": statement}).encode()
         with urllib.request.urlopen(f"{self.url}/query", data=query, timeout=5) as response:  # noqa: S310 - loopback
             body = json.loads(response.read())
-        return "error" not in body["results"][0]
+        error = body["results"][0].get("error")
+        return None if error is None else str(error)
 
     def extra(self) -> dict[str, Any]:
         return {"rpc_port": self.rpc_port, "database": self.database, "version": INFLUXDB_VERSION}

@@ -26,6 +26,7 @@ from twin_stream.devtools.stack.mosquitto import Mosquitto
 from twin_stream.devtools.stack.processes import pid_alive
 from twin_stream.devtools.stack.service import Service
 from twin_stream.devtools.stack.state import STATE_FILE, StackState, stop
+from twin_stream.domain.retention import Retention
 from twin_stream.errors import ServiceError
 from twin_stream.mqtt_auth import MqttAccount, generate_accounts
 
@@ -52,6 +53,8 @@ class Stack:
     ``mqtt_tls`` (the server's files, given); ``mqtt_require_certificate`` makes its TLS listener
     want a client certificate (the stack issues one per account). ``kafka_sasl_users`` (user ->
     password) gives Kafka an extra SASL_PLAINTEXT listener that accepts those users.
+    ``retention``: how long InfluxDB keeps its points and summaries (the topics' retention is
+    set by whoever creates them: :func:`twin_stream.kafka.ensure_topics`).
     ``kafka_brokers`` > 1 runs a KRaft cluster of that many nodes (services ``kafka``,
     ``kafka-2``...; ``kafka``'s URL lists every broker), so that one can be stopped under load.
     """
@@ -71,6 +74,7 @@ class Stack:
         mqtt_require_certificate: bool = False,
         kafka_sasl_users: Mapping[str, str] | None = None,
         kafka_brokers: int = 1,
+        retention: Retention | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.services = list(services)
@@ -88,6 +92,7 @@ class Stack:
         if kafka_brokers < 1:
             raise ValueError("kafka_brokers must be at least 1")
         self.kafka_brokers = kafka_brokers
+        self.retention = retention or Retention()
         self.state: StackState | None = None
         # The started processes' handles, kept until down() so that they are reaped here.
         self._running: list[Service] = []
@@ -116,7 +121,9 @@ class Stack:
                     sasl_users=self.kafka_sasl_users,
                 )
             ),
-            "influxdb": lambda: [InfluxDB(data_dir, self.influx_database, self.influxd)],
+            "influxdb": lambda: [
+                InfluxDB(data_dir, self.influx_database, self.influxd, self.retention)
+            ],
         }
         return factories[name]()
 
