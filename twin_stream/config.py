@@ -12,7 +12,7 @@ in ``ps`` and in shell history.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -288,6 +288,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWIN_", env_nested_delimiter="__", frozen=True)
 
+    #: ``production`` wherever the platform runs for real (compose sets it): a service then
+    #: stops, with one line naming the variable, when a key it must share with the other
+    #: processes is missing (the redaction key), instead of making one of its own.
+    deployment: Literal["development", "production"] = "development"
     stack: StackSettings = StackSettings()
     mqtt: MqttSettings = MqttSettings()
     kafka: KafkaSettings = KafkaSettings()
@@ -300,6 +304,10 @@ class Settings(BaseSettings):
     devices: DevicesSettings = DevicesSettings()
     privacy: PrivacySettings = PrivacySettings()
     retention: RetentionSettings = RetentionSettings()
+
+    @property
+    def production(self) -> bool:
+        return self.deployment == "production"
 
     def grafana_variables(self) -> dict[str, str]:
         """The ``$TWIN_...`` placeholders of the Grafana provisioning files, filled from these

@@ -3,7 +3,8 @@ where none is set (the dev stack, tests), a key made for this process, said in a
 
 Every dead letter is redacted with it (:func:`twin_stream.bridge.routing.dead_letter`), and so
 is what the platform logs about a payload it refused (:mod:`twin_stream.domain.privacy`).
-Compose, the production deployment, will not start a service without the key
+Compose, the production deployment, will not start a service without the key, and a service
+run with ``TWIN_DEPLOYMENT=production`` anywhere stops with one line naming the variable
 (docs/security.md, "Identifiers are never kept").
 """
 
@@ -16,6 +17,7 @@ import threading
 from pydantic import SecretStr
 
 from twin_stream.domain.privacy import Redactor
+from twin_stream.errors import ConfigError
 
 __all__ = ["install", "redactor"]
 
@@ -25,9 +27,16 @@ _lock = threading.Lock()
 _redactor: Redactor | None = None
 
 
-def install(key: SecretStr | None) -> Redactor:
-    """Redact with ``key`` from now on in this process (None: a key made for it, once)."""
+def install(key: SecretStr | None, *, production: bool = False) -> Redactor:
+    """Redact with ``key`` from now on in this process (None: a key made for it, once; in a
+    ``production`` deployment, ``TWIN_DEPLOYMENT=production``, a :class:`ConfigError` that
+    names the variable instead: the service does not start)."""
     global _redactor
+    if key is None and production:
+        raise ConfigError(
+            "TWIN_PRIVACY__REDACTION_KEY is not set: a production deployment "
+            "(TWIN_DEPLOYMENT=production) does not start without it (docs/security.md)"
+        )
     with _lock:
         if key is not None:
             _redactor = Redactor(key.get_secret_value().encode())

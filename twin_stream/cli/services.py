@@ -23,7 +23,6 @@ from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.kafka_security import kafka_python_options, librdkafka_options
 from twin_stream.mqtt_auth import BRIDGE_USER
 from twin_stream.redaction import install as install_redaction_key
-from twin_stream.state_signing import install as install_state_key
 
 TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
 
@@ -44,9 +43,9 @@ def bridge(
     from twin_stream.bridge import run_bridge
 
     settings: Settings = ctx.obj
-    install_redaction_key(settings.privacy.redaction_key)
     endpoints = Endpoints(settings)
     try:
+        install_redaction_key(settings.privacy.redaction_key, production=settings.production)
         if settings.mqtt.username != BRIDGE_USER and settings.mqtt.password is None:
             raise ConfigError("set TWIN_MQTT__PASSWORD for a bridge account other than 'bridge'")
         endpoint = endpoints.mqtt(client_id or settings.bridge.client_id)
@@ -106,13 +105,12 @@ def worker(
     from twin_stream.worker.app import WorkerConfig, check_broker_login, run_worker
 
     settings: Settings = ctx.obj
-    install_redaction_key(settings.privacy.redaction_key)
-    install_state_key(settings.state.signing_key)
     ws = settings.worker
     port = web_port if web_port is not None else ws.web_port
     host = web_host if web_host is not None else ws.web_host
     topics = kafka_topics(topic_prefix)
     try:
+        install_redaction_key(settings.privacy.redaction_key, production=settings.production)
         credentials = faust_credentials(settings.kafka)
         bootstrap = Endpoints(settings).kafka_bootstrap()
         if credentials is not None:  # a refused login said as such, not as "no broker"
@@ -185,9 +183,9 @@ def sink(ctx: typer.Context, topic_prefix: TopicPrefix = "twin") -> None:
     from twin_stream.sink import InfluxTarget, make_sink
 
     settings: Settings = ctx.obj
-    install_redaction_key(settings.privacy.redaction_key)
     endpoints = Endpoints(settings)
     try:
+        install_redaction_key(settings.privacy.redaction_key, production=settings.production)
         bootstrap = endpoints.kafka_bootstrap()
         url = endpoints.influx_url()
         target = InfluxTarget(
