@@ -41,6 +41,7 @@ __all__ = [
     "Settings",
     "SinkSettings",
     "StackSettings",
+    "StateSettings",
     "WorkerSettings",
     "load_settings",
     "parse_mqtt_url",
@@ -227,6 +228,21 @@ class PrivacySettings(BaseModel):
     redaction_key: Annotated[SecretStr | None, Field(min_length=16)] = None
 
 
+class StateSettings(BaseModel):
+    """How the worker's saved per-device state is protected (docs/security.md).
+
+    The signing key signs each device's model state (HMAC-SHA256) in the worker's ``models``
+    changelog; state whose signature fails is never unpickled. Every worker of a deployment
+    needs the same key (at least 16 characters, e.g. ``openssl rand -hex 32``); compose will
+    not start without it. Without it (dev, tests) each process makes its own and says so in
+    its log: its checkpoints then do not load in another process, nor after a restart (the
+    models are learned afresh, the alert state is kept)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signing_key: Annotated[SecretStr | None, Field(min_length=16)] = None
+
+
 class RetentionSettings(BaseModel):
     """Days each store keeps what it holds (``-1``: for ever), by Kafka topic kind, and the
     time-series store's raw points and hourly summaries: see
@@ -303,6 +319,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     devices: DevicesSettings = DevicesSettings()
     privacy: PrivacySettings = PrivacySettings()
+    state: StateSettings = StateSettings()
     retention: RetentionSettings = RetentionSettings()
 
     @property

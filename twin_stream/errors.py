@@ -14,7 +14,8 @@ Every error the package raises on purpose derives from :class:`TwinStreamError`:
     ├── StoreError                  InfluxDB was unreachable or refused a write or a query
     ├── GrafanaError                Grafana's HTTP API was unreachable or refused a request
     ├── StateError                  saved per-device state (detector, alert policy) unreadable
-    │   └── StateVersionMismatch    it was saved by another detector, River or policy version
+    │   ├── StateVersionMismatch    it was saved by another detector, River or policy version
+    │   └── StateSignatureInvalid   its model state's HMAC does not match (not ours: never loaded)
     ├── PayloadRejected             a message, topic or device id against the protocol (DLQ data)
     │   └── CommandRefused          a desired-state change refused (bounds, If-Match, type)
     ├── CredentialsError            an API token or a device account: unknown, taken, unreadable
@@ -50,6 +51,7 @@ __all__ = [
     "ServiceExited",
     "ServiceNotReady",
     "StateError",
+    "StateSignatureInvalid",
     "StateVersionMismatch",
     "StoreError",
     "UNREADABLE_DATASET",
@@ -129,6 +131,10 @@ class StateError(TwinStreamError):
 
 class StateVersionMismatch(StateError):
     """Saved state from another detector, River or alert policy version (pickles do not cross)."""
+
+
+class StateSignatureInvalid(StateError):
+    """Saved model state whose signature does not match this key: refused before unpickling."""
 
 
 class PayloadRejected(TwinStreamError):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.unit.conftest import raw_readings
+from twin_stream.domain.detection import detector as detector_module
 from twin_stream.worker.processing import DeviceState
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -71,16 +76,21 @@ def test_maintenance_done_and_new_firmware_re_baseline_the_device() -> None:
     assert state.monitor.detector.rebaselines == 2
 
 
-def test_checkpoints_of_another_model_version_start_afresh() -> None:
-    import pickle
-    import zlib
-
+def test_checkpoints_of_another_model_version_relearn_the_models_and_keep_the_alerts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     raws = raw_readings(50)
     state = DeviceState.new("pump-0001")
-    for raw in raws:
+    for raw in raws[:40]:
         state.on_telemetry(raw, now=NOW)
-    detector, policy, fw = pickle.loads(zlib.decompress(state.models_bytes()))
-    old = detector.replace(b"ts-detector/4", b"ts-detector/3")
-    stale = zlib.compress(pickle.dumps((old, policy, fw)))
-    restored = DeviceState.restore("pump-0001", state.twin.model_dump_json().encode(), stale)
-    assert restored.monitor is None  # a new monitor is built at the next reading
+    assert state.monitor is not None
+    saved, twin = state.models_bytes(), state.twin.model_dump_json().encode()
+    monkeypatch.setattr(detector_module, "DETECTOR_VERSION", "ts-detector/99")
+    monkeypatch.setattr(detector_module.DeviceDetector, "version", "ts-detector/99")
+    restored = DeviceState.restore("pump-0001", twin, saved)
+    assert restored.monitor is not None and restored.refusals == []  # an upgrade: no letter
+    assert restored.monitor.policy.last_seq == state.monitor.policy.last_seq  # alert state kept
+    assert restored.on_telemetry(raws[40], now=NOW).scores[0].warming_up  # models re-learned
+    # The pickle of before issue 23 is never loaded: a new monitor at the next reading.
+    legacy = zlib.compress(pickle.dumps(("detector", None, "1.0.0")))
+    assert DeviceState.restore("pump-0001", twin, legacy).monitor is None

@@ -23,6 +23,7 @@ from twin_stream.errors import ConfigError, TwinStreamError
 from twin_stream.kafka_security import kafka_python_options, librdkafka_options
 from twin_stream.mqtt_auth import BRIDGE_USER
 from twin_stream.redaction import install as install_redaction_key
+from twin_stream.state_signing import install as install_state_key
 
 TopicPrefix = Annotated[str, typer.Option(help="Kafka topic prefix")]
 
@@ -111,6 +112,7 @@ def worker(
     topics = kafka_topics(topic_prefix)
     try:
         install_redaction_key(settings.privacy.redaction_key, production=settings.production)
+        install_state_key(settings.state.signing_key, production=settings.production)
         credentials = faust_credentials(settings.kafka)
         bootstrap = Endpoints(settings).kafka_bootstrap()
         if credentials is not None:  # a refused login said as such, not as "no broker"

@@ -20,19 +20,26 @@ True
 
 from __future__ import annotations
 
-import pickle
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from twin_stream.domain.alerting import AlertPolicy
-from twin_stream.domain.detection.detector import UNREADABLE_STATE, DeviceDetector
+from twin_stream.domain.detection.detector import DeviceDetector
 from twin_stream.domain.detection.health import HealthReading
 from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.domain.events import Alert, PredictionRecord, ScoreRecord, SignalContribution
-from twin_stream.errors import StateVersionMismatch, map_exceptions
+from twin_stream.domain.state_envelope import (
+    StateSigner,
+    alert_json,
+    ephemeral_signer,
+    pack,
+    unpack,
+    verified_models,
+)
+from twin_stream.domain.state_records import decode_record, encode_record, policy_from_record
+from twin_stream.errors import StateError
 
-__all__ = ["DeviceMonitor", "MonitorOutput"]
+__all__ = ["DeviceMonitor", "MonitorOutput", "Restored"]
 
 
 @dataclass(slots=True)
@@ -118,30 +125,85 @@ class DeviceMonitor:
     def open_alerts(self) -> list[Alert]:
         return self.policy.open_alerts()
 
-    def dumps(self) -> bytes:
-        """The detector's versioned state and the policy, compressed."""
-        state = (self.detector.dumps(), self.policy, self.fw)
-        return zlib.compress(pickle.dumps(state, protocol=5), 6)
+    def dumps(self, signer: StateSigner | None = None) -> bytes:
+        """The monitor's saved state (:mod:`~twin_stream.domain.state_envelope`): the alert
+        policy as a validated JSON record, the detector's state signed with ``signer`` (by
+        default a key of this process only: :func:`~.state_envelope.ephemeral_signer`)."""
+        return pack(
+            self.device_id,
+            self.device_type,
+            self.fw,
+            encode_record(self.policy),
+            self.detector.dumps(),
+            signer or ephemeral_signer(),
+        )
 
     @classmethod
-    def loads(cls, data: bytes) -> DeviceMonitor:
-        """Restore a monitor saved by :meth:`dumps`.
+    def restore(cls, data: bytes, signer: StateSigner | None = None) -> Restored:
+        """Restore what can be trusted of a monitor saved by :meth:`dumps`: the alert policy
+        from its record if it validates, the detector if its signature (checked before
+        anything is unpickled) and its versions match. What is refused starts afresh and is
+        said in :class:`Restored`: a detector or River upgrade re-learns the models
+        and keeps every alert, acknowledgement and shelf.
 
-        Raises :class:`~twin_stream.errors.StateVersionMismatch` for state of another detector
-        or policy version, :class:`~twin_stream.errors.StateError` for bytes that do not
-        restore (both are ``StateError``).
+        Raises :class:`~twin_stream.errors.StateVersionMismatch` for bytes of another format
+        (a pickle of before issue 23), :class:`~twin_stream.errors.StateError` for an
+        envelope that does not read: then nothing is kept.
         """
-        with map_exceptions(UNREADABLE_STATE, "monitor state"):
-            detector_state, policy, fw = pickle.loads(zlib.decompress(data))  # noqa: S301 - ours
-            monitor = cls.__new__(cls)
-            monitor.detector = DeviceDetector.loads(detector_state)
-            if getattr(policy, "version", None) != AlertPolicy.version:
-                raise StateVersionMismatch(
-                    f"alert policy state is {getattr(policy, 'version', None)}, "
-                    f"this is {AlertPolicy.version}"
+        saved = unpack(data)
+        header = saved.header
+        restored = Restored(cls.__new__(cls))
+        monitor = restored.monitor
+        monitor.device_id, monitor.device_type, monitor.fw = (
+            header.device_id,
+            header.device_type,
+            header.fw,
+        )
+        try:
+            policy = policy_from_record(decode_record(alert_json(saved)))
+            if (policy.device_id, policy.device_type) != (header.device_id, header.device_type):
+                raise StateError(
+                    f"alert state: of {policy.device_id} ({policy.device_type}), in the "
+                    f"envelope of {header.device_id} ({header.device_type})"
                 )
-            monitor.policy = policy
-            monitor.device_id = monitor.detector.device_id
-            monitor.device_type = monitor.detector.device_type
-            monitor.fw = fw
-        return monitor
+        except StateError as e:
+            restored.alerts_refused = e
+            policy = AlertPolicy(header.device_id, header.device_type)
+        monitor.policy = policy
+        try:
+            models = verified_models(saved, signer or ephemeral_signer())  # before unpickling
+            detector = DeviceDetector.loads(models)
+            if detector.device_id != header.device_id:
+                raise StateError(f"detector state: of {detector.device_id}, not {header.device_id}")
+        except StateError as e:
+            restored.models_refused = e
+            detector = DeviceDetector(header.device_id, header.device_type)
+        monitor.detector = detector
+        return restored
+
+    @classmethod
+    def loads(cls, data: bytes, signer: StateSigner | None = None) -> DeviceMonitor:
+        """Restore a monitor saved by :meth:`dumps`, all of it or nothing: the first thing
+        :meth:`restore` refused is raised (every one a :class:`~twin_stream.errors.StateError`:
+        :class:`~twin_stream.errors.StateSignatureInvalid`,
+        :class:`~twin_stream.errors.StateVersionMismatch`)."""
+        restored = cls.restore(data, signer)
+        if restored.refused:
+            raise restored.refused[0]
+        return restored.monitor
+
+
+@dataclass(slots=True)
+class Restored:
+    """A monitor as far as its saved state could be trusted, and what was refused of it."""
+
+    monitor: DeviceMonitor
+    #: Why the alert state was refused (the policy starts afresh), if it was.
+    alerts_refused: StateError | None = None
+    #: Why the models were refused (they are learned afresh), if they were.
+    models_refused: StateError | None = None
+
+    @property
+    def refused(self) -> list[StateError]:
+        """Everything refused, the alert state's first."""
+        return [e for e in (self.alerts_refused, self.models_refused) if e is not None]

@@ -49,7 +49,7 @@ import faust
 import orjson
 from faust.streams import _current_event
 
-from twin_stream.bridge.routing import rejection_reason
+from twin_stream.bridge.routing import dead_letter, rejection_reason
 from twin_stream.domain.detection.rul import FleetModel
 from twin_stream.errors import PayloadRejected
 from twin_stream.worker.checkpoint import DeviceCache
@@ -100,6 +100,12 @@ def _source(letter: bytes) -> str | None:
     return source if isinstance(source, str) else None
 
 
+def _changelog_name(table: Any) -> str:
+    """The changelog topic of a Faust table (``models``: a plain mapping's, in tests)."""
+    changelog = getattr(table, "changelog_topic", None)
+    return str(changelog.get_topic_name()) if changelog is not None else "models"
+
+
 def _offset(event: Any) -> str:
     return f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
 
@@ -126,6 +132,9 @@ class DeviceAgents:
         self.batch_within_s = batch_within_s
         #: The commands topic: a dead letter from it is the platform's, not the device's.
         self.refused_commands = topics["commands"].get_topic_name()
+        #: The models' changelog: a dead letter from it (saved state refused when it was
+        #: loaded: a signature that failed) is the platform's too.
+        self.refused_state = _changelog_name(devices.models)
 
     async def run(self, spec: AgentSpec, stream: Any) -> None:
         """The loop of every agent: take its events, one by one or (``spec.batched``) in
@@ -184,6 +193,7 @@ class DeviceAgents:
                 self.devices.forget(device_id)  # it may have stopped half-way through the state
                 await publisher.dead_letter(kind, device_id, event.value, reason, now)
                 continue
+            await self.dead_letter_refusals(device_id, state, now)
             batch = batches.get(device_id)
             if batch is not None and batch.state is not state:  # reloaded after a failure
                 await self._finish(kind, device_id, batches.pop(device_id))
@@ -205,6 +215,14 @@ class DeviceAgents:
         out = Outputs(twin_changed=batch.twin_changed, alerts=batch.alerts)
         self.devices.try_save(device_id, batch.state, out, reading=kind == "telemetry")
 
+    async def dead_letter_refusals(self, device_id: str, state: DeviceState, now: datetime) -> None:
+        """Send what of the device's saved state was refused when it was loaded (a signature
+        that failed, a record that did not validate: :meth:`DeviceState.restore_models`) to
+        the dead-letter topic: the envelope's header and the reason, never its pickle."""
+        for refusal in state.take_refusals():
+            letter = dead_letter(self.refused_state, refusal.header, refusal.reason, now, device_id)
+            await self.publisher.topics["dlq"].send(key=letter.key, value=letter.value)
+
     async def count_dead_letters(self, spec: AgentSpec, events: Sequence[Any]) -> None:
         """Count each dead letter of a device in its data-quality counters (``spec.apply``),
         save it and produce the twin's view. A letter of no known device, or of a refused
@@ -212,7 +230,10 @@ class DeviceAgents:
         now = datetime.now(UTC)
         for event in events:
             device_id = _device_id(event.key)
-            if device_id is None or _source(event.value) == self.refused_commands:
+            if device_id is None or _source(event.value) in (
+                self.refused_commands,
+                self.refused_state,
+            ):
                 continue
             try:
                 state = self.devices.load(device_id)

@@ -44,8 +44,14 @@ from twin_stream.domain.messages import (
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.records import FleetLesson, LifecycleEvent
 from twin_stream.domain.twin import Twin
-from twin_stream.errors import CommandRefused, PayloadRejected, StateError
+from twin_stream.errors import (
+    CommandRefused,
+    PayloadRejected,
+    StateError,
+)
+from twin_stream.state_signing import signer as state_signer
 from twin_stream.worker.replay import ReplayPoint
+from twin_stream.worker.state_restore import StateRefusal, restore_monitor
 
 __all__ = ["DeviceState", "Outputs", "twin_view"]
 
@@ -96,6 +102,9 @@ class DeviceState:
     #: The missed-heartbeat notice sent for this device (its overdue moment), so that the
     #: timer sends it once.
     heartbeat_sent: datetime | None = None
+    #: What of the saved state was refused (a signature that failed, a record that did not
+    #: validate) and is not yet dead-lettered (:meth:`take_refusals`).
+    refusals: list[StateRefusal] = field(default_factory=list)
 
     @classmethod
     def new(cls, device_id: str) -> DeviceState:
@@ -105,9 +114,10 @@ class DeviceState:
     def restore(cls, device_id: str, twin: bytes | None, models: bytes | None) -> DeviceState:
         """A device's state from its last checkpoint in the tables (or a new one).
 
-        Models that do not restore (another detector or policy version, damaged bytes) are
-        learned afresh; a twin that does not restore is a :class:`StateError` (the twin holds
-        settings and desired state that must not be reset silently)."""
+        What of the models does not restore (:meth:`restore_models`: another detector or
+        policy version, a signature that fails, damaged bytes) starts afresh; a twin that does
+        not restore is a :class:`StateError` (the twin holds settings and desired state that
+        must not be reset silently)."""
         if not twin:
             state = cls.new(device_id)
         else:
@@ -125,17 +135,24 @@ class DeviceState:
     # -- persistence: the twin and the models at checkpoints ---------------------------------
 
     def models_bytes(self) -> bytes:
+        """The monitor's saved state, its models signed with the process's state key."""
         assert self.monitor is not None
-        return self.monitor.dumps()
+        return self.monitor.dumps(state_signer())
 
     def restore_models(self, data: bytes | None) -> None:
-        if not data:
-            return
-        try:
-            self.monitor = DeviceMonitor.loads(data)
-        except StateError as e:  # another model version, or damaged: start learning afresh
-            log.warning("models of %s not restored, learning afresh: %s", self.twin.device_id, e)
-            self.monitor = None
+        """The monitor from its checkpoint, as far as it can be trusted
+        (:meth:`DeviceMonitor.restore`): alert state that validates is kept even when the
+        models are refused, and refused models are learned afresh. Another detector, River or
+        policy version (an upgrade) is logged; anything else refused (a signature that fails,
+        a record that does not validate) is logged and kept in :attr:`refusals`, for the
+        agent to send to the dead-letter topic."""
+        if data:
+            self.monitor = restore_monitor(self.twin.device_id, data, self.refusals)
+
+    def take_refusals(self) -> list[StateRefusal]:
+        """The refusals not yet sent to the dead-letter topic (and forget them)."""
+        refusals, self.refusals = self.refusals, []
+        return refusals
 
     # -- events -----------------------------------------------------------------------------
 
