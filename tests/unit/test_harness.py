@@ -108,3 +108,15 @@ def test_it_refuses_to_start_twice_and_to_wait_without_a_probe(tmp_path: Path) -
             process.start()
         with pytest.raises(ServiceError, match="no readiness probe"):
             process.wait_ready(1)
+
+
+def test_stdin_is_read_from_a_file_on_every_start(tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n")
+    log = tmp_path / "g.log"
+    process = ManagedProcess("cat", ["cat"], log, stdin=source)
+    for _ in range(2):
+        assert process.start().wait(60) == 0
+    assert log.read_text() == "one\ntwo\none\ntwo\n"
+    # Without one it reads nothing: cat ends at once.
+    assert ManagedProcess("cat", ["cat"], tmp_path / "h.log").start().wait(60) == 0

@@ -93,7 +93,9 @@ class ManagedProcess:
 
     ``env`` is added to this process's environment; ``marker``, if given, heads each start in
     the log (``--- MARKER: NAME started at T``), so that one log tells a restarted process's
-    whole run. As a context manager it starts on entry and stops on exit.
+    whole run; ``stdin``, if given, is a file read as its standard input (each start reads it
+    from the beginning; otherwise it reads nothing). As a context manager it starts on entry
+    and stops on exit.
 
     >>> import tempfile
     >>> log = Path(tempfile.mkdtemp()) / "echo.log"
@@ -115,6 +117,7 @@ class ManagedProcess:
         ready: Probe | None = None,
         tie_to_parent: bool = True,
         marker: str | None = None,
+        stdin: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -124,6 +127,7 @@ class ManagedProcess:
         self.ready = ready
         self.tie_to_parent = tie_to_parent
         self.marker = marker
+        self.stdin = stdin
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -148,16 +152,18 @@ class ManagedProcess:
             raise ServiceError(self.name, f"already running (pid {self.pid})")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         log.debug("starting %s: %s", self.name, " ".join(self.argv))
-        with open(self.log, "ab") as out:
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(self.log, "ab"))
+            source = files.enter_context(open(self.stdin, "rb")) if self.stdin is not None else None
             if self.marker is not None:
                 out.write(
                     f"\n--- {self.marker}: {self.name} started at {time.time():.3f}\n".encode()
                 )
                 out.flush()
-            # The child gets its own copy of the descriptor; ours closes with this block.
+            # The child gets its own copies of the descriptors; ours close with this block.
             self.process = subprocess.Popen(
                 self.argv,
-                stdin=subprocess.DEVNULL,
+                stdin=source if source is not None else subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
