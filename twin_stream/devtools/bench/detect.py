@@ -22,19 +22,21 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from simulators.device import SimulatedDevice
 from twin_stream.devtools.bench.machine import machine_info
 from twin_stream.devtools.bench.readback import percentile
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.detection.params import DETECTOR_VERSION
 from twin_stream.domain.monitor import DeviceMonitor
+from twin_stream.errors import ServiceExited
 
 __all__ = ["TARGETS", "bench_detect", "pump_readings", "rss_child"]
 
@@ -95,28 +97,35 @@ def rss_child(devices: int, readings_per_device: int) -> None:
 def _measure_rss(
     devices: int, readings_per_device: int, progress: Callable[[float], None] | None
 ) -> int:
-    code = (
+    """Run :func:`rss_child` under the process harness, its output (its JSON lines, and a
+    traceback if it fails) in a log in a temporary directory, read as it grows; a child that
+    fails, or ends without its result, raises with its exit code and the end of its log."""
+    script = (
         "from twin_stream.devtools.bench.detect import rss_child; "
         f"rss_child({int(devices)}, {int(readings_per_device)})"
     )
-    with tempfile.TemporaryFile("w+") as errors:
+    with tempfile.TemporaryDirectory(prefix="twin-bench-rss-") as tmp:
+        child = ManagedProcess("rss-child", [sys.executable, "-c", script], Path(tmp) / "rss.log")
         growth: int | None = None
-        with subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=errors, text=True
-        ) as child:
-            assert child.stdout is not None
-            for line in child.stdout:
-                if not line.startswith("{"):
-                    continue
-                message = json.loads(line)
-                if "progress" in message and progress is not None:
-                    progress(float(message["progress"]))
-                growth = message.get("rss_growth_bytes", growth)
-        if child.returncode != 0 or growth is None:
-            errors.seek(0)
-            raise RuntimeError(
-                f"the RSS child failed ({child.returncode}): {errors.read()[-2000:]}"
-            )
+        with child, open(child.log, "rb") as out:
+            pending = b""
+            while True:
+                exited = child.exit_code is not None  # read what it wrote before it exited
+                pending += out.read()
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.startswith(b"{"):
+                        continue
+                    message = json.loads(line)
+                    if "progress" in message and progress is not None:
+                        progress(float(message["progress"]))
+                    growth = message.get("rss_growth_bytes", growth)
+                if exited:
+                    break
+                time.sleep(0.1)  # the next lines it writes
+        code = child.exit_code
+        if code != 0 or growth is None:
+            raise ServiceExited(child.name, -1 if code is None else code, child.tail())
     return growth
 
 

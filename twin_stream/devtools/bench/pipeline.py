@@ -8,6 +8,12 @@ e2e: the whole pipeline as separate processes (bridge, worker, sink) on a local 
 the simulated fleet at a given rate; latency is publish (the reading's device timestamp) to its
 anomaly score arriving on ``twin.scores``, split at the bridge (the telemetry record's
 timestamp) into device -> bridge and bridge -> score, with each device's first reading apart.
+The fleet starts once the pipeline moves readings: the worker answers ``GET /ready`` (partitions
+assigned, tables recovered, streams running), then a device outside the fleet publishes until
+one of its readings comes out scored on ``twin.scores`` and stored by the sink (neither the
+bridge nor the sink has a readiness signal of its own; a bridge not yet subscribed would lose
+the fleet's first readings). The collector reads from the ends of its topics, fetched before
+the fleet starts.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
+from simulators.device import SimulatedDevice
 from simulators.fast_forward import readings
 from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
@@ -32,13 +39,16 @@ from twin_stream.devtools.bench.readback import (
     count_points,
     latency_split,
     output_span,
+    reader_at_end,
     scores_in,
     wait_for_consumed,
 )
 from twin_stream.devtools.stack import Stack, free_port
-from twin_stream.devtools.stack.harness import ManagedProcess
+from twin_stream.devtools.stack.harness import ManagedProcess, answers
 from twin_stream.domain.batches import decode_scores, encode_scores
+from twin_stream.domain.devices import fleet_device
 from twin_stream.domain.topics import kafka_topics
+from twin_stream.errors import ServiceNotReady
 from twin_stream.kafka import ensure_topics
 
 __all__ = ["bench_e2e", "bench_worker"]
@@ -179,10 +189,11 @@ def bench_e2e(
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
         root = Path(tmp)
         plan_ids = FleetPlan.generate(devices, hours=1, fault_fraction=0, seed=1).devices
+        probe = fleet_device(devices + 1)  # outside the fleet: its readings are not measured
         stack = Stack(
             root / "stack",
             services=["mosquitto", "kafka", "influxdb"],
-            device_ids=[d.device_id for d in plan_ids],
+            device_ids=[*(d.device_id for d in plan_ids), probe[0]],
         )
         state = stack.up()
         env = {"TWIN_STACK__DIR": str(root / "stack")}
@@ -191,28 +202,33 @@ def bench_e2e(
             topics = kafka_topics("twin")
             ensure_topics(bootstrap, 6, {}, topics)
             passwords = {a.username: a.password for a in stack.accounts}
+            port, influx_url = state.services["mosquitto"].port, state.url("influxdb")
+            web_port = free_port()
+            web = f"http://127.0.0.1:{web_port}"
             with (
-                ManagedProcess.twin_stream("bridge", ["bridge"], root / "bridge.log", env=env),
+                ManagedProcess.twin_stream(
+                    "bridge", ["bridge"], root / "bridge.log", env=env
+                ) as bridge,
                 ManagedProcess.twin_stream(
                     "worker",
-                    ["worker", "--web-port", str(free_port()), "--data-dir", str(root / "w")],
+                    ["worker", "--web-port", str(web_port), "--data-dir", str(root / "w")],
                     root / "worker.log",
                     env=env,
-                ),
-                ManagedProcess.twin_stream("sink", ["sink"], root / "sink.log", env=env),
+                    ready=answers(f"{web}/ready"),
+                ) as worker,
+                ManagedProcess.twin_stream("sink", ["sink"], root / "sink.log", env=env) as sink,
             ):
-                time.sleep(20)  # the Faust worker's start-up and first rebalance
+                processes = (bridge, worker, sink)
+                worker.wait_ready(300, interval=1.0)
+                _wait_until_flowing(
+                    bootstrap, influx_url, topics, port, probe, passwords[probe[0]], processes
+                )
                 for rate in rates:
                     run = _measure(
-                        bootstrap,
-                        state.url("influxdb"),
-                        topics,
-                        state.services["mosquitto"].port,
-                        passwords,
-                        rate,
-                        duration_s,
-                        devices,
+                        bootstrap, influx_url, topics, port, passwords, rate, duration_s, devices
                     )
+                    for process in processes:  # one that died meanwhile: its log, not a figure
+                        process.check()
                     results.append(run)
                     if find_max_p99_ms is not None and not _kept(run, find_max_p99_ms):
                         break
@@ -224,6 +240,57 @@ def bench_e2e(
         figures["max_rate"] = max(kept, default=None)
         figures["p99_limit_ms"] = find_max_p99_ms
     return figures
+
+
+def _wait_until_flowing(
+    bootstrap: str,
+    influx_url: str,
+    topics: dict[str, str],
+    port: int,
+    probe: tuple[str, str],
+    password: str,
+    processes: tuple[ManagedProcess, ...],
+    timeout: float = 300.0,
+) -> None:
+    """Until a reading of device ``probe`` (id, type), published over MQTT, comes out scored on
+    ``twin.scores`` and stored by the sink: the bridge subscribed, the worker scoring, the sink
+    in its group. It publishes again each time 5 s pass with no score (a reading sent before
+    the bridge subscribed reaches no one). Raises, with the end of its log, if one of
+    ``processes`` exits, or with all of theirs if it is not so in ``timeout`` seconds."""
+    device_id, device_type = probe
+    plan = FleetPlan([SimulatedDevice.create(device_id, device_type, seed=1)], hours=1.0, seed=1)
+    since = time.time()
+    deadline = time.monotonic() + timeout
+    scored = stored = False
+    reader = reader_at_end(bootstrap, topics["scores"])
+    try:
+        while not stored:
+            for process in processes:
+                process.check()
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {p.name}\n{p.tail(10)}" for p in processes)
+                raise ServiceNotReady(
+                    "pipeline",
+                    f"no reading of {device_id} came through in {timeout:g} s "
+                    f"(scored: {scored}, stored: {stored})",
+                    tails,
+                )
+            if not scored:
+                MqttFleet(
+                    plan, host="127.0.0.1", port=port, passwords={device_id: password}, rate_hz=2.0
+                ).run(1.0)
+                scored = any(
+                    score["device_id"] == device_id
+                    for records in reader.poll(timeout_ms=5000).values()
+                    for record in records
+                    for score in decode_scores(record.value)
+                )
+            else:
+                stored = count_points(influx_url, since) > 0
+                if not stored:
+                    time.sleep(0.5)  # the sink writes its batches every second
+    finally:
+        reader.close()
 
 
 def _kept(run: dict[str, Any], p99_limit_ms: float) -> bool:
@@ -256,40 +323,44 @@ def _measure(
     stop = threading.Event()
     since = time.time()
 
+    failed: list[BaseException] = []
+    # Positioned at the ends now: it sees every record from here on, with no wait.
+    consumer = reader_at_end(bootstrap, topics["scores"], topics["telemetry"])
+
     def collect() -> None:
-        consumer = KafkaConsumer(
-            topics["scores"],
-            topics["telemetry"],
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="latest",
-        )
-        while not stop.is_set():
-            for records in consumer.poll(timeout_ms=200).values():
-                arrived = time.time()
-                for record in records:
-                    if record.topic == topics["telemetry"]:
-                        # The bridge stamps each record with when it received the reading.
-                        reading = orjson.loads(record.value)
-                        bridged[reading["device_id"], reading["seq"]] = record.timestamp / 1000
-                        continue
-                    for score in decode_scores(record.value):
-                        ts = datetime.fromisoformat(score["ts"]).timestamp()
-                        if ts >= since:
-                            scored.append(
-                                ScoredReading(score["device_id"], score["seq_last"], ts, arrived)
-                            )
-        consumer.close()
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=200).values():
+                    arrived = time.time()
+                    for record in records:
+                        if record.topic == topics["telemetry"]:
+                            # The bridge stamps each record with when it received the reading.
+                            reading = orjson.loads(record.value)
+                            bridged[reading["device_id"], reading["seq"]] = record.timestamp / 1000
+                            continue
+                        for score in decode_scores(record.value):
+                            ts = datetime.fromisoformat(score["ts"]).timestamp()
+                            if ts >= since:
+                                scored.append(
+                                    ScoredReading(
+                                        score["device_id"], score["seq_last"], ts, arrived
+                                    )
+                                )
+        except BaseException as e:  # raised again by _measure, once the thread ended
+            failed.append(e)
+        finally:
+            consumer.close()
 
     collector = threading.Thread(target=collect)
     collector.start()
-    time.sleep(2)
     stats = fleet.run(duration_s)
     deadline = time.monotonic() + 120
-    while len(scored) < stats.published and time.monotonic() < deadline:
+    while len(scored) < stats.published and time.monotonic() < deadline and not failed:
         time.sleep(0.5)
     stop.set()
     collector.join()
+    if failed:
+        raise failed[0]
     # The sink may still be flushing its last batches: wait for the points, bounded.
     deadline = time.monotonic() + 90
     stored = count_points(influx_url, since)

@@ -9,9 +9,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from twin_stream.domain.batches import decode_scores
+from twin_stream.errors import KafkaError
 
 __all__ = [
     "ScoredReading",
@@ -20,6 +21,7 @@ __all__ = [
     "output_span",
     "latency_split",
     "percentile",
+    "reader_at_end",
     "scores_in",
     "wait_for_consumed",
 ]
@@ -110,6 +112,28 @@ def count_records(
 def scores_in(value: bytes) -> int:
     """How many scores a ``twin.scores`` record holds."""
     return len(decode_scores(value))
+
+
+def reader_at_end(bootstrap: str, *topics: str) -> KafkaConsumer:
+    """A consumer (no group) of every partition of ``topics``, its positions at their ends
+    already fetched: it reads every record written from the moment it is returned, with no
+    wait for an assignment."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = []
+        for topic in topics:
+            found = consumer.partitions_for_topic(topic)
+            if not found:
+                raise KafkaError(f"kafka: topic {topic!r} has no partitions (does it exist?)")
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            consumer.position(partition)  # resolves the lazy seek now
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer
 
 
 def wait_for_consumed(

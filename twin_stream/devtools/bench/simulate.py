@@ -4,12 +4,16 @@ Side by side in one run, on the same broker: the simulated fleet (one paho-mqtt 
 device, QoS 1, every reading built and validated by the domain schemas) against Mosquitto's own
 C client, ``mosquitto_pub -q 1 -l``, publishing the same kind of payloads. Only readings the
 broker acknowledged (PUBACK) count.
+
+``mosquitto_pub`` runs under the harness
+(:class:`~twin_stream.devtools.stack.harness.ManagedProcess`): its lines are written to a file
+before the clock starts and read as its standard input, its output goes to a log, and a run
+that fails raises with its exit code and the end of that log.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,22 +26,28 @@ from simulators.fleet import FleetPlan
 from simulators.mqtt_fleet import MqttFleet
 from twin_stream.devtools.bench.machine import machine_info
 from twin_stream.devtools.stack import Stack
+from twin_stream.devtools.stack.harness import ManagedProcess
 from twin_stream.domain.topics import mqtt_topic
-from twin_stream.errors import ServiceBinaryMissing
+from twin_stream.errors import ServiceBinaryMissing, ServiceExited
 
 __all__ = ["bench_simulate"]
 
 
-def _peer_mosquitto_pub(port: int, username: str, password: str, count: int) -> float:
+def _peer_mosquitto_pub(
+    port: int, username: str, password: str, count: int, workdir: Path
+) -> float:
     """Messages per second ``mosquitto_pub -q 1 -l`` gets acknowledged for ``count`` readings."""
     binary = shutil.which("mosquitto_pub")
     if binary is None:
         raise ServiceBinaryMissing("bench", "mosquitto_pub", "install 'mosquitto-clients'")
     device = SimulatedDevice.create(username, "infusion_pump", seed=1)
     now = datetime.now(UTC)
-    lines = b"".join(device.telemetry_payload(float(i), 1.0, now) + b"\n" for i in range(count))
-    started = time.perf_counter()
-    subprocess.run(
+    lines = workdir / "peer.lines"
+    lines.write_bytes(
+        b"".join(device.telemetry_payload(float(i), 1.0, now) + b"\n" for i in range(count))
+    )
+    peer = ManagedProcess(
+        "mosquitto_pub",
         [
             binary,
             "-h",
@@ -56,12 +66,16 @@ def _peer_mosquitto_pub(port: int, username: str, password: str, count: int) -> 
             mqtt_topic(username, "telemetry"),
             "-l",
         ],
-        input=lines,
-        check=True,
-        capture_output=True,
-        timeout=600,
+        workdir / "peer.log",
+        stdin=lines,
     )
-    return count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    with peer:
+        code = peer.wait(timeout=600)
+        elapsed = time.perf_counter() - started
+    if code != 0:
+        raise ServiceExited(peer.name, code, peer.tail())
+    return count / elapsed
 
 
 def bench_simulate(
@@ -76,7 +90,9 @@ def bench_simulate(
     plan = FleetPlan.generate(devices, hours=1.0, fault_fraction=0.0, seed=1)
     with tempfile.TemporaryDirectory(prefix="twin-bench-") as tmp:
         stack = Stack(
-            Path(tmp), services=["mosquitto"], device_ids=[d.device_id for d in plan.devices]
+            Path(tmp) / "stack",
+            services=["mosquitto"],
+            device_ids=[d.device_id for d in plan.devices],
         )
         state = stack.up()
         try:
@@ -89,7 +105,7 @@ def bench_simulate(
             stats = fleet.run(duration_s, progress=progress)
             elapsed = time.perf_counter() - started
             first = plan.devices[0].device_id
-            peer = _peer_mosquitto_pub(port, first, passwords[first], peer_count)
+            peer = _peer_mosquitto_pub(port, first, passwords[first], peer_count, Path(tmp))
         finally:
             stack.down()
     ours = stats.acked / elapsed
