@@ -26,7 +26,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from twin_stream.domain.retention import DEFAULT_DAYS, Retention, RetentionTooShort, check
+from twin_stream.domain.retention import (
+    DEFAULT_DAYS,
+    DEFAULT_RAW_DAYS,
+    DEFAULT_SUMMARIES_DAYS,
+    Retention,
+    RetentionTooShort,
+    check,
+)
 from twin_stream.errors import ConfigError
 
 __all__ = [
@@ -265,8 +272,8 @@ class RetentionSettings(BaseModel):
     lifecycle_days: int = DEFAULT_DAYS["lifecycle"]
     dlq_days: int = DEFAULT_DAYS["dlq"]
     audit_days: int = DEFAULT_DAYS["audit"]
-    raw_days: int = 30
-    summaries_days: int = 730
+    raw_days: int = DEFAULT_RAW_DAYS
+    summaries_days: int = DEFAULT_SUMMARIES_DAYS
 
     @field_validator("*")
     @classmethod

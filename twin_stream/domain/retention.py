@@ -24,11 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from twin_stream.domain.topics import WORKER_TABLES
 from twin_stream.errors import ConfigError
 
 __all__ = [
     "AUDIT_FLOOR_DAYS",
     "DEFAULT_DAYS",
+    "DEFAULT_RAW_DAYS",
+    "DEFAULT_SUMMARIES_DAYS",
     "FOREVER",
     "Retention",
     "RetentionTooShort",
@@ -40,6 +43,9 @@ FOREVER: Final = -1
 #: The shortest audit trail accepted, in days (six years), unless it is kept for ever.
 AUDIT_FLOOR_DAYS: Final = 6 * 365
 _DAY_MS: Final = 24 * 3600 * 1000
+#: Days the time-series store keeps its raw points, and its hourly summaries.
+DEFAULT_RAW_DAYS: Final = 30
+DEFAULT_SUMMARIES_DAYS: Final = 730
 
 #: Days each topic keeps its records, by kind (see docs/security.md for each reason).
 DEFAULT_DAYS: Final[Mapping[str, int]] = {
@@ -65,8 +71,9 @@ DEFAULT_DAYS: Final[Mapping[str, int]] = {
 }
 #: Kinds whose retention is not a setting: the fleet's failure lessons are kept for ever.
 _FIXED: Final[Mapping[str, dict[str, str]]] = {"fleet": {"retention.ms": "-1"}}
-#: The workers' tables' changelogs keep each key's last value, never expired.
-_COMPACTED: Final = ("twins_changelog", "models_changelog", "replay_changelog", "fleet_changelog")
+#: The workers' tables' changelogs (the kinds of :func:`~twin_stream.domain.topics.
+#: worker_changelogs`) keep each key's last value, never expired.
+_COMPACTED: Final = tuple(f"{table}_changelog" for table in WORKER_TABLES)
 
 
 class RetentionTooShort(ConfigError):
@@ -101,8 +108,8 @@ class Retention:
     time-series store's raw points and hourly summaries."""
 
     topics: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_DAYS))
-    raw_days: int = 30
-    summaries_days: int = 730
+    raw_days: int = DEFAULT_RAW_DAYS
+    summaries_days: int = DEFAULT_SUMMARIES_DAYS
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.topics) - set(DEFAULT_DAYS))
