@@ -15,11 +15,12 @@ import orjson
 import pytest
 
 from tests.unit.conftest import raw_readings
+from tests.unit.test_alert_lifecycle import T0, prediction
 from twin_stream import state_signing
 from twin_stream.config import load_settings
 from twin_stream.domain.alert_lifecycle import AlertAction
 from twin_stream.domain.detection import detector as detector_module
-from twin_stream.domain.events import Alert, Prediction
+from twin_stream.domain.events import Alert
 from twin_stream.domain.monitor import DeviceMonitor
 from twin_stream.domain.state_envelope import StateSigner, ephemeral_signer, pack, unpack
 from twin_stream.domain.state_records import encode_record
@@ -29,23 +30,8 @@ from twin_stream.worker.checkpoint import DeviceCache
 from twin_stream.worker.commands import CommandDesk
 from twin_stream.worker.processing import DeviceState
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 KEY = StateSigner(b"a worker's key, 32 bytes long..")
-
-
-def _prediction(ttf: float, minutes: float) -> Prediction:
-    return Prediction(
-        device_id="pump-0001",
-        device_type="infusion_pump",
-        metric="motor_current",
-        ts=T0 + timedelta(minutes=minutes),
-        value=0.7,
-        limit=0.8,
-        trend_per_h=0.03,
-        time_to_failure_h=ttf,
-        detector_version="t",
-    )
 
 
 def _act(monitor: DeviceMonitor, alert: Alert, verb: str, **fields: Any) -> Alert:
@@ -74,8 +60,8 @@ def monitor_with_alerts() -> tuple[DeviceMonitor, Alert, Alert]:
         monitor.on_reading(
             T0 - timedelta(days=2) + timedelta(seconds=i), i, {"motor_current": 0.25}, fw="1.0"
         )
-    monitor.policy.on_prediction(_prediction(3.0, 0), 300)
-    (critical,) = monitor.policy.on_prediction(_prediction(3.0, 1), 301)
+    monitor.policy.on_prediction(prediction(3.0, 0), 300)
+    (critical,) = monitor.policy.on_prediction(prediction(3.0, 1), 301)
     (offline,) = monitor.on_connectivity(T0 + timedelta(minutes=2), online=False)
     acked = _act(monitor, critical, "ack", note="on it")
     shelved = _act(monitor, offline, "shelve", minutes=60)
