@@ -127,14 +127,19 @@ def test_commands_reach_devices_as_retained_desired_state(
                     .encode(),
                 )
             producer.flush(10)
-        # The desired state is retained: a device that subscribes later still gets it.
+        # The desired state is retained: a device that subscribes later still gets it. The
+        # downlink may publish the pump's two documents apart (one poll each), and the watcher
+        # may subscribe between them: wait until the newest has reached MQTT, not for any.
         watcher, got = connect(mosquitto.port, "pump-0001", passwords["pump-0001"])
         try:
             watcher.subscribe(mqtt_topic("pump-0001", "desired"), qos=1)
-            assert wait_until(lambda: len(got.messages) >= 1, timeout=20)
+            assert wait_until(
+                lambda: any(orjson.loads(m.payload)["twin_version"] == 2 for m in got.messages),
+                timeout=20,
+            ), [m.payload for m in got.messages]
         finally:
             close(watcher)
-        desired = orjson.loads(got.messages[0].payload)
+        desired = orjson.loads(got.messages[-1].payload)
         assert desired["desired"] == {"rate": 55.0, "sample_interval_s": 0.5}  # the newest
         assert desired["command_id"] and desired["expires_at"] and desired["twin_version"] == 2
         fleet = MqttFleet(
